@@ -1,0 +1,46 @@
+# Two entry points do all their own set-up: `make demo` and `make test`.
+# `make setup` is idempotent and fast when nothing changed (stamp files).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# `make test` skips tests marked slow; CI (CI=true) and `make test-all` run everything.
+PYTEST_MARK ?= $(if $(filter true,$(CI)),,not slow)
+
+.PHONY: setup engine images lint test test-all demo bench clean
+
+setup: $(STAMP) engine images
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# Docker engine: installed and started when missing (no systemd on the dev machines).
+engine:
+	@scripts/ensure-docker.sh
+
+# Job runtime images: built from images/*/Dockerfile, base pulled or bootstrapped offline; cached.
+images: $(STAMP) engine
+	@$(VENV)/bin/syft-runner images build
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check syft_core syft_runner tests bench
+	$(VENV)/bin/ruff format --check syft_core syft_runner tests bench
+	$(VENV)/bin/mypy
+
+test: setup lint
+	TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/bin/pytest -m "$(PYTEST_MARK)"
+
+test-all:
+	$(MAKE) test PYTEST_MARK=
+
+demo: setup
+	$(PY) -m syft_runner.demo
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

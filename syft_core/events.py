@@ -1,0 +1,57 @@
+"""The datasite's append-only event log: one JSON object per line, one line per state change.
+
+Lines are appended with a single `write()` on an O_APPEND descriptor, so concurrent writers (the
+runner, the CLI, the sync) never interleave within a line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    when: datetime = Field(default_factory=utcnow)
+    who: str
+    what: str
+    path: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, who: str, what: str, path: str, **details: Any) -> Event:
+        event = Event(who=who, what=what, path=path, details=details)
+        line = (event.model_dump_json() + "\n").encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        return event
+
+    def __iter__(self) -> Iterator[Event]:
+        """Yield events in order; a torn or corrupt line (e.g. after a crash) is skipped."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as fh:
+            for raw in fh:
+                try:
+                    yield Event.model_validate_json(raw)
+                except ValueError:
+                    continue
+
+    def tail(self, n: int) -> list[Event]:
+        return list(self)[-n:]
