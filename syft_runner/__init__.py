@@ -1,0 +1,1 @@
+"""syft-runner: runs approved datasite jobs in hardened Docker containers."""
