@@ -1,4 +1,4 @@
-"""The datasite layout: `<syftbox>/<email>/` with public/, private/, jobs/, api_data/ and an event log.
+"""The datasite layout: `<syftbox>/<email>/` with public/, private/, jobs/, api_data/, events.
 
 Following the seed's principle 1, the folder is the state: these classes only name paths and create
 the skeleton; everything else reads and writes files under them.

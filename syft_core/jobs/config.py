@@ -1,0 +1,84 @@
+"""`config.yaml`: what a submitter says about their job. Unknown keys are kept, not dropped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from syft_core.errors import JobError
+from syft_core.events import utcnow
+
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+class JobResources(BaseModel):
+    """Resources a job asks for. The runner may lower them to the owner's maximum, never raise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpus: float | None = Field(default=None, gt=0)
+    pids: int | None = Field(default=None, gt=0)
+
+
+class JobConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=200)
+    type: Literal["bash", "python"]
+    entrypoint: str | None = None
+    datasets: list[str] = Field(default_factory=list)
+    dependencies: list[str] = Field(default_factory=list)
+    submitted_at: datetime = Field(default_factory=utcnow)
+    submitted_by: str | None = None
+    timeout_seconds: int | None = Field(default=None, gt=0)
+    resources: JobResources | None = None
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("name contains control characters")
+        return value
+
+    @model_validator(mode="after")
+    def _entrypoint_fits_type(self) -> JobConfig:
+        if self.type == "python":
+            if not self.entrypoint:
+                raise ValueError("a python job needs an entrypoint (a .py file under code/)")
+            entry = PurePosixPath(self.entrypoint)
+            if entry.is_absolute() or ".." in entry.parts or entry.suffix != ".py":
+                raise ValueError(f"entrypoint {self.entrypoint!r} must be a relative .py path")
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def load_config(path: Path) -> JobConfig:
+    """Parse a job's config.yaml; any problem becomes a JobError naming the file and the reason."""
+    try:
+        size = path.lstat().st_size
+    except FileNotFoundError:
+        raise JobError(f"{path}: missing config.yaml") from None
+    if size > MAX_CONFIG_BYTES:
+        raise JobError(f"{path}: config.yaml is {size} bytes; the limit is {MAX_CONFIG_BYTES}")
+    try:
+        data = yaml.safe_load(path.read_bytes())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise JobError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise JobError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return JobConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise JobError(f"{path}: invalid job config: {problems}") from None

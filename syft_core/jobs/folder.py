@@ -1,0 +1,280 @@
+"""One job folder, `<syftbox>/<owner>/jobs/<submitter>/<job>/`, and its validated state machine.
+
+The folder is the state: status is derived from the marker files every time, never cached.
+
+    inbox ──approve──▶ approved ──start──▶ running ──finish──▶ done
+      │                  │  └────────finish (failed before start / cancelled)──▶ done
+      └──reject──▶ rejected ◀──reject──┘
+    inbox ──cancel──▶ done(cancelled)
+
+An approval binds to the submission's content hash: if run.sh, config.yaml or code/ change after
+approval, the job reads as `inbox` again, with the reason, and must be re-approved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from syft_core.datasite import EVENT_LOG
+from syft_core.errors import AccessDeniedError, JobError
+from syft_core.events import EventLog
+from syft_core.identity import is_valid_email
+from syft_core.jobs.config import JobConfig, load_config
+from syft_core.jobs.markers import (
+    ApprovedMarker,
+    CancelMarker,
+    DoneMarker,
+    Marker,
+    Outcome,
+    RejectedMarker,
+    RunningMarker,
+    read_marker,
+    write_marker,
+)
+from syft_core.jobs.submission import submission_hash
+from syft_core.paths import normalize_relpath
+
+
+class Status(StrEnum):
+    INBOX = "inbox"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    RUNNING = "running"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class JobState:
+    status: Status
+    reason: str | None = None  # why the status is what it is, when that is not obvious
+    approved: ApprovedMarker | None = None
+    rejected: RejectedMarker | None = None
+    running: RunningMarker | None = None
+    done: DoneMarker | None = None
+    cancel: CancelMarker | None = None
+
+
+class JobFolder:
+    """Paths and state transitions of one job. Construct from its path; the shape is checked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        parts = self.path.parts
+        if len(parts) < 4 or parts[-3] != "jobs":
+            raise JobError(f"{path}: not a job folder (<syftbox>/<owner>/jobs/<submitter>/<job>)")
+        self.name = parts[-1]
+        self.submitter = parts[-2]
+        self.owner = parts[-4]
+        for role, email in (("owner", self.owner), ("submitter", self.submitter)):
+            if not is_valid_email(email):
+                raise JobError(f"{path}: the {role} folder {email!r} is not an email")
+        normalize_relpath(self.name, what="job folder name")
+
+    @classmethod
+    def at(cls, syftbox_root: Path, owner: str, submitter: str, name: str) -> JobFolder:
+        return cls(Path(syftbox_root) / owner / "jobs" / submitter / name)
+
+    def __repr__(self) -> str:
+        return f"JobFolder({self.owner}:{self.submitter}/{self.name})"
+
+    # -- layout -------------------------------------------------------------------------------
+    @property
+    def datasite_root(self) -> Path:
+        return self.path.parents[2]
+
+    @property
+    def relpath(self) -> str:
+        """The job folder relative to the owner's datasite."""
+        return f"jobs/{self.submitter}/{self.name}"
+
+    @property
+    def run_sh(self) -> Path:
+        return self.path / "run.sh"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.path / "code"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.logs_dir / "stdout.txt"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.logs_dir / "stderr.txt"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.path / "outputs"
+
+    def marker_path(self, kind: str) -> Path:
+        return self.path / kind
+
+    @property
+    def events(self) -> EventLog:
+        return EventLog(self.datasite_root / EVENT_LOG)
+
+    # -- reading ------------------------------------------------------------------------------
+    def config(self) -> JobConfig:
+        return load_config(self.config_path)
+
+    def content_hash(self) -> str:
+        return submission_hash(self.path)
+
+    def state(self) -> JobState:
+        """Derive the status from the markers. Cheap for finished jobs: no hashing once done."""
+        try:
+            done = read_marker(self.marker_path("done"), DoneMarker)
+        except JobError as exc:
+            return JobState(Status.DONE, reason=str(exc))
+        if done is not None:
+            return JobState(Status.DONE, done=done, reason=done.message)
+        markers: dict[str, Marker | None] = {}
+        for kind, model in (
+            ("approved", ApprovedMarker),
+            ("rejected", RejectedMarker),
+            ("running", RunningMarker),
+            ("cancel", CancelMarker),
+        ):
+            try:
+                markers[kind] = read_marker(self.marker_path(kind), model)
+            except JobError as exc:
+                return JobState(Status.INBOX, reason=str(exc))
+        approved = markers["approved"]
+        rejected = markers["rejected"]
+        running = markers["running"]
+        cancel = markers["cancel"]
+        assert approved is None or isinstance(approved, ApprovedMarker)
+        assert rejected is None or isinstance(rejected, RejectedMarker)
+        assert running is None or isinstance(running, RunningMarker)
+        assert cancel is None or isinstance(cancel, CancelMarker)
+        if running is not None:
+            return JobState(Status.RUNNING, approved=approved, running=running, cancel=cancel)
+        if rejected is not None:
+            return JobState(Status.REJECTED, rejected=rejected, reason=rejected.reason)
+        if approved is not None:
+            changed = self._changed_since(approved)
+            if changed:
+                return JobState(Status.INBOX, reason=changed, approved=approved, cancel=cancel)
+            return JobState(Status.APPROVED, approved=approved, cancel=cancel)
+        return JobState(Status.INBOX, cancel=cancel)
+
+    def _changed_since(self, approved: ApprovedMarker) -> str | None:
+        """Why the approval no longer holds, or None if the submission is what was approved."""
+        try:
+            current = self.content_hash()
+        except JobError as exc:
+            return f"submission changed after approval and is no longer valid: {exc}"
+        if current != approved.content_hash:
+            return (
+                "submission changed after approval (approved "
+                f"{approved.content_hash[:19]}…, now {current[:19]}…); it must be approved again"
+            )
+        return None
+
+    # -- transitions --------------------------------------------------------------------------
+    def _require_owner(self, by: str, action: str) -> None:
+        if by != self.owner:
+            raise AccessDeniedError(
+                f"{self.path}: only the owner {self.owner} may {action} this job, not {by}"
+            )
+
+    def _require(self, state: JobState, allowed: set[Status], action: str) -> None:
+        if state.status not in allowed:
+            names = ", ".join(sorted(s.value for s in allowed))
+            raise JobError(
+                f"{self.path}: cannot {action} a job that is {state.status.value} "
+                f"(allowed from: {names})"
+            )
+
+    def _record(self, by: str, what: str, **details: object) -> None:
+        self.events.append(by, f"job.{what}", self.relpath, **details)
+
+    def approve(self, by: str, reason: str | None = None, method: str = "manual") -> ApprovedMarker:
+        self._require_owner(by, "approve")
+        self._require(self.state(), {Status.INBOX}, "approve")
+        self.config()  # a job whose config is invalid cannot be approved
+        marker = ApprovedMarker(
+            by=by, reason=reason, method=method, content_hash=self.content_hash()
+        )
+        write_marker(self.marker_path("approved"), marker)
+        self._record(by, "approved", method=method, reason=reason, hash=marker.content_hash)
+        return marker
+
+    def reject(self, by: str, reason: str) -> RejectedMarker:
+        self._require_owner(by, "reject")
+        self._require(self.state(), {Status.INBOX, Status.APPROVED}, "reject")
+        marker = RejectedMarker(by=by, reason=reason)
+        write_marker(self.marker_path("rejected"), marker)
+        self._record(by, "rejected", reason=reason)
+        return marker
+
+    def start(
+        self, by: str, *, container: str, image: str, image_id: str, content_hash: str
+    ) -> RunningMarker:
+        self._require_owner(by, "start")
+        self._require(self.state(), {Status.APPROVED}, "start")
+        marker = RunningMarker(
+            by=by, container=container, image=image, image_id=image_id, content_hash=content_hash
+        )
+        write_marker(self.marker_path("running"), marker)
+        self._record(by, "running", container=container, image_id=image_id)
+        return marker
+
+    def finish(self, marker: DoneMarker) -> DoneMarker:
+        """Write the terminal `done` marker. From running, or from approved/inbox when the job
+        failed before it could start (e.g. a changed submission) or was cancelled."""
+        self._require_owner(marker.by, "finish")
+        self._require(self.state(), {Status.INBOX, Status.APPROVED, Status.RUNNING}, "finish")
+        write_marker(self.marker_path("done"), marker)
+        self._record(
+            marker.by,
+            "done",
+            outcome=marker.outcome.value,
+            exit_code=marker.exit_code,
+            message=marker.message,
+        )
+        return marker
+
+    def request_cancel(self, by: str, reason: str | None = None) -> JobState:
+        """Cancel: a job not yet running ends at once; a running one gets a `cancel` request that
+        the runner answers by stopping the container and writing `done` (cancelled)."""
+        self._require_owner(by, "cancel")
+        state = self.state()
+        self._require(state, {Status.INBOX, Status.APPROVED, Status.RUNNING}, "cancel")
+        if state.status is Status.RUNNING:
+            write_marker(self.marker_path("cancel"), CancelMarker(by=by, reason=reason))
+            self._record(by, "cancel_requested", reason=reason)
+        else:
+            message = f"cancelled by {by}" + (f": {reason}" if reason else "")
+            self.finish(DoneMarker(by=by, outcome=Outcome.CANCELLED, message=message))
+        return self.state()
+
+
+def iter_job_folders(datasite_root: Path) -> list[JobFolder]:
+    """Every job folder under `<datasite>/jobs/<submitter>/<job>/`, skipping anything malformed."""
+    jobs_root = datasite_root / "jobs"
+    found: list[JobFolder] = []
+    if not jobs_root.is_dir():
+        return found
+    for submitter in sorted(jobs_root.iterdir()):
+        if submitter.is_symlink() or not submitter.is_dir() or not is_valid_email(submitter.name):
+            continue
+        for job in sorted(submitter.iterdir()):
+            if job.is_symlink() or not job.is_dir() or job.name.startswith("."):
+                continue
+            try:
+                found.append(JobFolder(job))
+            except JobError:
+                continue
+    return found

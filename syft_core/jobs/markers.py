@@ -1,0 +1,115 @@
+"""Status markers: small YAML files the owner's side writes into a job folder.
+
+`approved`, `rejected`, `running` and `done` record who, when, how and why; `cancel` is the owner's
+request to stop a job, which the runner answers with a `done` marker. Only the owner's side writes
+them: the default jobs/ permission rules deny every submitter (see syft_core.datasite).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from syft_core.atomic import atomic_write_text
+from syft_core.errors import JobError
+from syft_core.events import utcnow
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    OOM_KILLED = "oom_killed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class Marker(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    by: str
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ApprovedMarker(Marker):
+    reason: str | None = None
+    method: str = "manual"  # "manual" or "policy:<name>"
+    content_hash: str
+
+
+class RejectedMarker(Marker):
+    reason: str
+
+
+class CancelMarker(Marker):
+    reason: str | None = None
+
+
+class RunningMarker(Marker):
+    container: str
+    image: str
+    image_id: str
+    content_hash: str
+
+
+class RefusedOutput(BaseModel):
+    path: str
+    reason: str
+
+
+class DoneMarker(Marker):
+    outcome: Outcome
+    message: str
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    duration_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    cpu_seconds: float | None = None
+    memory_limit_mb: int | None = None
+    timeout_seconds: int | None = None
+    image_id: str | None = None
+    content_hash: str | None = None
+    outputs: list[str] = Field(default_factory=list)
+    refused_outputs: list[RefusedOutput] = Field(default_factory=list)
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+
+MARKER_TYPES: dict[str, type[Marker]] = {
+    "approved": ApprovedMarker,
+    "rejected": RejectedMarker,
+    "cancel": CancelMarker,
+    "running": RunningMarker,
+    "done": DoneMarker,
+}
+MAX_MARKER_BYTES = 256 * 1024
+
+M = TypeVar("M", bound=Marker)
+
+
+def read_marker(path: Path, kind: type[M]) -> M | None:
+    """The marker at `path`, None when absent; JobError naming the file when it is unreadable."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    if not path.is_file() or path.is_symlink():
+        raise JobError(f"{path}: status marker is not a regular file")
+    if st.st_size > MAX_MARKER_BYTES:
+        raise JobError(f"{path}: status marker is {st.st_size} bytes, over {MAX_MARKER_BYTES}")
+    try:
+        data = yaml.safe_load(path.read_bytes())
+        return kind.model_validate(data)
+    except (yaml.YAMLError, UnicodeDecodeError, ValidationError) as exc:
+        raise JobError(f"{path}: unreadable status marker: {exc}") from None
+
+
+def write_marker(path: Path, marker: Marker) -> None:
+    atomic_write_text(
+        path, yaml.safe_dump(marker.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    )
