@@ -35,8 +35,13 @@ class EventLog:
         event = Event(who=who, what=what, path=path, details=details)
         line = (event.model_dump_json() + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
+            # A crash can leave a torn last line without its newline; start on a fresh line so
+            # this event is not glued to it (readers skip the torn one).
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line
             os.write(fd, line)
         finally:
             os.close(fd)

@@ -1,0 +1,273 @@
+"""The user-facing job handle (`Job`) and the list of them a client sees (`JobList`).
+
+A Job holds only its folder and the acting user: every property reads the folder again, because
+the folder is the state (another process, the runner or the sync, changes it under us).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import overload
+
+from syft_core.errors import JobError
+from syft_core.jobs.config import JobConfig
+from syft_core.jobs.folder import JobFolder, JobState, Status
+from syft_core.jobs.markers import DoneMarker, Outcome
+
+_LOG_READ_LIMIT = 64 * 1024 * 1024  # the runner caps logs well below this; never read unbounded
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One of a job's logs; `text` is empty while the file does not exist."""
+
+    path: Path
+
+    @property
+    def text(self) -> str:
+        try:
+            # O_NOFOLLOW/O_NONBLOCK: a synced log that is a link or fifo must not be followed
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return ""
+        except OSError as exc:
+            raise JobError(f"{self.path}: cannot read log: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise JobError(f"{self.path}: log is not a regular file")
+            return fh.read(_LOG_READ_LIMIT).decode("utf-8", errors="replace")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Job:
+    """A job folder seen by `user`. Only the job's owner may approve, reject or cancel it."""
+
+    def __init__(self, folder: JobFolder, user: str) -> None:
+        self.folder = folder
+        self.user = user
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The name in config.yaml; the folder name when the config cannot be read."""
+        try:
+            return self.config.name
+        except JobError:
+            return self.folder.name
+
+    @property
+    def folder_name(self) -> str:
+        return self.folder.name
+
+    @property
+    def submitted_by(self) -> str:
+        """The submitter folder the job sits in: unlike config.yaml's claim, write permissions
+        guarantee it (only that user may write under jobs/<user>/)."""
+        return self.folder.submitter
+
+    @property
+    def owner(self) -> str:
+        return self.folder.owner
+
+    @property
+    def location(self) -> Path:
+        return self.folder.path
+
+    @property
+    def key(self) -> str:
+        """`<submitter>/<folder>`: unique within one owner's jobs/."""
+        return f"{self.submitted_by}/{self.folder_name}"
+
+    @property
+    def full_key(self) -> str:
+        """`<owner>/jobs/<submitter>/<folder>`: unique within a syftbox."""
+        return f"{self.owner}/{self.folder.relpath}"
+
+    @property
+    def config(self) -> JobConfig:
+        return self.folder.config()
+
+    @property
+    def submitted_at(self) -> datetime | None:
+        """When the submitter says they submitted (config.yaml); None if it cannot be read."""
+        try:
+            return self.config.submitted_at
+        except JobError:
+            return None
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def state(self) -> JobState:
+        return self.folder.state()
+
+    @property
+    def status(self) -> Status:
+        """inbox, approved, rejected, running or done (a str enum: compares equal to the text)."""
+        return self.state.status
+
+    @property
+    def status_reason(self) -> str | None:
+        return self.state.reason
+
+    @property
+    def done(self) -> DoneMarker | None:
+        return self.state.done
+
+    @property
+    def outcome(self) -> Outcome | None:
+        done = self.done
+        return done.outcome if done else None
+
+    @property
+    def exit_code(self) -> int | None:
+        done = self.done
+        return done.exit_code if done else None
+
+    @property
+    def stdout(self) -> LogFile:
+        return LogFile(self.folder.stdout_path)
+
+    @property
+    def stderr(self) -> LogFile:
+        return LogFile(self.folder.stderr_path)
+
+    @property
+    def outputs(self) -> list[Path]:
+        """Regular files under outputs/, sorted; links and special files are not listed."""
+        root = self.folder.outputs_dir
+        if root.is_symlink() or not root.is_dir():
+            return []
+        found: list[Path] = []
+        for folder, dirs, files in os.walk(root):  # os.walk never descends into linked folders
+            dirs.sort()
+            for name in files:
+                path = Path(folder) / name
+                if stat.S_ISREG(path.lstat().st_mode):
+                    found.append(path)
+        return sorted(found)
+
+    # -- actions ------------------------------------------------------------------------------
+    def approve(self, reason: str | None = None) -> Job:
+        self.folder.approve(self.user, reason=reason)
+        return self
+
+    def reject(self, reason: str) -> Job:
+        self.folder.reject(self.user, reason)
+        return self
+
+    def cancel(self, reason: str | None = None) -> Job:
+        """Ends a job not yet running at once; asks the runner to stop a running one."""
+        self.folder.request_cancel(self.user, reason)
+        return self
+
+    def wait(self, timeout: float | None = None, poll: float = 0.1) -> Job:
+        """Block until the job is done. TimeoutError after `timeout` seconds (None: no limit);
+        JobError at once if the job is rejected, since a rejected job never runs."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self.state
+            if state.status is Status.DONE:
+                return self
+            if state.status is Status.REJECTED:
+                raise JobError(f"job {self.name!r} ({self.full_key}) was rejected: {state.reason}")
+            if deadline is not None and time.monotonic() >= deadline:
+                why = f" ({state.reason})" if state.reason else ""
+                raise TimeoutError(
+                    f"job {self.name!r} ({self.full_key}) not done after {timeout}s; "
+                    f"last status: {state.status.value}{why}"
+                )
+            time.sleep(poll)
+
+    # -- display ------------------------------------------------------------------------------
+    def summary(self) -> dict[str, str]:
+        """The fields shown by repr, the notebook table and the CLI, as text."""
+        state = self.state
+        submitted = self.submitted_at
+        return {
+            "name": self.name,
+            "folder": self.folder_name,
+            "owner": self.owner,
+            "submitted_by": self.submitted_by,
+            "submitted_at": submitted.isoformat(timespec="seconds") if submitted else "",
+            "status": state.status.value,
+            "reason": state.reason or "",
+            "outcome": state.done.outcome.value if state.done else "",
+            "exit_code": ""
+            if state.done is None or state.done.exit_code is None
+            else str(state.done.exit_code),
+            "location": str(self.location),
+        }
+
+    def __repr__(self) -> str:
+        return f"Job({self.name!r}, {self.full_key}, status={self.status.value})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in self.summary().items()
+        )
+        return f"<table>{rows}</table>"
+
+
+class JobList(Sequence[Job]):
+    """Jobs a client sees: index by position, by name (config or folder name), by
+    `<submitter>/<folder>` or by `<owner>/jobs/<submitter>/<folder>`; iterate; len()."""
+
+    def __init__(self, jobs: Iterable[Job]) -> None:
+        self._jobs = list(jobs)
+
+    @overload
+    def __getitem__(self, index: int) -> Job: ...
+    @overload
+    def __getitem__(self, index: slice) -> JobList: ...
+    @overload
+    def __getitem__(self, index: str) -> Job: ...
+
+    def __getitem__(self, index: int | slice | str) -> Job | JobList:
+        if isinstance(index, str):
+            return self.find(index)
+        if isinstance(index, slice):
+            return JobList(self._jobs[index])
+        return self._jobs[index]
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self._jobs)
+
+    def find(self, key: str) -> Job:
+        """The one job `key` names; KeyError listing the names (none) or candidates (several)."""
+        exact = [j for j in self._jobs if key in (j.key, j.full_key)]
+        matches = exact or [j for j in self._jobs if key in (j.name, j.folder_name)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            names = ", ".join(repr(j.name) for j in self._jobs) or "none"
+            raise KeyError(f"no job named {key!r}; available: {names}")
+        candidates = ", ".join(j.full_key for j in matches)
+        raise KeyError(f"{key!r} names {len(matches)} jobs: {candidates}; use one of these")
+
+    def __repr__(self) -> str:
+        if not self._jobs:
+            return "JobList([])"
+        lines = [f"  {j.status.value:<8} {j.name!r} ({j.full_key})" for j in self._jobs]
+        return "JobList([\n" + "\n".join(lines) + "\n])"
+
+    def _repr_html_(self) -> str:
+        columns = ("name", "submitted_by", "owner", "status", "outcome", "submitted_at")
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(s[c])}</td>" for c in columns) + "</tr>"
+            for s in (j.summary() for j in self._jobs)
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

