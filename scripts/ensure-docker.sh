@@ -3,6 +3,8 @@
 # is missing and start it in the background when nothing runs it (no systemd here). Idempotent.
 set -euo pipefail
 log=${DOCKERD_LOG:-/var/log/syft-dockerd.log}
+# The PID of a dockerd this script started: tests that restart the engine act only on that one.
+pidfile=${SYFT_DOCKERD_PIDFILE:-/run/syft-runner-dockerd.pid}
 
 engine_up() { docker info >/dev/null 2>&1; }
 
@@ -21,6 +23,7 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 else
   echo "ensure-docker: starting dockerd in the background (log: $log)" >&2
   nohup dockerd >"$log" 2>&1 &
+  echo $! >"$pidfile"
 fi
 
 for _ in $(seq 1 100); do

@@ -1,0 +1,226 @@
+"""The hardened container spec every job runs under: limits, mounts, environment, docker-py kwargs.
+
+The runner is the only holder of the Docker socket; this module decides what a job container may
+do. Everything here is deliberately explicit (no daemon defaults relied upon) so that
+`inspect_container` shows the whole policy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any
+
+from docker.types import LogConfig, Ulimit
+from docker.types import Mount as DockerMount
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from syft_core.errors import JobError
+from syft_runner.seccomp import security_opts
+
+# Container paths shared by the images, the executor and the jobs themselves.
+JOB_DIR = "/job"  # the staged submission, read-only: run.sh, config.yaml, code/
+OUTPUTS_DIR = "/job/outputs"  # the only writable bind mount
+WORKDIR = JOB_DIR
+SYFTBOX_MOUNT = "/syftbox"
+DATA_DIR = "/data"
+TMP_DIR = "/tmp"  # the only writable path besides the outputs: a small tmpfs
+HOME = TMP_DIR
+JOB_HOSTNAME = "job"
+JOB_USER = "65532:65532"  # non-root uid:gid; the images create this user and own nothing as it
+MOUNT_ROOTS = (JOB_DIR, SYFTBOX_MOUNT, DATA_DIR)
+
+# Docker keeps a copy of stdout/stderr too; the executor streams its own capped copy, so this one
+# only needs to be bounded (a `yes` job must not fill the host disk through the daemon).
+LOG_MAX_SIZE = "10m"
+# Under host memory pressure the kernel should pick a job before the runner or the daemon.
+JOB_OOM_SCORE_ADJ = 500
+
+DEFAULT_ENVIRONMENT: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "HOME": HOME,
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+)
+# Names a job container may receive. Anything else (LD_PRELOAD, PYTHONPATH, cloud credentials, the
+# runner's own settings) is refused rather than dropped, so a mistake is visible.
+ALLOWED_ENV_NAMES = frozenset(
+    {
+        *DEFAULT_ENVIRONMENT,
+        "LC_ALL",
+        "TZ",
+        "PYTHONIOENCODING",
+        "PYTHONHASHSEED",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "MPLBACKEND",
+    }
+)
+# The runner's own job-context variables (SYFT_JOB_ID, SYFTBOX_EMAIL, ...).
+_RUNNER_ENV_NAME = re.compile(r"SYFT(BOX)?_[A-Z0-9_]+")
+_MAX_ENV_VALUE = 32 * 1024
+
+
+class ForbiddenEnvironmentError(JobError, ValueError):
+    """An environment variable is not on the job allowlist, or its value is unusable."""
+
+
+class ResourceRequest(BaseModel):
+    """What a job's config.yaml may ask for; every field optional, every value positive
+    (0 would mean "unlimited" to Docker)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpus: float | None = Field(default=None, ge=0.01)
+    pids: int | None = Field(default=None, gt=0)
+    timeout_seconds: int | None = Field(default=None, gt=0)
+
+
+class Limits(BaseModel):
+    """The limits a container runs with; owner defaults and maxima live in the runner config."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    memory_mb: int = Field(default=1024, ge=6)  # Docker refuses less than 6 MB
+    cpus: float = Field(default=1.0, ge=0.01)
+    pids: int = Field(default=256, gt=0)
+    timeout_seconds: int = Field(default=3600, gt=0)  # enforced by the runner, not by Docker
+    nofile: int = Field(default=1024, gt=0)
+    fsize_mb: int = Field(default=1024, gt=0)
+    tmpfs_mb: int = Field(default=64, gt=0)
+    shm_mb: int = Field(default=16, gt=0)
+
+    def lowered_by(self, requested: ResourceRequest | None) -> Limits:
+        """These limits with the job's requests applied: a request may lower a limit, and a
+        request above it is capped at it (never raised)."""
+        if requested is None:
+            return self
+        asked = requested.model_dump(exclude_none=True)
+        return self.model_copy(update={k: min(getattr(self, k), v) for k, v in asked.items()})
+
+
+class Mount(BaseModel):
+    """A host path bind-mounted into the job container (read-only unless said otherwise)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: Path
+    target: str
+    read_only: bool = True
+
+    @field_validator("source")
+    @classmethod
+    def _real_absolute_source(cls, source: Path) -> Path:
+        # Docker follows links in a bind source; the runner must hand over resolved paths only.
+        if not source.is_absolute():
+            raise ValueError(f"mount source {source} is not absolute")
+        if os.path.realpath(source) != str(source):
+            raise ValueError(f"mount source {source} is not a resolved path (symlink or '..')")
+        return source
+
+    @field_validator("target")
+    @classmethod
+    def _conventional_target(cls, target: str) -> str:
+        path = PurePosixPath(target)
+        if not path.is_absolute() or ".." in path.parts or str(path) != target:
+            raise ValueError(f"mount target {target!r} must be a normalised absolute path")
+        roots = [PurePosixPath(r) for r in MOUNT_ROOTS]
+        if not any(path == root or root in path.parents for root in roots):
+            raise ValueError(f"mount target {target!r} is outside {', '.join(MOUNT_ROOTS)}")
+        return target
+
+
+def validate_environment(env: dict[str, str]) -> dict[str, str]:
+    """A copy of `env` if every name is allowed and every value usable; otherwise an error that
+    names the offending variable."""
+    for name, value in env.items():
+        if name not in ALLOWED_ENV_NAMES and not _RUNNER_ENV_NAME.fullmatch(name):
+            raise ForbiddenEnvironmentError(
+                f"environment variable {name!r} is not allowed in a job container; allowed: "
+                f"{', '.join(sorted(ALLOWED_ENV_NAMES))} and SYFT_*/SYFTBOX_* names"
+            )
+        if not isinstance(value, str) or "\x00" in value or len(value) > _MAX_ENV_VALUE:
+            raise ForbiddenEnvironmentError(
+                f"environment variable {name!r}: value must be a string without NUL bytes, "
+                f"at most {_MAX_ENV_VALUE} characters"
+            )
+    return dict(env)
+
+
+def _docker_mount(mount: Mount) -> DockerMount:
+    # rprivate: nothing mounted later on either side propagates through the bind.
+    return DockerMount(
+        target=mount.target,
+        source=str(mount.source),
+        type="bind",
+        read_only=mount.read_only,
+        propagation="rprivate",
+    )
+
+
+def _ulimits(limits: Limits) -> list[Ulimit]:
+    # nproc is deliberately absent: RLIMIT_NPROC counts per uid across every container sharing
+    # uid 65532, so one job could starve another; pids_limit is the per-container bound.
+    fsize = limits.fsize_mb * 1024 * 1024  # RLIMIT_FSIZE is in bytes
+    return [
+        Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+        Ulimit(name="fsize", soft=fsize, hard=fsize),
+        Ulimit(name="core", soft=0, hard=0),
+    ]
+
+
+def container_kwargs(
+    *,
+    image: str,
+    name: str,
+    labels: dict[str, str],
+    command: list[str],
+    environment: dict[str, str],
+    mounts: list[Mount],
+    workdir: str,
+    limits: Limits,
+) -> dict[str, Any]:
+    """Keyword arguments for `docker_client.containers.create(**kwargs)` of one job container."""
+    memory = limits.memory_mb * 1024 * 1024
+    return {
+        "image": image,
+        "name": name,
+        "labels": dict(labels),
+        "command": list(command),
+        "environment": validate_environment(environment),
+        "working_dir": workdir,
+        "hostname": JOB_HOSTNAME,
+        "user": JOB_USER,
+        "detach": True,
+        "auto_remove": False,  # the runner reads State/OOMKilled and the logs before removing
+        "stdin_open": False,
+        "tty": False,
+        "init": True,  # reaps zombies and forwards the runner's stop signal to the job
+        "privileged": False,
+        "network_mode": "none",
+        "ipc_mode": "private",
+        "cgroupns": "private",  # hides the host's cgroup paths from /proc/self/cgroup
+        "read_only": True,
+        "tmpfs": {TMP_DIR: f"rw,noexec,nosuid,nodev,size={limits.tmpfs_mb}m"},
+        "shm_size": limits.shm_mb * 1024 * 1024,
+        "cap_drop": ["ALL"],
+        "security_opt": security_opts(),
+        "pids_limit": limits.pids,
+        "mem_limit": memory,
+        "memswap_limit": memory,  # equal to mem_limit: no swap, so OOM is reported, not hidden
+        "oom_score_adj": JOB_OOM_SCORE_ADJ,
+        "nano_cpus": round(limits.cpus * 1e9),
+        "ulimits": _ulimits(limits),
+        "mounts": [_docker_mount(m) for m in mounts],
+        "log_config": LogConfig(
+            type=LogConfig.types.JSON, config={"max-size": LOG_MAX_SIZE, "max-file": "1"}
+        ),
+    }
