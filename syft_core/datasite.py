@@ -28,8 +28,10 @@ def default_permission_files(owner: str) -> dict[str, dict[str, Any]]:
     - private/: terminal and empty: only the owner, and no deeper file can open it up.
     - api_data/: no rules yet; the owner grants specific peers.
     - jobs/: the single gateway. A submitter may write only run.sh, config.yaml and code/** inside
-      their own `jobs/<self>/<job>/` folders and read their own jobs; status markers, logs and
-      outputs are writable by nobody but the owner (who is always allowed).
+      their own `jobs/<self>/<job>/` folders and read their own jobs except logs/** and outputs/**;
+      status markers, logs and outputs are writable by nobody but the owner (who is always
+      allowed). Results on real data leave only once the owner releases them: syft_core.release
+      then adds a job-folder syft.pub.yaml that governs instead of these rules.
     """
     del owner  # the owner needs no rule: they are always allowed
     own = "{{.UserEmail}}"
@@ -43,6 +45,10 @@ def default_permission_files(owner: str) -> dict[str, dict[str, Any]]:
                 {"pattern": f"{own}/*/run.sh", "access": {"write": ["USER"]}},
                 {"pattern": f"{own}/*/config.yaml", "access": {"write": ["USER"]}},
                 {"pattern": f"{own}/*/code/**", "access": {"write": ["USER"]}},
+                # Empty access denies: these are more specific (more literal segments) than the
+                # read rule below, so they decide first for anything under logs/ or outputs/.
+                {"pattern": f"{own}/*/logs/**", "access": {}},
+                {"pattern": f"{own}/*/outputs/**", "access": {}},
                 {"pattern": f"{own}/**", "access": {"read": ["USER"]}},
             ],
         },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -32,6 +34,9 @@ class JobConfig(BaseModel):
     type: Literal["bash", "python"]
     entrypoint: str | None = None
     datasets: list[str] = Field(default_factory=list)
+    # "mock" runs against the owner's mock datasets and releases its results at once; "real" runs
+    # against the private data and keeps results for the owner until released (syft_core.release).
+    mode: Literal["real", "mock"] = "real"
     dependencies: list[str] = Field(default_factory=list)
     submitted_at: datetime = Field(default_factory=utcnow)
     submitted_by: str | None = None
@@ -63,13 +68,16 @@ class JobConfig(BaseModel):
 def load_config(path: Path) -> JobConfig:
     """Parse a job's config.yaml; any problem becomes a JobError naming the file and the reason."""
     try:
-        size = path.lstat().st_size
+        st = path.lstat()
     except FileNotFoundError:
         raise JobError(f"{path}: missing config.yaml") from None
-    if size > MAX_CONFIG_BYTES:
-        raise JobError(f"{path}: config.yaml is {size} bytes; the limit is {MAX_CONFIG_BYTES}")
+    if not stat.S_ISREG(st.st_mode):
+        # A symlink or fifo could lead the owner's side to read another file, or /dev/zero forever.
+        raise JobError(f"{path}: config.yaml is not a regular file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise JobError(f"{path}: config.yaml is {st.st_size} bytes, over {MAX_CONFIG_BYTES}")
     try:
-        data = yaml.safe_load(path.read_bytes())
+        data = yaml.safe_load(_read_bounded(path))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise JobError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -77,8 +85,24 @@ def load_config(path: Path) -> JobConfig:
     try:
         return JobConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise JobError(f"{path}: invalid job config: {problems}") from None
+        raise JobError(f"{path}: invalid job config: {describe_problems(exc)}") from None
+
+
+def describe_problems(exc: ValidationError) -> str:
+    """One line naming each invalid field and why, e.g. `timeout_seconds: Input should be ...`."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def _read_bounded(path: Path) -> bytes:
+    """At most MAX_CONFIG_BYTES + 1 bytes, without following a symlink swapped in after lstat."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise JobError(f"{path}: cannot open config.yaml: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise JobError(f"{path}: config.yaml is over the limit of {MAX_CONFIG_BYTES} bytes")
+    return data

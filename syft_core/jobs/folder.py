@@ -6,6 +6,7 @@ The folder is the state: status is derived from the marker files every time, nev
       │                  │  └────────finish (failed before start / cancelled)──▶ done
       └──reject──▶ rejected ◀──reject──┘
     inbox ──cancel──▶ done(cancelled)
+    done ──release──▶ done, released (the submitter may now read logs/ and outputs/)
 
 An approval binds to the submission's content hash: if run.sh, config.yaml or code/ change after
 approval, the job reads as `inbox` again, with the reason, and must be re-approved.
@@ -29,6 +30,7 @@ from syft_core.jobs.markers import (
     Marker,
     Outcome,
     RejectedMarker,
+    ReleasedMarker,
     RunningMarker,
     read_marker,
     write_marker,
@@ -54,6 +56,7 @@ class JobState:
     running: RunningMarker | None = None
     done: DoneMarker | None = None
     cancel: CancelMarker | None = None
+    released: ReleasedMarker | None = None  # only ever set on a done job
 
 
 class JobFolder:
@@ -138,7 +141,7 @@ class JobFolder:
         except JobError as exc:
             return JobState(Status.DONE, reason=str(exc))
         if done is not None:
-            return JobState(Status.DONE, done=done, reason=done.message)
+            return JobState(Status.DONE, done=done, reason=done.message, released=self._released())
         markers: dict[str, Marker | None] = {}
         for kind, model in (
             ("approved", ApprovedMarker),
@@ -168,6 +171,13 @@ class JobFolder:
                 return JobState(Status.INBOX, reason=changed, approved=approved, cancel=cancel)
             return JobState(Status.APPROVED, approved=approved, cancel=cancel)
         return JobState(Status.INBOX, cancel=cancel)
+
+    def _released(self) -> ReleasedMarker | None:
+        """The release marker; an unreadable one counts as not released, so results stay private."""
+        try:
+            return read_marker(self.marker_path("released"), ReleasedMarker)
+        except JobError:
+            return None
 
     def _changed_since(self, approved: ApprovedMarker) -> str | None:
         """Why the approval no longer holds, or None if the submission is what was approved."""
@@ -244,6 +254,19 @@ class JobFolder:
             exit_code=marker.exit_code,
             message=marker.message,
         )
+        return marker
+
+    def release(self, by: str, method: str = "manual") -> ReleasedMarker:
+        """Mark a done job's results as released; idempotent (an existing release is kept). Only
+        the marker: the permission file that lets the submitter read them is syft_core.release's."""
+        self._require_owner(by, "release")
+        state = self.state()
+        self._require(state, {Status.DONE}, "release")
+        if state.released is not None:
+            return state.released
+        marker = ReleasedMarker(by=by, method=method)
+        write_marker(self.marker_path("released"), marker)
+        self._record(by, "released", method=method)
         return marker
 
     def request_cancel(self, by: str, reason: str | None = None) -> JobState:

@@ -1,8 +1,8 @@
 """Status markers: small YAML files the owner's side writes into a job folder.
 
-`approved`, `rejected`, `running` and `done` record who, when, how and why; `cancel` is the owner's
-request to stop a job, which the runner answers with a `done` marker. Only the owner's side writes
-them: the default jobs/ permission rules deny every submitter (see syft_core.datasite).
+`approved`, `rejected`, `running`, `done` and `released` record who, when, how and why; `cancel` is
+the owner's request to stop a job, which the runner answers with a `done` marker. Only the owner's
+side writes them: the default jobs/ permission rules deny every submitter (see syft_core.datasite).
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ class RunningMarker(Marker):
     content_hash: str
 
 
+class ReleasedMarker(Marker):
+    """The owner let the submitter read this job's logs and outputs (see syft_core.release)."""
+
+    method: str = "manual"  # "manual", "policy:<name>" or "auto:mock"
+
+
 class RefusedOutput(BaseModel):
     path: str
     reason: str
@@ -86,6 +92,7 @@ MARKER_TYPES: dict[str, type[Marker]] = {
     "cancel": CancelMarker,
     "running": RunningMarker,
     "done": DoneMarker,
+    "released": ReleasedMarker,
 }
 MAX_MARKER_BYTES = 256 * 1024
 

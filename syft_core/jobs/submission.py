@@ -111,9 +111,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def submission_hash(job_dir: Path) -> str:
-    """sha256 over (path, size, content sha256) of every submitted file: what approval binds to."""
+def _files_hash(files: list[SubmittedFile]) -> str:
     digest = hashlib.sha256()
-    for f in walk_submission(job_dir):
+    for f in files:
         digest.update(f"{f.relpath}\0{f.size}\0{file_sha256(f.path)}\n".encode())
     return "sha256:" + digest.hexdigest()
+
+
+def submission_hash(job_dir: Path) -> str:
+    """sha256 over (path, size, content sha256) of every submitted file: what approval binds to."""
+    return _files_hash(walk_submission(job_dir))
+
+
+def code_hash(job_dir: Path) -> str:
+    """Like submission_hash, over run.sh and code/** only. config.yaml is left out because every
+    re-submission carries a new name and timestamp there; job policies use this to recognise the
+    same code sent again (their conditions check the config's datasets and mode separately)."""
+    return _files_hash([f for f in walk_submission(job_dir) if f.relpath != "config.yaml"])

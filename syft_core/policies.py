@@ -1,0 +1,229 @@
+"""Job policies (the seed's principle 7: manual review first, policies second).
+
+An owner may write policy files, `<datasite>/.syft/policies/<name>.yaml`; `.syft` is a dot-folder,
+which no `*`/`**` permission rule ever matches, so policies never sync. With no policy files,
+every job waits for a manual decision. Example:
+
+    name: team-mock-runs
+    description: my team may run anything on the mocks
+    auto_approve: true
+    auto_release: true
+    submitters: ["*@lab.example.org"]   # emails or fnmatch globs; ["*"] means anyone
+    datasets: [customers]                # the job's datasets must be a subset; ["*"] means any
+    mode: mock                           # mock | real | any
+    same_code_as_approved: false         # true: run.sh + code/ identical to a job from the same
+                                         # submitter the owner approved by hand and that succeeded
+
+All conditions must hold. Policies are tried in name order; the first that applies decides. A
+policy file that is malformed is ignored with a logged error naming the file: it never approves.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+import stat
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from syft_core.datasite import Datasite
+from syft_core.errors import JobError, SyftError
+from syft_core.identity import is_valid_email
+from syft_core.jobs.config import JobConfig, describe_problems
+from syft_core.jobs.folder import JobFolder, Status, iter_job_folders
+from syft_core.jobs.markers import ApprovedMarker, DoneMarker, Outcome, read_marker
+from syft_core.jobs.submission import code_hash, submission_hash
+
+logger = logging.getLogger(__name__)
+
+POLICY_DIR = ".syft/policies"
+MAX_POLICY_BYTES = 64 * 1024
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_EMAIL_GLOB_RE = re.compile(r"[A-Za-z0-9_%+.*?@-]+")
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    auto_approve: bool = False
+    auto_release: bool = False
+    submitters: list[str] = Field(min_length=1)
+    datasets: list[str] = Field(default_factory=list)
+    mode: Literal["mock", "real", "any"]
+    same_code_as_approved: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME_RE.fullmatch(value):
+            raise ValueError("use a-z, 0-9, '_' and '-', starting with a letter or digit")
+        return value
+
+    @field_validator("submitters")
+    @classmethod
+    def _emails_or_globs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            is_glob = any(c in value for c in "*?") and _EMAIL_GLOB_RE.fullmatch(value)
+            if not (is_valid_email(value) or is_glob):
+                raise ValueError(f"{value!r} is neither an email nor an email glob")
+        return values
+
+    def admits_submitter(self, submitter: str) -> bool:
+        return any(fnmatch.fnmatchcase(submitter, pattern) for pattern in self.submitters)
+
+    def admits_datasets(self, requested: list[str]) -> bool:
+        return "*" in self.datasets or set(requested) <= set(self.datasets)
+
+    def admits_mode(self, mode: str) -> bool:
+        return self.mode in ("any", mode)
+
+
+class PolicyFileError(SyftError):
+    """A policy file that is ignored, and why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def policies_dir(datasite: Datasite) -> Path:
+    return datasite.root / POLICY_DIR
+
+
+def load_policies(datasite: Datasite) -> tuple[list[Policy], list[PolicyFileError]]:
+    """The valid policies in name order, and an error per file that was ignored."""
+    folder = policies_dir(datasite)
+    if not folder.is_dir():
+        return [], []
+    policies: list[Policy] = []
+    errors: list[PolicyFileError] = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            policies.append(_load_policy(path))
+        except PolicyFileError as error:
+            logger.error("ignored policy file: %s", error)
+            errors.append(error)
+    return sorted(policies, key=lambda p: p.name), errors
+
+
+def _load_policy(path: Path) -> Policy:
+    try:
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode):
+            raise PolicyFileError(path, "not a regular file")
+        if st.st_size > MAX_POLICY_BYTES:
+            raise PolicyFileError(path, f"{st.st_size} bytes, over {MAX_POLICY_BYTES}")
+        data = yaml.safe_load(path.read_bytes())
+    except OSError as exc:
+        raise PolicyFileError(path, f"unreadable: {exc.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PolicyFileError(path, f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyFileError(path, "expected a mapping of keys to values")
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyFileError(path, f"invalid policy: {describe_problems(exc)}") from None
+    if policy.name != path.stem:
+        raise PolicyFileError(path, f"names policy {policy.name!r}, the file is {path.name}")
+    return policy
+
+
+class _JobFacts:
+    """What the conditions look at, each read at most once per decision."""
+
+    def __init__(self, job: JobFolder, config: JobConfig) -> None:
+        self.job = job
+        self.config = config
+
+    @cached_property
+    def same_code_as_approved(self) -> bool:
+        try:
+            current = code_hash(self.job.path)
+        except JobError:
+            return False
+        return any(
+            _approved_by_hand_and_succeeded(other, current)
+            for other in iter_job_folders(self.job.datasite_root)
+            if other.submitter == self.job.submitter and other.path != self.job.path
+        )
+
+
+def _approved_by_hand_and_succeeded(job: JobFolder, wanted_code_hash: str) -> bool:
+    """Approved manually, finished succeeded, and its run.sh + code/ hash is `wanted_code_hash`,
+    with the files still exactly those approved (a submitter may edit a finished job's run.sh;
+    such a job no longer counts)."""
+    try:
+        approved = read_marker(job.marker_path("approved"), ApprovedMarker)
+        done = read_marker(job.marker_path("done"), DoneMarker)
+        if approved is None or done is None or approved.method != "manual":
+            return False
+        if done.outcome is not Outcome.SUCCEEDED:
+            return False
+        if done.content_hash not in (None, approved.content_hash):
+            return False
+        return (
+            code_hash(job.path) == wanted_code_hash
+            and submission_hash(job.path) == approved.content_hash
+        )
+    except JobError:
+        return False
+
+
+def _holds(policy: Policy, facts: _JobFacts) -> bool:
+    return (
+        policy.admits_submitter(facts.job.submitter)
+        and policy.admits_mode(facts.config.mode)
+        and policy.admits_datasets(facts.config.datasets)
+        and (not policy.same_code_as_approved or facts.same_code_as_approved)
+    )
+
+
+def _facts(datasite: Datasite, job: JobFolder) -> _JobFacts | None:
+    if job.owner != datasite.email or job.datasite_root != datasite.root:
+        raise JobError(f"{job.path}: not a job in {datasite.email}'s datasite")
+    try:
+        return _JobFacts(job, job.config())
+    except JobError:
+        return None  # an invalid config is never approved or released by a policy
+
+
+def decide_approval(datasite: Datasite, job: JobFolder) -> Policy | None:
+    """The first policy that auto-approves this inbox job, or None (manual review)."""
+    if job.state().status is not Status.INBOX:
+        return None
+    facts = _facts(datasite, job)
+    if facts is None:
+        return None
+    policies, _ = load_policies(datasite)
+    return next((p for p in policies if p.auto_approve and _holds(p, facts)), None)
+
+
+def decide_release(datasite: Datasite, job: JobFolder) -> Policy | None:
+    """The first policy that auto-releases this done, unreleased job's results, or None."""
+    state = job.state()
+    if state.status is not Status.DONE or state.released is not None:
+        return None
+    facts = _facts(datasite, job)
+    if facts is None:
+        return None
+    policies, _ = load_policies(datasite)
+    return next((p for p in policies if p.auto_release and _holds(p, facts)), None)
+
+
+def apply_policies(datasite: Datasite, job: JobFolder, by: str) -> str | None:
+    """Approve an inbox job if a policy says so (method "policy:<name>", recorded in the approved
+    marker and the event log); the policy's name, or None when the job stays for manual review."""
+    policy = decide_approval(datasite, job)
+    if policy is None:
+        return None
+    job.approve(by, reason=f"approved by policy {policy.name}", method=f"policy:{policy.name}")
+    return policy.name
