@@ -1,0 +1,53 @@
+"""Sync between peers: proposed changes travel to a datasite's owner, who applies only what the
+permission files allow; the owner publishes back to each peer only what that peer may read.
+
+See docs/sync.md. Entry point: `SyncClient(syftbox, email, transport).sync_once()`.
+"""
+
+from syft_core.sync.client import SyncClient
+from syft_core.sync.errors import (
+    CorruptMessageError,
+    InvalidMessageError,
+    MissingKeyError,
+    PeerConfigError,
+    SourceChangedError,
+    SyncBusyError,
+    SyncError,
+    TransportError,
+)
+from syft_core.sync.messages import ChangeMessage, FileChange, PeerRequest, Rejection
+from syft_core.sync.peers import PeerBook, PeerList
+from syft_core.sync.report import Applied, Notice, SyncReport
+from syft_core.sync.transports import (
+    FolderTransport,
+    MemoryTransport,
+    S3Transport,
+    Transport,
+    transport_from_url,
+)
+
+__all__ = [
+    "Applied",
+    "ChangeMessage",
+    "CorruptMessageError",
+    "FileChange",
+    "FolderTransport",
+    "InvalidMessageError",
+    "MemoryTransport",
+    "MissingKeyError",
+    "Notice",
+    "PeerBook",
+    "PeerConfigError",
+    "PeerList",
+    "PeerRequest",
+    "Rejection",
+    "S3Transport",
+    "SourceChangedError",
+    "SyncBusyError",
+    "SyncClient",
+    "SyncError",
+    "SyncReport",
+    "Transport",
+    "TransportError",
+    "transport_from_url",
+]

@@ -1,0 +1,87 @@
+"""Putting received content in place: staged, verified, then renamed (a reader sees old or new)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from syft_core.sync.hashing import sha256_file
+
+
+class Staging:
+    """Where one message's blobs wait while they are verified and checked; removed afterwards.
+
+    It sits under the syftbox (`.syft-sync/staging/<id>/`), so the final rename into a datasite
+    stays on one filesystem and is atomic.
+    """
+
+    def __init__(self, staging_root: Path, message_id: str) -> None:
+        self.folder = staging_root / message_id
+
+    def __enter__(self) -> Staging:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def path_for(self, sha: str) -> Path:
+        return self.folder / sha
+
+
+def clear_staging(staging_root: Path) -> None:
+    """Drop what an interrupted sync left staged (it is fetched again from the transport)."""
+    shutil.rmtree(staging_root, ignore_errors=True)
+
+
+def install(staged: Path, target: Path, *, consume: bool) -> None:
+    """Make `target` hold the content of `staged`, atomically and durably.
+
+    With `consume`, the staged file itself (already fsynced by Channel.fetch) is renamed into
+    place: the common case, one target per blob; otherwise it is copied first, so it can serve
+    further targets.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if consume:
+        try:
+            os.replace(staged, target)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".sync", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(staged, tmp)
+        os.chmod(tmp, 0o644)
+        fsync_file(Path(tmp))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def current_sha(target: Path) -> str | None:
+    """The sha256 of the file at `target` (exact, never cached), or None if there is none."""
+    try:
+        return sha256_file(target)
+    except FileNotFoundError:
+        return None

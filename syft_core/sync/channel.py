@@ -1,0 +1,128 @@
+"""One direction of one peer link on the transport, used as a message queue.
+
+Layout (keys relative to the transport root):
+    <datasite>/inbox/<sender>/request.json       a peer request (syft_core.sync.peers)
+    <datasite>/inbox/<sender>/msgs/<id>.json     proposed changes from a peer to the owner
+    <datasite>/inbox/<sender>/blobs/<id>/<sha>   their contents
+    <datasite>/outbox/<peer>/msgs/<id>.json      the owner's published changes and notices
+    <datasite>/outbox/<peer>/blobs/<id>/<sha>
+Blobs are written before their manifest, so a manifest a reader can see always has its blobs;
+blobs live under their message so that removing a processed message can never take away a blob
+another message still needs. With per-peer S3 credentials, each prefix can be confined to the
+two parties of its link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Literal
+
+from syft_core.sync.apply import fsync_file
+from syft_core.sync.errors import CorruptMessageError, MissingKeyError
+from syft_core.sync.messages import (
+    MAX_MANIFEST_BYTES,
+    ChangeMessage,
+    decode_message,
+    is_message_id,
+)
+from syft_core.sync.progress import Advance, NoProgress, Progress
+from syft_core.sync.transports.base import Transport
+
+Direction = Literal["inbox", "outbox"]
+
+
+class Channel:
+    def __init__(
+        self,
+        transport: Transport,
+        datasite: str,
+        direction: Direction,
+        peer: str,
+        *,
+        pool: Executor,
+        progress: Progress | None = None,
+    ) -> None:
+        self.transport = transport
+        self.prefix = f"{datasite}/{direction}/{peer}"
+        self.pool = pool
+        self.progress = progress or NoProgress()
+
+    def __repr__(self) -> str:
+        return f"Channel({self.prefix} on {self.transport.describe()})"
+
+    def _msg_key(self, message_id: str) -> str:
+        return f"{self.prefix}/msgs/{message_id}.json"
+
+    def _blob_key(self, message_id: str, sha: str) -> str:
+        return f"{self.prefix}/blobs/{message_id}/{sha}"
+
+    def send(self, message: ChangeMessage, blobs: Mapping[str, Path]) -> str:
+        """Write `message` with the content for each sha in `blobs`; return the message id.
+
+        If anything fails (transport down, a source file changed), the blobs written so far are
+        left for `discard` and the manifest is never written: readers see nothing.
+        """
+        message_id, data = message.encode()
+        total = sum(path.stat().st_size for path in blobs.values())
+        with self.progress.transfer(f"sending to {self.prefix}", total) as advance:
+            futures: list[Future[None]] = [
+                self.pool.submit(
+                    self.transport.put_file, self._blob_key(message_id, sha), path, sha, advance
+                )
+                for sha, path in blobs.items()
+            ]
+            _wait_all(futures)
+        self.transport.put_bytes(self._msg_key(message_id), data)
+        return message_id
+
+    def pending(self) -> list[str]:
+        """Ids of the messages waiting in this channel, oldest first."""
+        ids = []
+        for key in self.transport.list_keys(f"{self.prefix}/msgs/"):
+            name = key.rsplit("/", 1)[-1].removesuffix(".json")
+            if key.endswith(".json") and is_message_id(name):
+                ids.append(name)
+        return sorted(ids)
+
+    def read(self, message_id: str) -> ChangeMessage:
+        data = self.transport.get_bytes(self._msg_key(message_id), max_size=MAX_MANIFEST_BYTES)
+        return decode_message(message_id, data, where=f"message {self.prefix}/{message_id}")
+
+    def fetch(self, message_id: str, shas: Mapping[str, Path], total_bytes: int) -> None:
+        """Download each blob to its (new) destination file, prove it matches its sha, fsync it."""
+        with self.progress.transfer(f"receiving from {self.prefix}", total_bytes) as advance:
+            futures = [
+                self.pool.submit(self._fetch_one, message_id, sha, dest, advance)
+                for sha, dest in shas.items()
+            ]
+            _wait_all(futures)
+
+    def _fetch_one(self, message_id: str, sha: str, dest: Path, advance: Advance) -> None:
+        where = f"blob {sha[:12]} of message {self.prefix}/{message_id}"
+        try:
+            actual = self.transport.get_file(self._blob_key(message_id, sha), dest, advance)
+        except MissingKeyError as exc:
+            raise CorruptMessageError(f"{where} is missing") from exc
+        if actual != sha:
+            dest.unlink(missing_ok=True)
+            raise CorruptMessageError(f"{where} does not match its sha256 (truncated?)")
+        fsync_file(dest)  # here, in the transfer threads, so that installing it is a bare rename
+
+    def remove(self, message_id: str) -> None:
+        """Delete a processed message: manifest first, so no reader sees it without its blobs."""
+        self.transport.delete(self._msg_key(message_id))
+        self.discard(message_id)
+
+    def discard(self, message_id: str) -> None:
+        """Delete the blobs of a message (e.g. one whose send was interrupted)."""
+        self.transport.delete_prefix(f"{self.prefix}/blobs/{message_id}/")
+
+
+def _wait_all(futures: list[Future[None]]) -> None:
+    """Wait for every transfer, then raise the first failure (none is left running behind)."""
+    errors = [f.exception() for f in futures]
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first

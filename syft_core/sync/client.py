@@ -1,0 +1,112 @@
+"""One syftbox's sync, both roles at once: owner of my datasite, follower of my peers'.
+
+A pass (`sync_once`) takes the syftbox's lock, then: pulls and applies what accepted peers
+proposed to my datasite and publishes to each what they may read; then, for each datasite I
+follow, pushes my local changes and applies what its owner published to me.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+
+from syft_core.datasite import SyftBox
+from syft_core.identity import validate_email
+from syft_core.sync.apply import clear_staging
+from syft_core.sync.errors import PeerConfigError
+from syft_core.sync.messages import PeerRequest
+from syft_core.sync.owner import OwnerSyncer
+from syft_core.sync.peers import PeerBook, PeerList, pending_requests, request_key, send_request
+from syft_core.sync.progress import NoProgress, Progress
+from syft_core.sync.report import SyncReport
+from syft_core.sync.state import SyncState
+from syft_core.sync.transports.base import Transport
+from syft_core.sync.watcher import WatcherSyncer
+
+DEFAULT_WORKERS = 8  # concurrent blob transfers: many small files are latency-bound on S3
+
+
+class SyncClient:
+    def __init__(
+        self,
+        syftbox: Path | str,
+        email: str,
+        transport: Transport,
+        *,
+        progress: Progress | None = None,
+        workers: int = DEFAULT_WORKERS,
+    ) -> None:
+        self.box = SyftBox(Path(syftbox))
+        self.email = validate_email(email)
+        self.transport = transport
+        self.state = SyncState(self.box.root, self.email)
+        self.progress = progress or NoProgress()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syft-sync")
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    @property
+    def peer_book(self) -> PeerBook:
+        return PeerBook(self.box.datasite(self.email))
+
+    def sync_once(self) -> SyncReport:
+        """One full pass. TransportError aborts it; everything done so far is kept."""
+        report = SyncReport()
+        with self.state.locked():
+            clear_staging(self.state.staging)
+            owner = OwnerSyncer(
+                self.box.datasite(self.email),
+                self.transport,
+                self.state,
+                pool=self._pool,
+                progress=self.progress,
+            )
+            owner.sync(report)
+            watcher = WatcherSyncer(
+                self.box,
+                self.email,
+                self.transport,
+                self.state,
+                pool=self._pool,
+                progress=self.progress,
+            )
+            for peer in self.peer_book.load().following:
+                watcher.sync(peer, report)
+        return report
+
+    def request_peer(self, owner: str, note: str = "") -> None:
+        """Ask `owner` to accept me as a peer, and follow their datasite from now on."""
+        if owner == self.email:
+            raise PeerConfigError(f"{owner} is your own datasite; you cannot be your own peer")
+        request = PeerRequest(datasite=validate_email(owner), sender=self.email, note=note)
+        send_request(self.transport, request)
+        self.peer_book.follow(owner)
+        self.box.datasite(self.email).events.append(self.email, "peer.requested", owner)
+
+    def accept_peer(self, peer: str) -> bool:
+        """Accept `peer` (creating `jobs/<peer>/`); False if they already were accepted."""
+        if peer == self.email:
+            raise PeerConfigError(f"{peer} is your own datasite; you cannot be your own peer")
+        accepted = self.peer_book.accept(validate_email(peer))
+        self.transport.delete(request_key(self.email, peer))
+        return accepted
+
+    def peers(self) -> PeerList:
+        return self.peer_book.load()
+
+    def pending_requests(self) -> tuple[list[PeerRequest], list[str]]:
+        """Peer requests waiting for my answer, and problems with malformed ones."""
+        return pending_requests(self.transport, self.email, self.peers().accepted)

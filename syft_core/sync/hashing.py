@@ -1,0 +1,71 @@
+"""sha256 of files, streamed, with a stat-keyed cache so an unchanged file is not read again.
+
+The cache is an optimisation only: an entry is used when size, mtime and inode all match, and a
+file modified within the last `RACY_SECONDS` is never cached (its mtime could tick again without
+changing, the "racy git" problem), so a cached digest is always the file's current digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from syft_core.atomic import atomic_write_text
+
+RACY_SECONDS = 2.0
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+class HashCache:
+    """Digests of files under one root, keyed by their relative path and stat stamp."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self._entries: dict[str, tuple[list[int], str]] = {}
+        self._dirty = False
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            raw = json.loads(self.store.read_text(encoding="utf-8"))
+            self._entries = {k: (list(v[0]), str(v[1])) for k, v in raw.items()}
+        except (OSError, ValueError, TypeError, KeyError, IndexError):
+            self._entries = {}  # a lost or damaged cache only costs re-hashing
+
+    def digest(self, rel: str, path: Path, st: os.stat_result | None = None) -> str:
+        st = st or path.stat()
+        stamp = _stamp(st)
+        cached = self._entries.get(rel)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        digest = sha256_file(path)
+        if time.time() - st.st_mtime_ns / 1e9 > RACY_SECONDS:
+            self._entries[rel] = (stamp, digest)
+            self._dirty = True
+        return digest
+
+    def keep_only(self, rels: set[str]) -> None:
+        stale = set(self._entries) - rels
+        for rel in stale:
+            del self._entries[rel]
+        self._dirty = self._dirty or bool(stale)
+
+    def save(self) -> None:
+        if self._dirty:
+            atomic_write_text(self.store, json.dumps(self._entries, separators=(",", ":")))
+            self._dirty = False

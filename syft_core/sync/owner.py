@@ -1,0 +1,321 @@
+"""The owner's side: apply what accepted peers may write, publish what each peer may read.
+
+Every proposed change is screened before any byte of it is fetched: its path must be a plain
+syncable path with no symlink on the way, and the sender must have write access to it under the
+permission files as they are on disk now (reloaded for each message). Allowed changes are then
+fetched, verified and applied one by one, each only if the owner's file is still what the sender
+based it on (its old sha256); anything else is rejected, logged in the owner's event log with the
+reason, and reported back to the sender in the next published message.
+
+Publishing compares, per peer, every file the peer may read now with what the peer was last sent;
+new and changed files are sent, and files the peer may no longer read are withdrawn (deleted on
+their side). `private/` and dotfiles are excluded before permissions are even consulted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from syft_core.datasite import Datasite
+from syft_core.errors import UnsafePathError
+from syft_core.identity import is_valid_email
+from syft_core.permissions import AccessLevel, SyftPermContext
+from syft_core.sync.apply import Staging, current_sha, install
+from syft_core.sync.channel import Channel, Direction
+from syft_core.sync.errors import SourceChangedError
+from syft_core.sync.hashing import HashCache
+from syft_core.sync.inbound import Parties, drain
+from syft_core.sync.messages import ChangeMessage, FileChange, Rejection, RejectionKind
+from syft_core.sync.peers import PeerBook
+from syft_core.sync.progress import Progress
+from syft_core.sync.report import Applied, Notice, SyncReport
+from syft_core.sync.scope import safe_target, scan_datasite
+from syft_core.sync.state import OwnerLink, SyncState
+from syft_core.sync.transports.base import Transport
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """My datasite's syncable files at one moment: path -> (sha256, size, absolute path)."""
+
+    files: dict[str, tuple[str, int, Path]]
+
+
+class OwnerSyncer:
+    def __init__(
+        self,
+        datasite: Datasite,
+        transport: Transport,
+        state: SyncState,
+        *,
+        pool: Executor,
+        progress: Progress,
+    ) -> None:
+        self.datasite = datasite
+        self.me = datasite.email
+        self.transport = transport
+        self.state = state
+        self.pool = pool
+        self.progress = progress
+        self.perms = SyftPermContext(datasite=datasite.root)
+
+    def sync(self, report: SyncReport) -> None:
+        accepted = PeerBook(self.datasite).load().accepted
+        for peer in accepted:
+            self._pull(peer, report)
+        self._note_unknown(accepted, report)
+        if not accepted:
+            return
+        cache = HashCache(self.state.hash_cache_file)
+        snapshot = self._snapshot(cache)
+        cache.save()
+        self.perms.reload()
+        for peer in accepted:
+            self._publish(peer, snapshot, report)
+
+    def _channel(self, direction: Direction, peer: str) -> Channel:
+        return Channel(
+            self.transport, self.me, direction, peer, pool=self.pool, progress=self.progress
+        )
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def _pull(self, peer: str, report: SyncReport) -> None:
+        link = self.state.owner_link(peer)
+        channel = self._channel("inbox", peer)
+
+        def record(what: str, message_id: str, **details: Any) -> None:
+            where = f"inbox/{peer}"
+            self.datasite.events.append(peer, what, where, message_id=message_id, **details)
+
+        def handle(message_id: str, message: ChangeMessage) -> None:
+            self._apply(peer, message_id, message, link, channel, report)
+
+        drain(
+            channel,
+            link.inbound,
+            Parties(datasite=self.me, sender=peer, recipient=self.me),
+            handle,
+            record=record,
+            save=lambda: self.state.save_owner_link(peer, link),
+            report=report,
+        )
+
+    def _apply(
+        self,
+        peer: str,
+        message_id: str,
+        message: ChangeMessage,
+        link: OwnerLink,
+        channel: Channel,
+        report: SyncReport,
+    ) -> None:
+        self.perms.reload()  # permission files may have changed since the last message
+        allowed: list[FileChange] = []
+        rejections: list[tuple[FileChange, Rejection]] = []
+        seen: set[str] = set()
+        for change in message.changes:
+            refused = self._screen(peer, message_id, change, seen)
+            if refused is None:
+                allowed.append(change)
+            else:
+                rejections.append((change, refused))
+            seen.add(change.path)
+        with Staging(self.state.staging, message_id) as staging:
+            blobs = {c.new_sha256: c.size for c in allowed if c.new_sha256 is not None}
+            channel.fetch(
+                message_id, {sha: staging.path_for(sha) for sha in blobs}, sum(blobs.values())
+            )
+            uses = Counter(c.new_sha256 for c in allowed if c.new_sha256 is not None)
+            for change in allowed:
+                outcome = self._apply_one(peer, message_id, change, staging, uses)
+                if isinstance(outcome, Rejection):
+                    rejections.append((change, outcome))
+                    continue
+                if outcome == "changed":
+                    report.applied.append(Applied(peer, change.path, change.is_deletion))
+                _believe(link, change.path, change.new_sha256)
+        for change, rejection in rejections:
+            self._reject(peer, change, rejection, link, report)
+
+    def _screen(
+        self, peer: str, message_id: str, change: FileChange, seen: set[str]
+    ) -> Rejection | None:
+        """Why `change` may not be applied at all, before anything of it is fetched."""
+
+        def reject(kind: RejectionKind, reason: str) -> Rejection:
+            return Rejection(path=change.path, kind=kind, reason=reason, message_id=message_id)
+
+        if change.path in seen:
+            return reject("invalid", "the path appears more than once in one message")
+        try:
+            safe_target(self.datasite.root, change.path, what=f"path from {peer}")
+        except UnsafePathError as exc:
+            return reject("invalid", str(exc))
+        verdict = self.perms.explain(peer, change.path, AccessLevel.WRITE)
+        if not verdict.allowed:
+            return reject("denied", f"{peer} may not write {change.path}: {verdict.detail}")
+        return None
+
+    def _apply_one(
+        self,
+        peer: str,
+        message_id: str,
+        change: FileChange,
+        staging: Staging,
+        uses: Counter[str],
+    ) -> Rejection | Literal["changed", "unchanged"]:
+        try:  # again: a symlink could have appeared while the blobs were fetched
+            target = safe_target(self.datasite.root, change.path, what=f"path from {peer}")
+        except UnsafePathError as exc:
+            return Rejection(
+                path=change.path, kind="invalid", reason=str(exc), message_id=message_id
+            )
+        current = current_sha(target)
+        if current == change.new_sha256:
+            return "unchanged"  # already in place (a re-delivery, or both sides made this change)
+        if current != change.old_sha256:
+            readable = self.perms.check(peer, change.path, AccessLevel.READ)
+            return Rejection(
+                path=change.path,
+                kind="conflict",
+                reason=f"{change.path} changed on {self.me}'s side since {peer} last saw it",
+                message_id=message_id,
+                owner_sha256=current if readable else None,
+            )
+        if change.new_sha256 is None:
+            target.unlink()
+            self.datasite.events.append(peer, "sync.deleted", change.path, message_id=message_id)
+            return "changed"
+        uses[change.new_sha256] -= 1
+        staged = staging.path_for(change.new_sha256)
+        install(staged, target, consume=uses[change.new_sha256] == 0)
+        self.datasite.events.append(
+            peer, "sync.applied", change.path, sha256=change.new_sha256, message_id=message_id
+        )
+        return "changed"
+
+    def _reject(
+        self,
+        peer: str,
+        change: FileChange,
+        rejection: Rejection,
+        link: OwnerLink,
+        report: SyncReport,
+    ) -> None:
+        self.datasite.events.append(
+            peer,
+            "sync.rejected",
+            change.path,
+            kind=rejection.kind,
+            reason=rejection.reason,
+            message_id=rejection.message_id,
+        )
+        link.pending_rejections.append(rejection)
+        report.rejected.append(Notice(peer, rejection))
+        if rejection.kind != "invalid":
+            # The peer still holds its own version: publishing then reverts it to mine wherever
+            # they may read (e.g. a forged `approved` marker is withdrawn from their copy).
+            _believe(link, change.path, change.new_sha256)
+
+    def _note_unknown(self, accepted: list[str], report: SyncReport) -> None:
+        """Log (once) messages waiting from senders I have not accepted; they stay unapplied."""
+        log = self.state.unknown_log()
+        waiting: list[str] = []
+        for sender in self.transport.list_dirs(f"{self.me}/inbox"):
+            if sender in accepted or not is_valid_email(sender):
+                continue
+            for message_id in self._channel("inbox", sender).pending():
+                key = f"{sender}/{message_id}"
+                waiting.append(key)
+                if key not in log.logged:
+                    self.datasite.events.append(
+                        sender, "sync.held_unknown_peer", f"inbox/{sender}", message_id=message_id
+                    )
+                    report.held.append(key)
+        if waiting != log.logged:
+            self.state.save_unknown_log(log.model_copy(update={"logged": waiting}))
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def _snapshot(self, cache: HashCache) -> Snapshot:
+        scan = scan_datasite(self.datasite.root)
+        files: dict[str, tuple[str, int, Path]] = {}
+        for rel, found in scan.files.items():
+            try:
+                files[rel] = (
+                    cache.digest(rel, found.path, found.stat),
+                    found.stat.st_size,
+                    found.path,
+                )
+            except FileNotFoundError:
+                continue  # deleted while scanning: it simply is not in this snapshot
+        cache.keep_only(set(files))
+        return Snapshot(files)
+
+    def _publish(self, peer: str, snapshot: Snapshot, report: SyncReport) -> None:
+        link = self.state.owner_link(peer)
+        channel = self._channel("outbox", peer)
+        if link.in_flight is not None:
+            channel.discard(link.in_flight)
+        readable = {
+            rel: entry
+            for rel, entry in snapshot.files.items()
+            if self.perms.check(peer, rel, AccessLevel.READ)
+        }
+        changes = [
+            FileChange(path=rel, old_sha256=link.published.get(rel), new_sha256=sha, size=size)
+            for rel, (sha, size, _) in sorted(readable.items())
+            if link.published.get(rel) != sha
+        ]
+        changes += [
+            FileChange(path=rel, old_sha256=sha, new_sha256=None)
+            for rel, sha in sorted(link.published.items())
+            if rel not in readable
+        ]
+        if not changes and not link.pending_rejections:
+            return
+        message = ChangeMessage(
+            datasite=self.me,
+            sender=self.me,
+            recipient=peer,
+            changes=changes,
+            rejections=link.pending_rejections,
+        )
+        message_id, _ = message.encode()
+        link.in_flight = message_id
+        self.state.save_owner_link(peer, link)
+        blobs = {c.new_sha256: readable[c.path][2] for c in changes if c.new_sha256 is not None}
+        try:
+            channel.send(message, blobs)
+        except SourceChangedError as exc:
+            report.problems.append(f"publishing to {peer}: {exc}; retried next sync")
+            return
+        for change in changes:
+            _believe(link, change.path, change.new_sha256)
+        link.pending_rejections = []
+        link.in_flight = None
+        self.state.save_owner_link(peer, link)
+        withdrawn = sum(1 for c in changes if c.is_deletion)
+        self.datasite.events.append(
+            self.me,
+            "sync.published",
+            f"outbox/{peer}",
+            message_id=message_id,
+            changes=len(changes) - withdrawn,
+            withdrawn=withdrawn,
+            rejections=len(message.rejections),
+        )
+        report.published[peer] = report.published.get(peer, 0) + len(changes)
+
+
+def _believe(link: OwnerLink, path: str, sha: str | None) -> None:
+    """Record that the peer now holds `sha` at `path` (None: no file)."""
+    if sha is None:
+        link.published.pop(path, None)
+    else:
+        link.published[path] = sha

@@ -1,0 +1,104 @@
+"""Which files of a datasite ever travel, and the safe way to find and address them.
+
+Hard exclusions, whatever the permission files say: `private/` never leaves the machine, and
+neither does any dotfile or dot-folder (`.syft/` holds the event log and peer list; editors and
+tools keep secrets in dotfiles). Symlinks are never followed nor sent: one could point anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from syft_core.errors import UnsafePathError
+from syft_core.paths import normalize_relpath
+
+PRIVATE_FOLDER = "private"
+
+
+def is_syncable(rel: str) -> bool:
+    """Whether a (normalized, datasite-relative) path may ever be sent to or taken from a peer."""
+    parts = rel.split("/")
+    return bool(rel) and parts[0] != PRIVATE_FOLDER and not any(p.startswith(".") for p in parts)
+
+
+def check_sync_path(rel: str, *, what: str) -> str:
+    """Normalize a path named by a peer; refuse `..`, absolute, dot and private paths."""
+    clean = normalize_relpath(rel, what=what)
+    if clean != rel:
+        raise UnsafePathError(f"{what} {rel!r} is not in normal form (expected {clean!r})")
+    if not is_syncable(clean):
+        raise UnsafePathError(f"{what} {rel!r} is private or a dotfile; it never syncs")
+    return clean
+
+
+def safe_target(root: Path, rel: str, *, what: str) -> Path:
+    """The file `rel` under `root`, refusing any symlink or non-folder on the way.
+
+    Stricter than contained_path: a symlink that stays inside the datasite is refused too, since
+    `jobs/me/j/code -> ../../../private` would otherwise let a permitted path write elsewhere.
+    """
+    parts = check_sync_path(rel, what=what).split("/")
+    path = os.fspath(root)  # plain strings: this runs twice per received file
+    for i, part in enumerate(parts):
+        path = os.path.join(path, part)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return root.joinpath(*parts)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePathError(f"{what} {rel!r}: {path} is a symlink; refused")
+        last = i == len(parts) - 1
+        if not last and not stat.S_ISDIR(st.st_mode):
+            raise UnsafePathError(f"{what} {rel!r}: {path} is not a folder")
+        if last and not stat.S_ISREG(st.st_mode):
+            raise UnsafePathError(f"{what} {rel!r}: {path} exists and is not a regular file")
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    rel: str
+    path: Path
+    stat: os.stat_result
+
+
+@dataclass
+class Scan:
+    files: dict[str, ScannedFile]
+    skipped: list[str]  # symlinks and special files found (never sent), for the event log
+
+
+def scan_datasite(root: Path) -> Scan:
+    """Every syncable regular file under `root`, without following symlinks."""
+    result = Scan(files={}, skipped=[])
+    if root.is_dir() and not root.is_symlink():
+        _walk(root, "", result)
+    return result
+
+
+def _walk(folder: Path, prefix: str, result: Scan) -> None:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            rel = f"{prefix}{entry.name}"
+            if not is_syncable(rel) or not _normal(rel):
+                continue
+            if entry.is_symlink():
+                result.skipped.append(rel)
+            elif entry.is_dir(follow_symlinks=False):
+                _walk(Path(entry.path), rel + "/", result)
+            elif entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                result.files[rel] = ScannedFile(rel, Path(entry.path), st)
+            else:
+                result.skipped.append(rel)
+
+
+def _normal(rel: str) -> bool:
+    """Names a peer could not address (control characters, non-NFC) are left alone."""
+    try:
+        return normalize_relpath(rel) == rel
+    except UnsafePathError:
+        return False

@@ -1,0 +1,221 @@
+"""The scientist's side: propose my local changes to a peer's datasite, apply what they publish.
+
+My copy of `<syftbox>/<owner>/` is compared with a manifest of sha256s (the source of truth; a
+stat stamp only avoids re-reading unchanged files). Each entry remembers what the owner holds
+(`remote`) and what my file held when I last looked (`local`): a file is proposed when its content
+differs from `local`, with `remote` as the old hash the owner checks against. Rejection notices
+move `remote` to what the owner says it has, so a refused change is not proposed again until I
+edit the file again.
+
+Published changes from the owner are trusted for content (the owner decides what its datasite
+holds) but not for paths: they must stay inside my copy of that datasite, with no symlink on the
+way, never under `private/` or a dot-folder.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import Executor
+from typing import Any
+
+from syft_core.datasite import Datasite, SyftBox
+from syft_core.errors import UnsafePathError
+from syft_core.sync.apply import Staging, current_sha, install
+from syft_core.sync.channel import Channel
+from syft_core.sync.errors import SourceChangedError
+from syft_core.sync.hashing import sha256_file
+from syft_core.sync.inbound import Parties, drain
+from syft_core.sync.messages import ChangeMessage, FileChange, Rejection
+from syft_core.sync.progress import Progress
+from syft_core.sync.report import Applied, Notice, SyncReport
+from syft_core.sync.scope import ScannedFile, safe_target, scan_datasite
+from syft_core.sync.state import SyncState, WatchEntry, WatchLink, stamp_of
+from syft_core.sync.transports.base import Transport
+
+
+class WatcherSyncer:
+    def __init__(
+        self,
+        box: SyftBox,
+        me: str,
+        transport: Transport,
+        state: SyncState,
+        *,
+        pool: Executor,
+        progress: Progress,
+    ) -> None:
+        self.box = box
+        self.me = me
+        self.transport = transport
+        self.state = state
+        self.pool = pool
+        self.progress = progress
+
+    @property
+    def my_datasite(self) -> Datasite:
+        return self.box.datasite(self.me)
+
+    def _record(self, owner: str, what: str, path: str, **details: Any) -> None:
+        """Events about my links go to my own datasite's log."""
+        self.my_datasite.events.append(owner, what, path, **details)
+
+    def sync(self, owner: str, report: SyncReport) -> None:
+        """Push my local changes to `owner`'s datasite first, then take theirs."""
+        self.push(owner, report)
+        self.sync_down(owner, report)
+
+    # -- proposing ---------------------------------------------------------------------------
+
+    def push(self, owner: str, report: SyncReport) -> None:
+        link = self.state.watch_link(owner)
+        channel = Channel(
+            self.transport, owner, "inbox", self.me, pool=self.pool, progress=self.progress
+        )
+        if link.in_flight is not None:
+            channel.discard(link.in_flight)
+            link.in_flight = None
+        scan = scan_datasite(self.box.datasite(owner).root)
+        for rel in scan.skipped:
+            report.problems.append(f"{owner}/{rel} is a symlink or special file; not sent")
+        # Entries of files I deleted that the owner never had need no message: just forget them.
+        link.files = {r: e for r, e in link.files.items() if r in scan.files or e.remote}
+        changes, updates = self._local_changes(link, scan.files)
+        if not changes:
+            link.files.update(updates)
+            self.state.save_watch_link(owner, link)
+            return
+        message = ChangeMessage(datasite=owner, sender=self.me, recipient=owner, changes=changes)
+        link.in_flight, _ = message.encode()
+        self.state.save_watch_link(owner, link)
+        blobs = {c.new_sha256: scan.files[c.path].path for c in changes if c.new_sha256}
+        try:
+            message_id = channel.send(message, blobs)
+        except SourceChangedError as exc:
+            report.problems.append(f"proposing to {owner}: {exc}; retried next sync")
+            return
+        for change in changes:
+            if change.is_deletion:
+                link.files.pop(change.path, None)
+        link.files.update(updates)
+        link.in_flight = None
+        self.state.save_watch_link(owner, link)
+        self._record(
+            owner, "sync.proposed", f"{owner}", message_id=message_id, changes=len(changes)
+        )
+        report.proposed[owner] = report.proposed.get(owner, 0) + len(changes)
+
+    def _local_changes(
+        self, link: WatchLink, files: dict[str, ScannedFile]
+    ) -> tuple[list[FileChange], dict[str, WatchEntry]]:
+        """Changes to propose, and the manifest entries to record once they are sent."""
+        changes: list[FileChange] = []
+        updates: dict[str, WatchEntry] = {}
+        for rel, found in sorted(files.items()):
+            entry = link.files.get(rel)
+            stamp = stamp_of(found.stat)
+            if entry is not None and entry.stamp == stamp:
+                continue
+            try:
+                sha = sha256_file(found.path)
+            except FileNotFoundError:
+                continue  # deleted while scanning; the next scan proposes the deletion
+            remote = entry.remote if entry is not None else None
+            if (entry is None or sha != entry.local) and sha != remote:
+                changes.append(
+                    FileChange(path=rel, old_sha256=remote, new_sha256=sha, size=stamp[0])
+                )
+                remote = sha
+            updates[rel] = WatchEntry(remote=remote, local=sha, stamp=stamp)
+        for rel, entry in sorted(link.files.items()):
+            if rel not in files and entry.remote is not None:
+                changes.append(FileChange(path=rel, old_sha256=entry.remote, new_sha256=None))
+        return changes, updates
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def sync_down(self, owner: str, report: SyncReport) -> None:
+        """Apply what `owner` published to me, and surface their rejection notices."""
+        link = self.state.watch_link(owner)
+        channel = Channel(
+            self.transport, owner, "outbox", self.me, pool=self.pool, progress=self.progress
+        )
+
+        def record(what: str, message_id: str, **details: Any) -> None:
+            self._record(owner, what, f"{owner}", message_id=message_id, **details)
+
+        def handle(message_id: str, message: ChangeMessage) -> None:
+            self._take_notices(owner, message.rejections, link, report)
+            self._apply(owner, message_id, message, link, channel, report)
+
+        drain(
+            channel,
+            link.inbound,
+            Parties(datasite=owner, sender=owner, recipient=self.me),
+            handle,
+            record=record,
+            save=lambda: self.state.save_watch_link(owner, link),
+            report=report,
+        )
+
+    def _take_notices(
+        self, owner: str, rejections: list[Rejection], link: WatchLink, report: SyncReport
+    ) -> None:
+        for rejection in rejections:
+            self._record(
+                owner,
+                "sync.rejected_by_peer",
+                f"{owner}/{rejection.path}",
+                kind=rejection.kind,
+                reason=rejection.reason,
+                message_id=rejection.message_id,
+            )
+            report.notices.append(Notice(owner, rejection))
+            entry = link.files.get(rejection.path)
+            if entry is not None:
+                link.files[rejection.path] = entry.model_copy(
+                    update={"remote": rejection.owner_sha256}
+                )
+
+    def _apply(
+        self,
+        owner: str,
+        message_id: str,
+        message: ChangeMessage,
+        link: WatchLink,
+        channel: Channel,
+        report: SyncReport,
+    ) -> None:
+        root = self.box.datasite(owner).root
+        accepted: list[FileChange] = []
+        for change in message.changes:
+            try:
+                safe_target(root, change.path, what=f"path published by {owner}")
+                accepted.append(change)
+            except UnsafePathError as exc:
+                self._record(owner, "sync.refused_from_peer", f"{owner}", reason=str(exc))
+                report.problems.append(str(exc))
+        with Staging(self.state.staging, message_id) as staging:
+            blobs = {c.new_sha256: c.size for c in accepted if c.new_sha256 is not None}
+            channel.fetch(
+                message_id, {sha: staging.path_for(sha) for sha in blobs}, sum(blobs.values())
+            )
+            uses = Counter(c.new_sha256 for c in accepted if c.new_sha256 is not None)
+            for change in accepted:
+                try:  # again: a symlink could have appeared while the blobs were fetched
+                    target = safe_target(root, change.path, what=f"path published by {owner}")
+                except UnsafePathError as exc:
+                    report.problems.append(str(exc))
+                    continue
+                if change.new_sha256 is None:
+                    target.unlink(missing_ok=True)
+                    link.files.pop(change.path, None)
+                else:
+                    if current_sha(target) != change.new_sha256:
+                        uses[change.new_sha256] -= 1
+                        staged = staging.path_for(change.new_sha256)
+                        install(staged, target, consume=uses[change.new_sha256] == 0)
+                    sha = change.new_sha256
+                    link.files[change.path] = WatchEntry(
+                        remote=sha, local=sha, stamp=stamp_of(target.stat())
+                    )
+                report.received.append(Applied(owner, change.path, change.is_deletion))
