@@ -39,8 +39,9 @@ test-all:
 demo: setup
 	$(PY) -m syft_runner.demo
 
+# Each bench script prints its own table of figures and ratios, measured side by side in one run.
 bench: setup
-	$(PY) bench/run_all.py
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,252 @@
+"""Benchmark of the job runner against bare docker-py runs of the same hardened container.
+
+Prints one table; every ratio is measured within this single run. Not a test: run it with
+`.venv/bin/python bench/bench_runner.py [--jobs N] [--parallel P] [--finished F]`.
+
+1. overhead: one trivial job at a time. "bare" = containers.create/start/wait/remove with the
+   same container_kwargs and mounts; "executor" = Executor.run on an approved job folder (stage,
+   verify, create, markers, logs, outputs, done, cleanup); "serve" = approval written → done
+   marker seen, with the service noticing the approval through its watcher.
+2. approval → start: the approval's timestamp to the container's StartedAt (from `done`).
+3. throughput: P jobs at once (runner concurrency P) vs P threads of bare runs.
+4. idle CPU of a serving runner whose gateway holds F finished jobs (psutil, this process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import psutil
+import yaml
+
+from syft_core.datasite import Datasite
+from syft_core.jobs import DoneMarker, JobFolder
+from syft_core.jobs.markers import read_marker
+from syft_runner.config import RunnerConfig
+from syft_runner.engine import connect
+from syft_runner.executor import LABEL_SYFTBOX, Executor
+from syft_runner.images import build_images
+from syft_runner.sandbox import DEFAULT_ENVIRONMENT, WORKDIR, Limits, Mount, container_kwargs
+from syft_runner.service import RunnerService
+from syft_runner.watcher import pending_job_folders
+
+OWNER = "owner@bench.example"
+SCIENTISTS = ("ds1@bench.example", "ds2@bench.example")
+BENCH_LABEL = "org.syft.bench"
+
+
+def write_job(root: Path, name: str, submitter: str = SCIENTISTS[0]) -> JobFolder:
+    folder = root / OWNER / "jobs" / submitter / name
+    (folder / "code").mkdir(parents=True)
+    (folder / "run.sh").write_text("true\n")
+    (folder / "config.yaml").write_text(yaml.safe_dump({"name": name, "type": "bash"}))
+    return JobFolder(folder)
+
+
+def wait_done(job: JobFolder, timeout: float = 60.0) -> DoneMarker:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = read_marker(job.marker_path("done"), DoneMarker)
+        if done is not None:
+            return done
+        time.sleep(0.002)
+    raise TimeoutError(f"{job}: not done after {timeout} s")
+
+
+def bare_run(client: docker.DockerClient, image: str, job_dir: Path, out_dir: Path) -> float:
+    kwargs = container_kwargs(
+        image=image,
+        name=f"syft-bench-{uuid.uuid4().hex[:12]}",
+        labels={BENCH_LABEL: "bare"},
+        command=["/bin/bash", "/job/run.sh"],
+        environment=dict(DEFAULT_ENVIRONMENT),
+        mounts=[
+            Mount(source=job_dir, target="/job", read_only=True),
+            Mount(source=out_dir, target="/job/outputs", read_only=False),
+        ],
+        workdir=WORKDIR,
+        limits=Limits(),
+    )
+    started = time.perf_counter()
+    container = client.containers.create(**kwargs)
+    try:
+        container.start()
+        container.wait()
+    finally:
+        container.remove(force=True)
+    return time.perf_counter() - started
+
+
+def bare_fixture(root: Path) -> tuple[Path, Path]:
+    job_dir = root / "bare-job"
+    (job_dir / "outputs").mkdir(parents=True)
+    (job_dir / "run.sh").write_text("true\n")
+    out_dir = root / "bare-out"
+    out_dir.mkdir()
+    out_dir.chmod(0o777)
+    return job_dir.resolve(), out_dir.resolve()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Serving:
+    """A RunnerService in a background thread."""
+
+    def __init__(self, root: Path, config: RunnerConfig, client: docker.DockerClient) -> None:
+        self.service = RunnerService(root, OWNER, config, client)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.service.run, args=(self.stop,), daemon=True)
+
+    def __enter__(self) -> Serving:
+        self.thread.start()
+        self.service.ready.wait(30)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20, help="trivial jobs per measurement")
+    parser.add_argument("--parallel", type=int, default=4, help="jobs at once (throughput)")
+    parser.add_argument("--finished", type=int, default=10_000, help="finished jobs (idle CPU)")
+    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+
+    client = connect()
+    image = build_images(client)["bash"]
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="syft-bench-") as tmp:
+        root = Path(tmp) / "syftbox"
+        Datasite(root, OWNER).init()
+        config = RunnerConfig(runner_id="bench", concurrency=args.parallel)
+        try:
+            rows += overhead(client, image, root, config, args.jobs)
+            rows += throughput(client, image, root, config, args.jobs, args.parallel)
+            rows += idle_cpu(client, root, config, args.finished, args.idle_seconds)
+        finally:
+            for container in client.containers.list(
+                all=True, filters={"label": f"{LABEL_SYFTBOX}={root.resolve()}"}
+            ):
+                container.remove(force=True)
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measurement'.ljust(width)}  {'value':>22}  target")
+    for name, value, target in rows:
+        print(f"{name.ljust(width)}  {value:>22}  {target}")
+
+
+def overhead(
+    client: docker.DockerClient, image: str, root: Path, config: RunnerConfig, n: int
+) -> list[tuple[str, str, str]]:
+    job_dir, out_dir = bare_fixture(root.parent)
+    bare_run(client, image, job_dir, out_dir)  # warm-up
+    executor = Executor(client, config, root, OWNER)
+    bare, direct = [], []
+    for i in range(n):  # interleaved, so that load from elsewhere hits both alike
+        bare.append(bare_run(client, image, job_dir, out_dir))
+        job = write_job(root, f"direct-{i}")
+        job.approve(OWNER)
+        direct.append(timed(lambda job=job: executor.run(job)))  # type: ignore[misc]
+    served, latency = [], []
+    with Serving(root, config, client):
+        for i in range(n):
+            job = write_job(root, f"served-{i}")
+            started = time.perf_counter()
+            approved = job.approve(OWNER)
+            done = wait_done(job)
+            served.append(time.perf_counter() - started)
+            assert done.started_at is not None, done.message
+            latency.append((done.started_at - approved.at).total_seconds())
+    b, d, s = (statistics.median(x) for x in (bare, direct, served))
+    return [
+        ("bare docker-py run, p50", f"{b * 1000:.0f} ms", ""),
+        ("runner Executor.run, p50", f"{d * 1000:.0f} ms ({d / b:.2f}x)", "<= 1.2x, <= 500 ms"),
+        ("runner serve approve->done, p50", f"{s * 1000:.0f} ms ({s / b:.2f}x)", ""),
+        ("runner serve approve->done, p95", f"{pct(served, 0.95) * 1000:.0f} ms", ""),
+        ("approval -> container start, p50", f"{statistics.median(latency) * 1000:.0f} ms", ""),
+        ("approval -> container start, p95", f"{pct(latency, 0.95) * 1000:.0f} ms", "<= 250 ms"),
+    ]
+
+
+def throughput(
+    client: docker.DockerClient,
+    image: str,
+    root: Path,
+    config: RunnerConfig,
+    n: int,
+    parallel: int,
+) -> list[tuple[str, str, str]]:
+    job_dir, out_dir = root.parent / "bare-job", root.parent / "bare-out"
+    with ThreadPoolExecutor(parallel) as pool:
+        started = time.perf_counter()
+        list(pool.map(lambda _: bare_run(client, image, job_dir, out_dir), range(n)))
+        bare_rate = n / (time.perf_counter() - started)
+    jobs = [write_job(root, f"tp-{i}", SCIENTISTS[i % 2]) for i in range(n)]
+    with Serving(root, config, client):
+        started = time.perf_counter()
+        for job in jobs:
+            job.approve(OWNER)
+        for job in jobs:
+            wait_done(job)
+        runner_rate = n / (time.perf_counter() - started)
+    return [
+        (f"bare runs, {parallel} at once", f"{bare_rate:.1f} jobs/s", ""),
+        (
+            f"runner, concurrency {parallel}",
+            f"{runner_rate:.1f} jobs/s ({runner_rate / bare_rate:.2f}x)",
+            "",
+        ),
+    ]
+
+
+def idle_cpu(
+    client: docker.DockerClient, root: Path, config: RunnerConfig, finished: int, seconds: float
+) -> list[tuple[str, str, str]]:
+    done_text = yaml.safe_dump({"by": OWNER, "outcome": "succeeded", "message": "bench"})
+    for i in range(finished):
+        job = write_job(root, f"old-{i:05d}", SCIENTISTS[i % 2])
+        for sub in ("logs", "outputs"):
+            (job.path / sub).mkdir()
+        job.marker_path("done").write_text(done_text)
+    me = psutil.Process()
+    with Serving(root, config, client):
+        time.sleep(config.rescan_seconds + 2)  # the first rescan and the watches are set up
+        before = me.cpu_times()
+        time.sleep(seconds)
+        after = me.cpu_times()
+    used = (after.user - before.user) + (after.system - before.system)
+    rescan = statistics.median(
+        timed(lambda: pending_job_folders(root / OWNER / "jobs")) for _ in range(5)
+    )
+    return [
+        (f"one rescan, {finished} finished jobs, p50", f"{rescan * 1000:.1f} ms", ""),
+        (
+            f"idle CPU, {finished} finished jobs",
+            f"{100 * used / seconds:.2f} % of a core",
+            "< 2 %",
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    main()

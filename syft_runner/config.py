@@ -1,0 +1,126 @@
+"""The runner's own settings: the owner's limits, concurrency, caps and images.
+
+Loaded from a YAML file, by default `<syftbox>/<owner>/.syft/runner.yaml` (a dot-folder: never
+synced to peers). A missing file means the defaults; a malformed one is an error naming the file
+and the reason, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from syft_core.errors import SyftError
+from syft_core.jobs.config import describe_problems
+from syft_runner.sandbox import Limits, ResourceRequest
+
+RUNNER_CONFIG = ".syft/runner.yaml"
+MAX_CONFIG_BYTES = 64 * 1024
+MiB = 1024 * 1024
+
+
+class RunnerConfigError(SyftError):
+    """The runner's config file is unreadable or invalid."""
+
+
+def _default_concurrency() -> int:
+    # One job per core: each job defaults to one CPU, and the daemon itself needs some headroom
+    # that jobs waiting in the queue do not take.
+    return max(1, os.cpu_count() or 1)
+
+
+def _default_maximum() -> Limits:
+    return Limits(
+        memory_mb=8192,
+        cpus=float(os.cpu_count() or 1),
+        pids=1024,
+        timeout_seconds=24 * 3600,
+        nofile=4096,
+        fsize_mb=4096,
+        tmpfs_mb=1024,
+        shm_mb=256,
+    )
+
+
+def _default_runner_id() -> str:
+    return socket.gethostname() or "runner"
+
+
+class RunnerConfig(BaseModel):
+    """Everything the owner may tune. Field names are the keys of runner.yaml."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # What a job gets when its config.yaml asks for nothing, and the most it may ask for.
+    default_limits: Limits = Field(default_factory=Limits)
+    max_limits: Limits = Field(default_factory=_default_maximum)
+    concurrency: int = Field(default_factory=_default_concurrency, gt=0, le=256)
+    log_max_bytes: int = Field(default=10 * MiB, gt=0)  # per stream: stdout.txt and stderr.txt
+    output_max_file_bytes: int = Field(default=100 * MiB, gt=0)
+    output_max_total_bytes: int = Field(default=1024 * MiB, gt=0)
+    output_max_files: int = Field(default=1000, gt=0)
+    # A running job is stopped (error) when the disk holding its outputs has less free than this.
+    min_free_disk_mb: int = Field(default=512, ge=0)
+    grace_seconds: int = Field(default=10, ge=0, le=600)  # SIGTERM → SIGKILL (docker stop -t)
+    # Job type → runtime image name (built by `syft-runner images build` as syft-runner/<name>).
+    images: dict[str, str] = Field(default_factory=lambda: {"bash": "bash", "python": "python"})
+    # The watcher notices approvals at once; the rescan is the safety net behind it.
+    # Staged jobs and scratch outputs (default <syftbox>/.syft-runner). Jobs can read this path in
+    # /proc/self/mountinfo; a neutral one such as /var/lib/syft-runner hides the syftbox location.
+    state_dir: Path | None = None
+    rescan_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # Labels the containers this runner starts, so a restarted runner finds its own (and only
+    # its own) containers again; keep it stable across restarts.
+    runner_id: str = Field(default_factory=_default_runner_id, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _defaults_within_maximum(self) -> RunnerConfig:
+        too_high = [
+            f"{name} {getattr(self.default_limits, name)} > {getattr(self.max_limits, name)}"
+            for name in Limits.model_fields
+            if getattr(self.default_limits, name) > getattr(self.max_limits, name)
+        ]
+        if too_high:
+            raise ValueError("default_limits exceed max_limits: " + ", ".join(too_high))
+        return self
+
+    def limits_for(self, requested: ResourceRequest | None) -> Limits:
+        """A job's limits: what it asked for, capped at the owner's maximum; the owner's default
+        for anything it did not ask for. A job may ask for more than the default, never more
+        than the maximum."""
+        asked = requested.model_dump(exclude_none=True) if requested else {}
+        capped = {name: min(value, getattr(self.max_limits, name)) for name, value in asked.items()}
+        # Validated, not copied: a request can still be below what Docker accepts (memory < 6 MB).
+        return Limits.model_validate({**self.default_limits.model_dump(), **capped})
+
+
+def default_config_path(syftbox: Path, owner: str) -> Path:
+    return Path(syftbox) / owner / RUNNER_CONFIG
+
+
+def load_runner_config(path: Path) -> RunnerConfig:
+    """The config at `path`; defaults when the file does not exist."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return RunnerConfig()
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise RunnerConfigError(f"{path}: {st.st_size} bytes, over the limit of {MAX_CONFIG_BYTES}")
+    try:
+        data = yaml.safe_load(path.read_bytes())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RunnerConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return RunnerConfig()
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise RunnerConfigError(f"{path}: expected a mapping of settings, got {kind}")
+    try:
+        return RunnerConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = describe_problems(exc)
+        raise RunnerConfigError(f"{path}: invalid runner config: {problems}") from None

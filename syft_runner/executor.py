@@ -1,0 +1,782 @@
+"""The job executor: one approved job, from its folder to a `done` marker, as a small state machine.
+
+    prepare ──▶ execute ──▶ supervise ──▶ finalize ──▶ cleanup
+     (verify,    (create,      │  └─ terminate (timeout, cancel: stop, then kill after grace)
+      stage)      running,     └─ logs streamed, usage sampled
+                  start)
+
+Modelled on OpenSAFELY's job-runner executor API. No step trusts memory: the state is rebuilt
+every time from evidence — the markers in the job folder and the containers found by their labels
+(each named deterministically `syft-job-<id>`, the id a hash of owner/submitter/folder and the
+approved content hash) — and every step is idempotent, so a runner killed at any moment resumes:
+
+    evidence                                  action
+    done                                      cleanup: remove the containers and runner folders
+    approved, no running marker               prepare + execute (a never-started container of
+                                              an earlier attempt is removed and made again)
+    running, its container never started      start it (provably never ran; staging re-verified)
+    running, its container running            re-attach: supervise, finalize
+    running, its container exited             finalize from the container (logs are re-read)
+    running, no container                     done/error: never re-run (see docs/runner.md)
+
+The container is created before the `running` marker is written and started after it, so a
+started container always has its marker, and the deterministic name is the lock that stops a job
+from running twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import docker
+import requests
+from docker.models.containers import Container
+from pydantic import ValidationError
+
+from syft_core.errors import JobError, SyftError
+from syft_core.jobs import (
+    ApprovedMarker,
+    CancelMarker,
+    DoneMarker,
+    JobConfig,
+    JobFolder,
+    Outcome,
+    RunningMarker,
+    Status,
+    load_config,
+    walk_submission,
+)
+from syft_core.jobs.config import describe_problems
+from syft_core.jobs.markers import read_marker
+from syft_runner.config import RunnerConfig
+from syft_runner.images import ImageMissingError, image_tag, resolve_image
+from syft_runner.logs import LogStreamer
+from syft_runner.outputs import CollectedOutputs, OutputCaps, collect_outputs
+from syft_runner.sandbox import (
+    DATA_DIR,
+    DEFAULT_ENVIRONMENT,
+    JOB_DIR,
+    OUTPUTS_DIR,
+    SYFTBOX_MOUNT,
+    WORKDIR,
+    Limits,
+    Mount,
+    ResourceRequest,
+    container_kwargs,
+)
+from syft_runner.staging import (
+    RUNNER_STATE_DIR,
+    RunnerDirs,
+    StagedJob,
+    SubmissionChangedError,
+    job_id,
+    job_mounts,
+    stage,
+    verify_staged,
+)
+
+log = logging.getLogger(__name__)
+
+LABEL_JOB = "org.syft.job"  # <owner>/<job relpath>
+LABEL_OWNER = "org.syft.owner"
+LABEL_SUBMITTER = "org.syft.submitter"
+LABEL_CONTENT_HASH = "org.syft.content-hash"
+LABEL_RUNNER = "org.syft.runner"
+LABEL_SYFTBOX = "org.syft.syftbox"
+LABEL_JOB_ID = "org.syft.job-id"
+LABEL_LIMITS = "org.syft.limits"
+LABEL_IMAGE = "org.syft.image"
+COMMAND = ["/bin/bash", f"{JOB_DIR}/run.sh"]
+NAME_PREFIX = "syft-job-"
+TICK_SECONDS = 0.25  # how often a running job's cancel marker, deadline and usage are checked
+LOG_DRAIN_SECONDS = 30.0
+OOM_NEAR_LIMIT = 0.9  # exit 137 with peak memory this close to the limit counts as OOM
+_NEVER = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
+
+
+def container_name(jid: str) -> str:
+    return f"{NAME_PREFIX}{jid}"
+
+
+class JobFailure(SyftError):
+    """The job cannot run; it ends `done`/error with this message (nothing was run)."""
+
+
+class ApprovalStale(SyftError):
+    """The submission changed after approval; not run, it reads as inbox until re-approved."""
+
+
+class Detached(SyftError):
+    """The runner is stopping: the job's container keeps running for the next runner."""
+
+
+class NotRunnable(SyftError):
+    """Cancelled or rejected while it was being started: nothing to do."""
+
+
+class RunResult(StrEnum):
+    FINISHED = "finished"  # a `done` marker was written
+    DETACHED = "detached"  # the runner stopped first; the container runs on
+    RETRY = "retry"  # the engine did not answer; markers untouched, the next rescan retries
+    STALE = "stale"  # not run: approval no longer matches the submission
+    SKIPPED = "skipped"  # nothing to do (already done, rejected, not approved)
+
+
+class ExecState(StrEnum):
+    NOT_APPROVED = "not_approved"
+    NOT_STARTED = "not_started"
+    CREATED = "created"  # running marker, container never started
+    EXECUTING = "executing"
+    EXECUTED = "executed"
+    LOST = "lost"  # running marker, no container
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    state: ExecState
+    containers: list[Container]
+    approved: ApprovedMarker | None = None
+    running: RunningMarker | None = None
+    reason: str | None = None
+
+    @property
+    def container(self) -> Container | None:
+        if self.running is None:
+            return None
+        return next((c for c in self.containers if c.name == self.running.container), None)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    job: JobFolder
+    content_hash: str
+    config: JobConfig
+    runtime: str
+    image_id: str
+    limits: Limits
+    staged: StagedJob
+    mounts: list[Mount]
+
+    @property
+    def name(self) -> str:
+        return container_name(self.staged.job_id)
+
+
+@dataclass
+class Usage:
+    peak_memory_bytes: int | None = None
+    cpu_seconds: float | None = None
+
+
+StopReason = Literal["exited", "timed_out", "cancelled", "disk_full"]
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Ending:
+    reason: StopReason
+    usage: Usage
+    stdout_truncated: bool
+    stderr_truncated: bool
+    cancel: CancelMarker | None = None
+
+
+class Executor:
+    """Runs jobs of one owner's datasite; safe to call from several threads, one job each."""
+
+    def __init__(
+        self, client: docker.DockerClient, config: RunnerConfig, syftbox: Path, owner: str
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.syftbox = Path(syftbox).resolve()
+        self.owner = owner
+        self.dirs = RunnerDirs.for_owner(config.state_dir or self.syftbox / RUNNER_STATE_DIR, owner)
+        self._detach = threading.Event()
+        self.caps = OutputCaps(
+            max_file_bytes=config.output_max_file_bytes,
+            max_total_bytes=config.output_max_total_bytes,
+            max_files=config.output_max_files,
+        )
+
+    # -- the whole job, fail-soft -------------------------------------------------------------
+    def run(self, job: JobFolder) -> RunResult:
+        """Advance `job` as far as it goes. Never raises for a bad job: every failure ends the
+        job in `done` with a message the submitter can act on."""
+        try:
+            return self._advance(job)
+        except Detached:
+            return RunResult.DETACHED
+        except NotRunnable:
+            return RunResult.SKIPPED
+        except requests.exceptions.ConnectionError as exc:
+            # The engine went away (restart, upgrade). The job's fate is decided from the
+            # evidence once it is back, not guessed now: a queued job waits, a running one is
+            # re-attached or finalized from its exited container.
+            log.warning("docker engine unreachable", extra=_job_fields(job, error=str(exc)))
+            return RunResult.RETRY
+        except ApprovalStale as exc:
+            log.info("job not run: approval is stale", extra=_job_fields(job, reason=str(exc)))
+            return RunResult.STALE
+        except JobFailure as exc:
+            self._end_with_error(job, str(exc))
+            return RunResult.FINISHED
+        except Exception as exc:
+            log.exception("runner error while running a job", extra=_job_fields(job))
+            self._end_with_error(job, f"the runner failed while running this job: {exc}")
+            return RunResult.FINISHED
+
+    def detach(self) -> None:
+        """Stop supervising: every `run` returns soon, leaving containers running; a runner
+        started later re-attaches to them."""
+        self._detach.set()
+
+    def _advance(self, job: JobFolder) -> RunResult:
+        evidence = self.get_status(job)
+        if evidence.state is ExecState.DONE:
+            self.cleanup(evidence.containers)
+            return RunResult.SKIPPED
+        if evidence.state is ExecState.NOT_APPROVED:
+            return RunResult.SKIPPED
+        if evidence.state is ExecState.LOST:
+            assert evidence.running is not None
+            raise JobFailure(
+                f"the runner restarted and the job's container {evidence.running.container} was "
+                "gone (removed outside the runner); it may have run, so it was not re-run: "
+                "resubmit it"
+            )
+        streamer: LogStreamer | None = None
+        if evidence.state is ExecState.NOT_STARTED:
+            assert evidence.approved is not None
+            self.cleanup(evidence.containers)  # never-started leftovers of an earlier attempt
+            container, streamer = self.execute(self.prepare(job, evidence.approved))
+        else:
+            container = evidence.container
+            assert container is not None
+            if evidence.state is ExecState.CREATED:
+                streamer = self._start_created(job, container)
+        ending = self.supervise(job, container, streamer)
+        self.finalize(job, container, ending)
+        self.cleanup([container])
+        return RunResult.FINISHED
+
+    # -- get_status ---------------------------------------------------------------------------
+    def get_status(self, job: JobFolder) -> Evidence:
+        state = job.state()
+        containers = self.containers_of(job)
+        if state.status is Status.DONE:
+            return Evidence(ExecState.DONE, containers)
+        if state.status is Status.RUNNING:
+            assert state.running is not None
+            running = state.running
+            found = next((c for c in containers if c.name == running.container), None)
+            exec_state = ExecState.LOST if found is None else _container_state(found)
+            return Evidence(exec_state, containers, state.approved, running)
+        if state.status is Status.APPROVED:
+            return Evidence(ExecState.NOT_STARTED, containers, state.approved)
+        if state.status is Status.INBOX and state.approved is not None:
+            self._refuse_unsafe(job)
+            raise ApprovalStale(state.reason or "submission changed after approval")
+        return Evidence(ExecState.NOT_APPROVED, containers, reason=state.reason)
+
+    def containers_of(self, job: JobFolder) -> list[Container]:
+        return list(
+            self.client.containers.list(
+                all=True, ignore_removed=True, filters={"label": self._selector(job)}
+            )
+        )
+
+    def _selector(self, job: JobFolder | None = None) -> list[str]:
+        labels = [
+            f"{LABEL_RUNNER}={self.config.runner_id}",
+            f"{LABEL_SYFTBOX}={self.syftbox}",
+            f"{LABEL_OWNER}={self.owner}",
+        ]
+        if job is not None:
+            labels.append(f"{LABEL_JOB}={job.owner}/{job.relpath}")
+        return labels
+
+    @staticmethod
+    def _refuse_unsafe(job: JobFolder) -> None:
+        """An approved submission that became unsafe (a link, a device, run.sh gone) can never
+        run: it ends with an error instead of waiting for a re-approval that cannot happen."""
+        try:
+            walk_submission(job.path)
+        except JobError as exc:
+            raise JobFailure(
+                f"not run: the approved submission is not safe to run: {exc}"
+            ) from None
+
+    # -- prepare ------------------------------------------------------------------------------
+    def prepare(self, job: JobFolder, approved: ApprovedMarker) -> RunPlan:
+        """Stage a verified copy and work out image and limits. JobFailure if it cannot run."""
+        try:
+            staged = stage(job, approved.content_hash, self.dirs)
+        except SubmissionChangedError as exc:
+            raise ApprovalStale(str(exc)) from None
+        except (JobError, OSError) as exc:
+            raise JobFailure(f"not run: the submission could not be staged: {exc}") from None
+        try:
+            return self._plan(job, approved, staged)
+        except BaseException:
+            self.dirs.remove(staged.job_id)
+            raise
+
+    def _plan(self, job: JobFolder, approved: ApprovedMarker, staged: StagedJob) -> RunPlan:
+        try:
+            config = load_config(staged.config_path)
+        except JobError as exc:
+            # Name the submitter's file, not the runner's staged copy of it.
+            raise JobFailure(
+                str(exc).replace(str(staged.config_path), str(job.config_path))
+            ) from None
+        try:
+            mounts = job_mounts(staged, job, config)
+        except JobError as exc:
+            raise JobFailure(str(exc)) from None
+        runtime = self.config.images.get(config.type)
+        if runtime is None:
+            raise JobFailure(f"this runner has no image for {config.type} jobs")
+        try:
+            image_id = resolve_image(self.client, runtime)
+        except ImageMissingError as exc:
+            raise JobFailure(f"not run: {exc}") from None
+        return RunPlan(
+            job=job,
+            content_hash=approved.content_hash,
+            config=config,
+            runtime=runtime,
+            image_id=image_id,
+            limits=self._limits(job, config),
+            staged=staged,
+            mounts=mounts,
+        )
+
+    def _limits(self, job: JobFolder, config: JobConfig) -> Limits:
+        resources = config.resources.model_dump(exclude_none=True) if config.resources else {}
+        try:
+            request = ResourceRequest(timeout_seconds=config.timeout_seconds, **resources)
+            return self.config.limits_for(request)
+        except ValidationError as exc:
+            problems = describe_problems(exc)
+            raise JobFailure(f"{job.config_path}: unusable resources: {problems}") from None
+
+    # -- execute ------------------------------------------------------------------------------
+    def execute(self, plan: RunPlan) -> tuple[Container, LogStreamer]:
+        """Create the container, record `running`, attach to its output, start it."""
+        kwargs = container_kwargs(
+            image=plan.image_id,
+            name=plan.name,
+            labels=self._labels(plan),
+            command=COMMAND,
+            environment=self._environment(plan.config),
+            mounts=plan.mounts,
+            workdir=WORKDIR,
+            limits=plan.limits,
+        )
+        try:
+            container = self.client.containers.create(**kwargs)
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # the name is the lock: another runner holds this job
+                log.warning(
+                    "job container exists but is not this runner's (runner_id changed?)",
+                    extra=_job_fields(plan.job, container=plan.name),
+                )
+                raise NotRunnable(f"{plan.name} exists already: {exc.explanation}") from None
+            raise
+        try:
+            plan.job.start(
+                self.owner,
+                container=plan.name,
+                image=image_tag(plan.runtime),
+                image_id=plan.image_id,
+                content_hash=plan.content_hash,
+            )
+        except JobError as exc:
+            # Changed, cancelled or rejected since it was queued: never started, so undo.
+            self.cleanup([container])
+            if plan.job.state().status is Status.INBOX:
+                raise ApprovalStale(str(exc)) from None
+            raise NotRunnable(str(exc)) from None
+        streamer = self._start(plan.job, container)
+        log.info("job started", extra=_job_fields(plan.job, container=plan.name))
+        return container, streamer
+
+    def _start(self, job: JobFolder, container: Container) -> LogStreamer:
+        streamer = self._streamer(job).attach(self.client, container.id)
+        try:
+            container.start()
+        except BaseException:
+            streamer.close()
+            raise
+        return streamer
+
+    def _streamer(self, job: JobFolder) -> LogStreamer:
+        return LogStreamer(job.stdout_path, job.stderr_path, self.config.log_max_bytes)
+
+    def _start_created(self, job: JobFolder, container: Container) -> LogStreamer:
+        labels = container.labels
+        staged = self.dirs.staging(labels.get(LABEL_JOB_ID, ""))
+        if not verify_staged(staged, labels.get(LABEL_CONTENT_HASH, "")):
+            raise JobFailure(
+                "not run: the runner restarted before the container started and the staged copy "
+                "no longer matches the approval; resubmit it"
+            )
+        return self._start(job, container)
+
+    def _labels(self, plan: RunPlan) -> dict[str, str]:
+        job = plan.job
+        return {
+            LABEL_JOB: f"{job.owner}/{job.relpath}",
+            LABEL_OWNER: job.owner,
+            LABEL_SUBMITTER: job.submitter,
+            LABEL_CONTENT_HASH: plan.content_hash,
+            LABEL_RUNNER: self.config.runner_id,
+            LABEL_SYFTBOX: str(self.syftbox),
+            LABEL_JOB_ID: plan.staged.job_id,
+            LABEL_LIMITS: plan.limits.model_dump_json(),
+            LABEL_IMAGE: image_tag(plan.runtime),
+        }
+
+    @staticmethod
+    def _environment(config: JobConfig) -> dict[str, str]:
+        # An allowlist built from nothing: never the runner's own os.environ.
+        return {
+            **DEFAULT_ENVIRONMENT,
+            "SYFT_IS_IN_JOB": "true",
+            "SYFT_JOB_NAME": config.name,
+            "SYFT_OUTPUT_DIR": OUTPUTS_DIR,
+            "SYFTBOX_FOLDER": SYFTBOX_MOUNT,
+            "SYFT_DATA_DIR": DATA_DIR,
+            "SYFT_RUN_MODE": config.mode,
+        }
+
+    # -- supervise / terminate ----------------------------------------------------------------
+    def supervise(
+        self, job: JobFolder, container: Container, streamer: LogStreamer | None
+    ) -> Ending:
+        """Wait for the container while its logs stream, stopping it on timeout or cancel.
+        Without a streamer (re-attachment), logs are re-read from the daemon's copy."""
+        container.reload()
+        state = container.attrs["State"]
+        limits = container_limits(container)
+        deadline = _parse_time(state["StartedAt"]).timestamp() + limits.timeout_seconds
+        if streamer is None:
+            streamer = self._streamer(job).follow(container)
+        waiter = _Waiter(container).start()
+        sampler = CgroupSampler(int(state.get("Pid") or 0))
+        reason: StopReason = "exited"
+        cancel: CancelMarker | None = None
+        while True:
+            sampler.sample()
+            if waiter.exited.wait(TICK_SECONDS):
+                break
+            if self._detach.is_set():
+                streamer.close()
+                streamer.join(TICK_SECONDS)
+                raise Detached(container.name)
+            cancel = _cancel_request(job)
+            stop = self._stop_reason(cancel, deadline)
+            if stop is not None:
+                reason = stop
+                log.info(f"job {reason}; stopping it", extra=_job_fields(job))
+                self.terminate(container)
+                break
+        waiter.exited.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        if not streamer.join(LOG_DRAIN_SECONDS):
+            log.warning("log streams did not end; logs may be incomplete", extra=_job_fields(job))
+        return Ending(
+            reason, sampler.usage, streamer.stdout_truncated, streamer.stderr_truncated, cancel
+        )
+
+    def _stop_reason(self, cancel: CancelMarker | None, deadline: float) -> StopReason | None:
+        if cancel is not None:
+            return "cancelled"
+        if time.time() >= deadline:
+            return "timed_out"
+        # Outputs are a host folder, capped only when collected: a job writing many capped files
+        # could fill the disk before then. One statvfs per tick keeps a reserve free.
+        disk = os.statvfs(self.dirs.root)
+        if disk.f_bavail * disk.f_frsize < self.config.min_free_disk_mb * MiB:
+            return "disk_full"
+        return None
+
+    def terminate(self, container: Container) -> None:
+        """SIGTERM, then SIGKILL after the grace period; the container's init dies and with it
+        every process of the job (its own pid namespace)."""
+        with contextlib.suppress(docker.errors.NotFound):
+            container.stop(timeout=self.config.grace_seconds)
+            container.reload()
+            if container.status == "running":
+                container.kill()
+
+    # -- finalize -----------------------------------------------------------------------------
+    def finalize(self, job: JobFolder, container: Container, ending: Ending) -> DoneMarker:
+        """Collect outputs and write `done` from what the container reports."""
+        container.reload()
+        state = container.attrs["State"]
+        limits = container_limits(container)
+        started = _parse_time(state["StartedAt"])
+        finished = _parse_time(state["FinishedAt"])
+        outcome, message = classify(
+            ending, int(state["ExitCode"]), bool(state.get("OOMKilled")), limits
+        )
+        collected = collect_outputs(
+            self.dirs.outputs(container.labels[LABEL_JOB_ID]), job.path, self.caps
+        )
+        done = DoneMarker(
+            by=self.owner,
+            outcome=outcome,
+            message=_with_outputs_note(message, collected),
+            exit_code=int(state["ExitCode"]),
+            started_at=started if started > _NEVER else None,
+            duration_seconds=round(max(0.0, (finished - started).total_seconds()), 3),
+            peak_memory_bytes=ending.usage.peak_memory_bytes,
+            cpu_seconds=ending.usage.cpu_seconds,
+            memory_limit_mb=limits.memory_mb,
+            timeout_seconds=limits.timeout_seconds,
+            image_id=str(container.attrs.get("Image")),
+            content_hash=container.labels.get(LABEL_CONTENT_HASH),
+            outputs=collected.listed,
+            refused_outputs=collected.refused,
+            stdout_truncated=ending.stdout_truncated,
+            stderr_truncated=ending.stderr_truncated,
+        )
+        job.finish(done)
+        log.info(
+            "job done",
+            extra=_job_fields(job, outcome=outcome.value, exit_code=done.exit_code),
+        )
+        return done
+
+    # -- cleanup ------------------------------------------------------------------------------
+    def cleanup(self, containers: list[Container]) -> None:
+        """Remove containers (killing them if running) and their runner folders; idempotent."""
+        for container in containers:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+            self.dirs.remove(container.labels.get(LABEL_JOB_ID, ""))
+
+    def _end_with_error(self, job: JobFolder, message: str) -> None:
+        """The fail-soft path: stop anything of this job, then `done`/error with `message`."""
+        try:
+            self.cleanup(self.containers_of(job))
+        except Exception:
+            log.exception("could not remove the job's containers", extra=_job_fields(job))
+        try:
+            state = job.state()
+            if state.status in (Status.INBOX, Status.APPROVED, Status.RUNNING):
+                job.finish(DoneMarker(by=self.owner, outcome=Outcome.ERROR, message=message))
+                log.info("job ended with an error", extra=_job_fields(job, message=message))
+            if state.approved is not None:
+                self.dirs.remove(job_id(job, state.approved.content_hash))
+        except Exception:
+            log.exception("could not write the job's done marker", extra=_job_fields(job))
+
+    # -- recovery -----------------------------------------------------------------------------
+    def recover(self) -> int:
+        """At start-up: remove this runner's containers that no running job owns (finished,
+        vanished or never started) and runner folders without a container. Returns how many
+        containers were removed. Containers of running jobs are left for re-attachment."""
+        removed = 0
+        containers = self.client.containers.list(
+            all=True, ignore_removed=True, filters={"label": self._selector()}
+        )
+        kept: set[str] = set()
+        for container in containers:
+            if self._owned_by_running_job(container):
+                kept.add(container.labels.get(LABEL_JOB_ID, ""))
+                continue
+            log.info("removing orphaned job container", extra={"container": container.name})
+            self.cleanup([container])
+            removed += 1
+        for jid in self.dirs.job_ids() - kept:
+            self.dirs.remove(jid)
+        return removed
+
+    def _owned_by_running_job(self, container: Container) -> bool:
+        relpath = container.labels.get(LABEL_JOB, "").partition("/")[2]
+        try:
+            job = JobFolder(self.syftbox / self.owner / relpath)
+            state = job.state()
+        except (SyftError, OSError):
+            return False
+        return state.status is Status.RUNNING and (
+            state.running is not None and state.running.container == container.name
+        )
+
+
+def classify(
+    ending: Ending, exit_code: int, oom_killed: bool, limits: Limits
+) -> tuple[Outcome, str]:
+    """The outcome and a message a data scientist can act on."""
+    if ending.reason == "cancelled":
+        cancel = ending.cancel
+        who = f" by {cancel.by}" if cancel else ""
+        why = f": {cancel.reason}" if cancel and cancel.reason else ""
+        return Outcome.CANCELLED, f"cancelled{who}{why}; the job was stopped"
+    if ending.reason == "disk_full":
+        return Outcome.ERROR, (
+            "stopped: the host disk that holds job outputs fell below its reserve of free space "
+            "while this job ran; write less into outputs/"
+        )
+    if ending.reason == "timed_out":
+        return Outcome.TIMED_OUT, (
+            f"stopped after the time limit of {limits.timeout_seconds} s; ask for more with "
+            "timeout_seconds in config.yaml (up to the owner's maximum)"
+        )
+    peak = ending.usage.peak_memory_bytes
+    near_limit = peak is not None and peak >= OOM_NEAR_LIMIT * limits.memory_mb * 1024 * 1024
+    if oom_killed or (exit_code == 137 and near_limit):
+        return Outcome.OOM_KILLED, (
+            f"ran out of memory: the limit is {limits.memory_mb} MiB; use less, or ask for more "
+            "with resources.memory_mb in config.yaml (up to the owner's maximum)"
+        )
+    if exit_code == 0:
+        return Outcome.SUCCEEDED, "exited with code 0"
+    return Outcome.FAILED, f"exited with code {exit_code}{_signal_note(exit_code, limits)}; " + (
+        "see logs/stderr.txt"
+    )
+
+
+def _signal_note(exit_code: int, limits: Limits) -> str:
+    if exit_code <= 128:
+        return ""
+    try:
+        name = signal.Signals(exit_code - 128).name
+    except ValueError:
+        return ""
+    if name == "SIGXFSZ":
+        return f" (killed by {name}: a file grew past the limit of {limits.fsize_mb} MiB)"
+    return f" (killed by {name})"
+
+
+def _with_outputs_note(message: str, collected: CollectedOutputs) -> str:
+    if collected.refused_count or collected.stopped or len(collected.listed) < len(collected.files):
+        return f"{message}; {collected.summary()}"
+    return message
+
+
+def container_limits(container: Container) -> Limits:
+    """The limits a container was created with (a label: survives runner restarts)."""
+    return Limits.model_validate_json(container.labels[LABEL_LIMITS])
+
+
+def _container_state(container: Container) -> ExecState:
+    if container.status == "created":
+        return ExecState.CREATED
+    if container.status in ("exited", "dead"):
+        return ExecState.EXECUTED
+    return ExecState.EXECUTING
+
+
+def _cancel_request(job: JobFolder) -> CancelMarker | None:
+    path = job.marker_path("cancel")
+    if not path.exists():
+        return None
+    try:
+        return read_marker(path, CancelMarker)
+    except JobError:
+        # An unreadable request still asks to stop; who asked is then unknown.
+        return CancelMarker(by="unknown")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _job_fields(job: JobFolder, **more: Any) -> dict[str, Any]:
+    return {"job": f"{job.owner}/{job.relpath}", **more}
+
+
+class _Waiter:
+    """Blocks on `docker wait` in its own thread, so the supervisor can tick meanwhile."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+        self.exited = threading.Event()
+        self.error: Exception | None = None
+
+    def start(self) -> _Waiter:
+        threading.Thread(target=self._wait, daemon=True, name="wait").start()
+        return self
+
+    def _wait(self) -> None:
+        try:
+            self._container.wait()
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.exited.set()
+
+
+class CgroupSampler:
+    """Peak memory and CPU time of a running container, read from its cgroup.
+
+    The cgroup disappears the moment the container exits, so it is sampled on every supervisor
+    tick and the last reading kept: at most one tick of CPU time and any final memory spike after
+    it are missed. Absent (None) when the cgroup is not visible, e.g. a runner in a container."""
+
+    def __init__(self, pid: int) -> None:
+        self.usage = Usage()
+        self._memory: Path | None = None
+        self._cpu: Path | None = None
+        self._cpu_scale = 1e9  # cgroup v1 cpuacct.usage is in ns
+        if pid > 0:
+            self._locate(pid)
+
+    def _locate(self, pid: int) -> None:
+        try:
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        except OSError:
+            return
+        root = Path("/sys/fs/cgroup")
+        if (root / "cgroup.controllers").exists():  # cgroup v2: one unified hierarchy
+            rel = next(line[3:] for line in lines if line.startswith("0::")).lstrip("/")
+            self._memory = root / rel / "memory.peak"
+            self._cpu = root / rel / "cpu.stat"
+            self._cpu_scale = 1e6  # usage_usec
+            return
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                self._memory = root / controllers / path.lstrip("/") / "memory.max_usage_in_bytes"
+            elif "cpuacct" in controllers.split(","):
+                self._cpu = root / controllers / path.lstrip("/") / "cpuacct.usage"
+
+    def sample(self) -> None:
+        memory = _read_number(self._memory, None)
+        if memory is not None:
+            self.usage.peak_memory_bytes = max(memory, self.usage.peak_memory_bytes or 0)
+        cpu = _read_number(self._cpu, "usage_usec")
+        if cpu is not None:
+            self.usage.cpu_seconds = round(cpu / self._cpu_scale, 3)
+
+
+def _read_number(path: Path | None, key: str | None) -> int | None:
+    if path is None:
+        return None
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    if key is None or path.name != "cpu.stat":
+        return int(text.split()[0]) if text.strip() else None
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == key:
+            return int(value)
+    return None

@@ -1,0 +1,282 @@
+"""Collecting a job's outputs from its scratch folder into `<job>/outputs/`, following nothing.
+
+The scratch folder was writable by the job, so everything in it is hostile: it is walked with
+directory descriptors (`dir_fd`, O_NOFOLLOW), only regular files are copied, and sizes, counts
+and names are capped. What is refused is reported, not silently dropped. Files are copied into
+`outputs.partial/` and renamed to `outputs/` only when complete, so a crash never leaves partial
+outputs that look finished.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syft_core.errors import UnsafePathError
+from syft_core.jobs import RefusedOutput
+from syft_core.paths import normalize_relpath
+
+PARTIAL_DIR = "outputs.partial"
+MAX_DEPTH = 32
+MAX_PATH_CHARS = 255
+# What `done` lists is bounded by size, so the marker stays far below MAX_MARKER_BYTES (256 KiB)
+# whatever the names; the files themselves are all in outputs/ and refusals are all counted.
+MAX_LISTED = 500
+LISTED_BUDGET = 96 * 1024
+MAX_REFUSED_LISTED = 100
+REFUSED_BUDGET = 64 * 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OutputCaps:
+    max_file_bytes: int
+    max_total_bytes: int
+    max_files: int
+
+
+@dataclass
+class CollectedOutputs:
+    files: list[str] = field(default_factory=list)
+    refused: list[RefusedOutput] = field(default_factory=list)
+    total_bytes: int = 0
+    refused_count: int = 0
+    stopped: str | None = None  # why the walk ended early, if it did
+    _refused_size: int = 0
+
+    def refuse(self, path: str, reason: str) -> None:
+        self.refused_count += 1
+        size = yaml_size(path) + yaml_size(reason)
+        if len(self.refused) < MAX_REFUSED_LISTED and self._refused_size + size <= REFUSED_BUDGET:
+            self.refused.append(RefusedOutput(path=path, reason=reason))
+            self._refused_size += size
+
+    @property
+    def listed(self) -> list[str]:
+        """The first output paths, as many as fit the size budget."""
+        shown: list[str] = []
+        size = 0
+        for path in self.files[:MAX_LISTED]:
+            size += yaml_size(path)
+            if size > LISTED_BUDGET:
+                break
+            shown.append(path)
+        return shown
+
+    def summary(self) -> str:
+        text = f"{len(self.files)} output file(s), {self.total_bytes} bytes"
+        if self.refused_count:
+            listed = len(self.refused)
+            text += f"; {self.refused_count} refused (first {listed} in refused_outputs)"
+        if len(self.listed) < len(self.files):
+            text += f"; the first {len(self.listed)} are listed"
+        if self.stopped:
+            text += f"; {self.stopped}"
+        return text
+
+
+def yaml_size(text: str) -> int:
+    """An upper bound of `text`'s size as a YAML list item: an escaped astral character takes
+    10 bytes (\\UXXXXXXXX), any other non-ASCII one at most 6, ASCII at most 2."""
+    return 8 + sum(10 if ord(c) > 0xFFFF else 6 if ord(c) > 0x7F else 2 for c in text)
+
+
+def printable(name: str) -> str:
+    """A name as it can be shown and stored unambiguously: backslashes doubled, control
+    characters and undecodable bytes (surrogate-escaped by os.scandir) written as \\xNN."""
+    return "".join(_printable_char(c) for c in name)
+
+
+def _printable_char(c: str) -> str:
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode escapes it
+        return f"\\x{code - 0xDC00:02x}"
+    if c == "\\":
+        return "\\\\"
+    if code < 32 or code == 127:
+        return f"\\x{code:02x}"
+    return c
+
+
+def _name_problem(relpath: str) -> str | None:
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:
+        return "name is not valid UTF-8"
+    if len(relpath) > MAX_PATH_CHARS:
+        return f"path is longer than {MAX_PATH_CHARS} characters"
+    try:
+        normalize_relpath(relpath, what="output")
+    except UnsafePathError as exc:
+        return _short_reason(exc)
+    return None
+
+
+def _short_reason(exc: UnsafePathError) -> str:
+    # normalize_relpath says "output '<name>' contains ..."; the name is already in `path`.
+    message = str(exc)
+    for phrase, reason in _NAME_REASONS.items():
+        if phrase in message:
+            return reason
+    return message
+
+
+_NAME_REASONS = {
+    "control characters": "name has control characters",
+    "a backslash": "name has a backslash",
+    "NFC unicode form": "name is not in NFC unicode form",
+}
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symlink (not followed)"
+    if stat.S_ISFIFO(mode):
+        return "a fifo"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def collect_outputs(scratch: Path, job_dir: Path, caps: OutputCaps) -> CollectedOutputs:
+    """Copy the acceptable files of `scratch` into `job_dir/outputs/` (replacing any)."""
+    partial = job_dir / PARTIAL_DIR
+    final = job_dir / "outputs"
+    for stale in (partial, final):
+        _remove(stale)
+    partial.mkdir(mode=0o755)
+    result = CollectedOutputs()
+    try:
+        root_fd = os.open(scratch, _DIR_FLAGS)
+    except FileNotFoundError:
+        result.stopped = "the job's outputs folder was gone"
+    else:
+        try:
+            _walk(root_fd, "", 0, partial, caps, result)
+        finally:
+            os.close(root_fd)
+    result.files.sort()
+    os.rename(partial, final)
+    return result
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+class _Refused(Exception):
+    """An entry that is not collected, and why."""
+
+
+def _walk(
+    dir_fd: int, rel: str, depth: int, dest: Path, caps: OutputCaps, result: CollectedOutputs
+) -> None:
+    """Collect one folder, depth-first: only the folders on the current path are open (two
+    descriptors per level, at most MAX_DEPTH levels), however wide the tree. Unsorted on purpose:
+    a job that made a million files must not make the runner read them all; the walk stops at
+    the file cap."""
+    with os.scandir(dir_fd) as entries:
+        for entry in entries:
+            if result.stopped:
+                return
+            child = f"{rel}{entry.name}"
+            try:
+                sub = _visit(dir_fd, entry.name, child, depth, dest, caps, result)
+            except FileNotFoundError:
+                continue  # gone since it was listed: nothing to collect
+            except _Refused as refusal:
+                result.refuse(printable(child), str(refusal))
+                continue
+            if sub is not None:
+                try:
+                    _walk(sub, f"{child}/", depth + 1, dest, caps, result)
+                finally:
+                    os.close(sub)
+
+
+def _visit(
+    dir_fd: int,
+    name: str,
+    relpath: str,
+    depth: int,
+    dest: Path,
+    caps: OutputCaps,
+    result: CollectedOutputs,
+) -> int | None:
+    """Handle one entry; returns a directory descriptor to descend into, or None.
+    _Refused for anything not collected."""
+    problem = _name_problem(relpath)
+    if problem:
+        raise _Refused(problem)
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):
+        if depth >= MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} folders")
+        fd = _open(name, _DIR_FLAGS, dir_fd)
+        (dest / relpath).mkdir(mode=0o755)
+        return fd
+    if not stat.S_ISREG(st.st_mode):
+        raise _Refused(f"refused: {_kind(st.st_mode)}")
+    if len(result.files) >= caps.max_files:
+        result.stopped = f"more than {caps.max_files} files; the rest were not collected"
+        raise _Refused(f"over the limit of {caps.max_files} files")
+    if st.st_size > caps.max_file_bytes:
+        raise _Refused(f"{st.st_size} bytes, over the per-file limit of {caps.max_file_bytes}")
+    if result.total_bytes + st.st_size > caps.max_total_bytes:
+        raise _Refused(f"would exceed the total limit of {caps.max_total_bytes} bytes")
+    result.total_bytes += _copy_file(dir_fd, name, dest / relpath, st.st_size)
+    result.files.append(relpath)
+    return None
+
+
+def _open(name: str, flags: int, dir_fd: int) -> int:
+    """openat without following a link; an entry swapped since it was lstat'ed is refused."""
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _Refused(
+                "refused: a symlink (not followed) swapped in during collection"
+            ) from None
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise _Refused(f"could not be read: {exc.strerror}") from None
+
+
+def _copy_file(dir_fd: int, name: str, dest: Path, size: int) -> int:
+    src = _open(name, _FILE_FLAGS, dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(src).st_mode):
+            raise _Refused("refused: not a regular file any more")
+        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            return _copy_bytes(src, out, size)
+        except OSError as exc:
+            dest.unlink()
+            raise _Refused(f"could not be read: {exc.strerror}") from None
+        finally:
+            os.close(out)
+    finally:
+        os.close(src)
+
+
+def _copy_bytes(src: int, out: int, size: int) -> int:
+    # Never more than lstat said: the job is stopped, but a cap is a cap.
+    copied = 0
+    while copied < size and (chunk := os.read(src, min(_CHUNK, size - copied))):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(out, view) :]
+        copied += len(chunk)
+    return copied

@@ -1,0 +1,226 @@
+"""The serve loop: notice approved jobs, queue them fairly, run up to N at once, never die.
+
+One thread (the caller's) owns all bookkeeping: it rescans the gateway, takes the watcher's hints,
+queues and dispatches. Each job runs in its own worker thread through `Executor.run`, which
+catches every failure of that job. What the loop keeps in memory (queue, active jobs, approvals
+found stale) is rebuilt from the job folders after a restart; nothing else is cached.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from syft_core.datasite import Datasite
+from syft_core.errors import SyftError
+from syft_core.jobs import ApprovedMarker, JobFolder
+from syft_core.jobs.markers import read_marker
+from syft_runner.config import RunnerConfig
+from syft_runner.executor import Executor, RunResult
+from syft_runner.scheduler import FairQueue, QueuedJob
+from syft_runner.watcher import GatewayWatcher, pending_job_folders
+
+log = logging.getLogger(__name__)
+
+# Identity of an `approved` marker file: a new approval (a new file) has a new identity.
+MarkerIdentity = tuple[int, int, int]
+STOP_POLL_SECONDS = 0.5
+DETACH_SECONDS = 5.0  # how long a stopping runner waits for its workers to let go
+RESUME = "resume"
+
+
+class RunnerServiceError(SyftError):
+    """The runner cannot serve this datasite (missing datasite or gateway)."""
+
+
+@dataclass(frozen=True)
+class _Finished:
+    key: str
+    result: RunResult | None
+
+
+class RunnerService:
+    """Serves one owner's `jobs/` gateway."""
+
+    def __init__(
+        self, syftbox: Path, owner: str, config: RunnerConfig, client: docker.DockerClient
+    ) -> None:
+        self.datasite = Datasite(Path(syftbox), owner)
+        if not self.datasite.jobs.is_dir():
+            raise RunnerServiceError(
+                f"{self.datasite.jobs}: no jobs/ folder; is {owner}'s datasite initialised?"
+            )
+        self.config = config
+        self.executor = Executor(client, config, Path(syftbox), owner)
+        self.queue = FairQueue()
+        self.active: dict[str, threading.Thread] = {}
+        self._approvals: dict[str, MarkerIdentity] = {}  # queued/active job → its approval
+        self._stale: dict[str, MarkerIdentity] = {}  # approvals found stale: not re-checked
+        self._finished: queue.Queue[_Finished] = queue.Queue()
+        self._hints: set[Path] = set()
+        self._hints_lock = threading.Lock()
+        self._wake = threading.Event()
+        self.ready = threading.Event()  # set once serving: lock held, recovery done, watching
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, stop: threading.Event, *, once: bool = False) -> None:
+        """Serve until `stop` is set; with `once`, until no approved job is left to run.
+
+        Stopping leaves running containers alone: the next start re-attaches to them."""
+        lock = self._lock()
+        try:
+            self._serve(stop, once)
+        finally:
+            os.close(lock)
+
+    def _lock(self) -> int:
+        """One runner per datasite: two would fight over the same staging folders and jobs.
+        flock is released by the kernel when the process dies, so a crash never leaves it."""
+        path = self.executor.dirs.root / "serve.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunnerServiceError(
+                f"{path}: another runner is already serving {self.datasite.email}"
+            ) from None
+        return fd
+
+    def _serve(self, stop: threading.Event, once: bool) -> None:
+        removed = self.executor.recover()
+        log.info(
+            "runner started",
+            extra={
+                "owner": self.datasite.email,
+                "jobs": str(self.datasite.jobs),
+                "concurrency": self.config.concurrency,
+                "runner_id": self.config.runner_id,
+                "orphans_removed": removed,
+            },
+        )
+        watcher = None if once else GatewayWatcher(self.datasite.jobs, self._hint).start()
+        self.ready.set()
+        next_rescan = 0.0
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                if time.monotonic() >= next_rescan:
+                    self._consider(pending_job_folders(self.datasite.jobs))
+                    next_rescan = time.monotonic() + self.config.rescan_seconds
+                else:
+                    self._consider(self._take_hints())
+                self._reap()
+                self._dispatch()
+                if once and not self.active and not len(self.queue):
+                    break
+                # Capped so that a stop request is noticed promptly even when nothing happens.
+                self._wake.wait(min(STOP_POLL_SECONDS, max(0.0, next_rescan - time.monotonic())))
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            in_flight = len(self.active)
+            self.executor.detach()
+            for thread in list(self.active.values()):
+                thread.join(timeout=DETACH_SECONDS)
+        log.info("runner stopped", extra={"jobs_in_flight": in_flight})
+
+    def _hint(self, folders: set[Path]) -> None:
+        with self._hints_lock:
+            self._hints.update(folders)
+        self._wake.set()
+
+    def _take_hints(self) -> list[Path]:
+        with self._hints_lock:
+            hints, self._hints = self._hints, set()
+        return sorted(hints)
+
+    # -- finding work -------------------------------------------------------------------------
+    def _consider(self, folders: list[Path]) -> None:
+        found: list[QueuedJob] = []
+        for folder in folders:
+            key = str(folder)
+            if key in self.active or key in self.queue:
+                continue
+            try:
+                item = self._candidate(folder)
+            except (SyftError, OSError) as exc:  # a badly named or unreadable folder: not a job
+                log.debug("skipping job folder", extra={"folder": key, "error": str(exc)})
+                continue
+            if isinstance(item, QueuedJob):
+                found.append(item)
+            elif item == RESUME:
+                self._launch(key, resumed=True)
+        for item in sorted(found):  # oldest approval first; the queue then rotates submitters
+            self.queue.push(item)
+
+    def _candidate(self, folder: Path) -> QueuedJob | str | None:
+        """'resume' for a job whose container this runner must re-attach to, a QueuedJob for a
+        newly approved one, else None. Cheap: a few lstat calls, no hashing."""
+        if os.path.lexists(folder / "done"):
+            return None
+        job = JobFolder(folder)
+        if os.path.lexists(folder / "running"):
+            return RESUME
+        if os.path.lexists(folder / "rejected"):
+            return None
+        try:
+            st = (folder / "approved").lstat()
+        except FileNotFoundError:
+            return None
+        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        key = str(folder)
+        if self._stale.get(key) == identity:
+            return None
+        approved = read_marker(folder / "approved", ApprovedMarker)
+        if approved is None:
+            return None
+        self._approvals[key] = identity
+        return QueuedJob(approved.at, key, job.submitter)
+
+    # -- running work -------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        while len(self.active) < self.config.concurrency:
+            item = self.queue.pop()
+            if item is None:
+                return
+            self._launch(item.key, resumed=False)
+
+    def _launch(self, key: str, *, resumed: bool) -> None:
+        # Resumed jobs already hold a container, so they do not wait for a free slot.
+        thread = threading.Thread(target=self._work, args=(key,), daemon=True, name=f"job:{key}")
+        self.active[key] = thread
+        if resumed:
+            log.info("re-attaching to a running job", extra={"folder": key})
+        thread.start()
+
+    def _work(self, key: str) -> None:
+        result: RunResult | None = None
+        try:
+            result = self.executor.run(JobFolder(Path(key)))
+        except Exception:  # Executor.run is fail-soft; this is the last line of defence
+            log.exception("unexpected error in a job worker", extra={"folder": key})
+        finally:
+            self._finished.put(_Finished(key, result))
+            self._wake.set()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                finished = self._finished.get_nowait()
+            except queue.Empty:
+                return
+            self.active.pop(finished.key, None)
+            identity = self._approvals.pop(finished.key, None)
+            if finished.result is RunResult.STALE and identity is not None:
+                self._stale[finished.key] = identity
+            else:
+                self._stale.pop(finished.key, None)

@@ -1,0 +1,1 @@
+pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_runner", "tests.fixtures_s3"]

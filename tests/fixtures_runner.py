@@ -1,0 +1,156 @@
+"""Fixtures for the runner tests: job folders written directly, and a runner serving in a thread.
+
+Job folders are written by hand (run.sh, config.yaml, code/...) rather than through the client
+API, so these tests depend only on the job protocol. Every container a test's runner creates
+carries the test's own syftbox path as a label, and is removed at teardown.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+
+from syft_core.datasite import Datasite
+from syft_core.jobs import DoneMarker, JobFolder
+from syft_core.jobs.markers import read_marker
+from syft_runner.config import RunnerConfig
+from syft_runner.executor import LABEL_SYFTBOX
+from syft_runner.service import RunnerService
+
+OWNER = "owner@example.org"
+SCIENTIST = "ds@example.org"
+OTHER_SCIENTIST = "ds2@example.org"
+
+
+def write_job(
+    syftbox: Path,
+    name: str,
+    run_sh: str,
+    *,
+    submitter: str = SCIENTIST,
+    job_type: str = "bash",
+    code: dict[str, str] | None = None,
+    config: dict[str, Any] | None = None,
+    owner: str = OWNER,
+) -> JobFolder:
+    """A job folder as a submitter would leave it: run.sh, config.yaml, code/."""
+    folder = syftbox / owner / "jobs" / submitter / name
+    (folder / "code").mkdir(parents=True)
+    (folder / "run.sh").write_text(run_sh)
+    settings: dict[str, Any] = {"name": name, "type": job_type, "submitted_by": submitter}
+    if job_type == "python":
+        settings["entrypoint"] = "main.py"
+    settings.update(config or {})
+    (folder / "config.yaml").write_text(yaml.safe_dump(settings))
+    for rel, text in (code or {}).items():
+        path = folder / "code" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return JobFolder(folder)
+
+
+def approve(job: JobFolder) -> JobFolder:
+    job.approve(job.owner)
+    return job
+
+
+def done_of(job: JobFolder) -> DoneMarker | None:
+    return read_marker(job.marker_path("done"), DoneMarker)
+
+
+def wait_done(job: JobFolder, timeout: float = 60.0) -> DoneMarker:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = done_of(job)
+        if done is not None:
+            return done
+        time.sleep(0.05)
+    raise AssertionError(f"{job} has no done marker after {timeout} s: {job.state()}")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def runner_config(**overrides: Any) -> RunnerConfig:
+    """Fast settings for tests: short rescan and grace, a runner id unique to the tests."""
+    settings: dict[str, Any] = {
+        "rescan_seconds": 0.5,
+        "grace_seconds": 1,
+        "runner_id": "pytest",
+        "concurrency": 2,
+    }
+    settings.update(overrides)
+    return RunnerConfig.model_validate(settings)
+
+
+def remove_test_containers(client: docker.DockerClient, syftbox: Path) -> None:
+    label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
+    for container in client.containers.list(
+        all=True, ignore_removed=True, filters={"label": label}
+    ):
+        container.remove(force=True)
+
+
+@pytest.fixture
+def syftbox(tmp_path: Path) -> Path:
+    root = tmp_path / "syftbox"
+    Datasite(root, OWNER).init()
+    return root
+
+
+@dataclass
+class RunningRunner:
+    service: RunnerService
+    stop: threading.Event
+    thread: threading.Thread
+    errors: list[BaseException] = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+StartRunner = Callable[..., RunningRunner]
+
+
+@pytest.fixture
+def start_runner(
+    docker_client: docker.DockerClient, job_images: dict[str, str], syftbox: Path
+) -> Iterator[StartRunner]:
+    """start_runner(**config_overrides) serves the test's syftbox in a background thread."""
+    started: list[RunningRunner] = []
+
+    def start(**overrides: Any) -> RunningRunner:
+        service = RunnerService(syftbox, OWNER, runner_config(**overrides), docker_client)
+        stop = threading.Event()
+        runner = RunningRunner(service, stop, threading.Thread(target=lambda: None))
+
+        def serve() -> None:
+            try:
+                service.run(stop)
+            except BaseException as exc:  # surfaced by the test through runner.errors
+                runner.errors.append(exc)
+
+        runner.thread = threading.Thread(target=serve, daemon=True, name="test-runner")
+        runner.thread.start()
+        started.append(runner)
+        return runner
+
+    yield start
+    for runner in started:
+        runner.shutdown()
+    remove_test_containers(docker_client, syftbox)

@@ -1,0 +1,145 @@
+"""The executor's state machine: outcomes, and resuming from every crash point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+
+from syft_core.jobs import CancelMarker, JobFolder, Outcome, Status
+from syft_runner.executor import (
+    LABEL_SYFTBOX,
+    Ending,
+    ExecState,
+    Executor,
+    RunResult,
+    Usage,
+    classify,
+)
+from syft_runner.logs import LogStreamer
+from syft_runner.sandbox import Limits
+from tests.fixtures_runner import (
+    OWNER,
+    StartRunner,
+    approve,
+    runner_config,
+    wait_done,
+    wait_for,
+    write_job,
+)
+
+LIMITS = Limits(memory_mb=100, timeout_seconds=60, fsize_mb=5)
+
+
+def _ending(reason: str = "exited", peak: int | None = None, **kw: object) -> Ending:
+    return Ending(reason, Usage(peak_memory_bytes=peak), False, False, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("ending", "exit_code", "oom", "outcome", "phrase"),
+    [
+        (_ending(), 0, False, Outcome.SUCCEEDED, "exited with code 0"),
+        (_ending(), 2, False, Outcome.FAILED, "exited with code 2; see logs/stderr.txt"),
+        (_ending(), 137, True, Outcome.OOM_KILLED, "the limit is 100 MiB"),
+        (_ending(peak=99 * 1024 * 1024), 137, False, Outcome.OOM_KILLED, "100 MiB"),
+        (_ending(peak=10 * 1024 * 1024), 137, False, Outcome.FAILED, "SIGKILL"),
+        (_ending(), 153, False, Outcome.FAILED, "past the limit of 5 MiB"),
+        (_ending("timed_out"), 137, False, Outcome.TIMED_OUT, "time limit of 60 s"),
+        (
+            _ending("cancelled", cancel=CancelMarker(by=OWNER, reason="oops")),
+            137,
+            False,
+            Outcome.CANCELLED,
+            f"cancelled by {OWNER}: oops",
+        ),
+    ],
+)
+def test_classify(ending: Ending, exit_code: int, oom: bool, outcome: Outcome, phrase: str) -> None:
+    got, message = classify(ending, exit_code, oom, LIMITS)
+    assert got is outcome and phrase in message
+
+
+class _Crash(BaseException):
+    """Stands in for SIGKILL: nothing after it runs, nothing catches it."""
+
+
+@pytest.mark.docker
+def test_crash_between_running_marker_and_start_resumes(
+    syftbox: Path, docker_client: docker.DockerClient, job_images: dict[str, str]
+) -> None:
+    job = approve(write_job(syftbox, "crashy", "echo ran > outputs/x\necho ran\n"))
+
+    class CrashBeforeStart(Executor):
+        def _start(self, job: JobFolder, container: object) -> LogStreamer:  # type: ignore[override]
+            raise _Crash
+
+    crashing = CrashBeforeStart(docker_client, runner_config(), syftbox, OWNER)
+    with pytest.raises(_Crash):
+        crashing.run(job)
+    executor = Executor(docker_client, runner_config(), syftbox, OWNER)
+    evidence = executor.get_status(job)
+    assert evidence.state is ExecState.CREATED  # running marker, container never started
+    assert executor.recover() == 0  # a running job's container is kept
+    assert executor.run(job) is RunResult.FINISHED
+    done = wait_done(job, timeout=1)
+    assert done.outcome is Outcome.SUCCEEDED and job.stdout_path.read_text() == "ran\n"
+    assert executor.get_status(job).containers == []
+
+
+@pytest.mark.docker
+def test_crash_between_create_and_running_marker_recreates(
+    syftbox: Path,
+    docker_client: docker.DockerClient,
+    job_images: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job = approve(write_job(syftbox, "early-crash", "echo once\n"))
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise _Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(JobFolder, "start", crash)
+        with pytest.raises(_Crash):
+            Executor(docker_client, runner_config(), syftbox, OWNER).run(job)
+    executor = Executor(docker_client, runner_config(), syftbox, OWNER)
+    assert job.state().status is Status.APPROVED
+    assert len(executor.containers_of(job)) == 1  # created, never started, no marker
+    assert executor.recover() == 1
+    assert executor.run(job) is RunResult.FINISHED
+    assert wait_done(job, timeout=1).outcome is Outcome.SUCCEEDED
+    assert job.stdout_path.read_text() == "once\n"
+
+
+@pytest.mark.docker
+def test_a_vanished_container_is_an_error_not_a_rerun(
+    syftbox: Path, start_runner: StartRunner, docker_client: docker.DockerClient
+) -> None:
+    job = approve(write_job(syftbox, "vanish", "sleep 60\n"))
+    runner = start_runner()
+    label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
+    wait_for(
+        lambda: bool(docker_client.containers.list(ignore_removed=True, filters={"label": label})),
+        what="start",
+    )
+    runner.shutdown()  # the runner stops; its container keeps running
+    for container in docker_client.containers.list(
+        all=True, ignore_removed=True, filters={"label": label}
+    ):
+        container.remove(force=True)
+    start_runner()
+    done = wait_done(job)
+    assert done.outcome is Outcome.ERROR
+    assert "not re-run" in done.message
+    assert (
+        docker_client.containers.list(all=True, ignore_removed=True, filters={"label": label}) == []
+    )
+
+
+def test_an_unreachable_engine_leaves_the_job_for_a_retry(syftbox: Path, tmp_path: Path) -> None:
+    job = approve(write_job(syftbox, "patient", "echo hi\n"))
+    nowhere = docker.DockerClient(base_url=f"unix://{tmp_path}/no-docker.sock", version="1.41")
+    executor = Executor(nowhere, runner_config(), syftbox, OWNER)
+    assert executor.run(job) is RunResult.RETRY
+    assert job.state().status is Status.APPROVED  # untouched: it runs once the engine is back

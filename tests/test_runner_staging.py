@@ -1,0 +1,104 @@
+"""Staging: a verified, runner-owned copy of the approved submission; nothing followed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from syft_core.jobs import JobConfig, UnsafeSubmissionError
+from syft_runner.sandbox import JOB_USER
+from syft_runner.staging import (
+    RUNNER_STATE_DIR,
+    DatasetsUnsupportedError,
+    RunnerDirs,
+    SubmissionChangedError,
+    job_id,
+    job_mounts,
+    mounts_for,
+    stage,
+    verify_staged,
+)
+from tests.fixtures_runner import OWNER, write_job
+
+
+def test_stage_copies_exactly_the_submission(syftbox: Path) -> None:
+    job = write_job(syftbox, "s", "echo hi\n", code={"a.py": "1", "pkg/b.py": "2"})
+    approved = job.content_hash()
+    dirs = RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER)
+    staged = stage(job, approved, dirs)
+    assert staged.job_id == job_id(job, approved)
+    assert (staged.root / "run.sh").read_text() == "echo hi\n"
+    assert (staged.root / "code" / "pkg" / "b.py").read_text() == "2"
+    assert (staged.root / "outputs").is_dir()  # the mount point for the outputs folder
+    assert verify_staged(staged.root, approved)
+    assert not str(staged.root).startswith(str(job.path))
+    st = staged.outputs.stat()
+    assert f"{st.st_uid}:{st.st_gid}" == JOB_USER
+    assert oct((staged.root / "code" / "a.py").stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_changed_submission_is_not_staged(syftbox: Path) -> None:
+    job = write_job(syftbox, "c", "echo approved\n")
+    approved = job.content_hash()
+    job.run_sh.write_text("echo changed\n")
+    dirs = RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER)
+    with pytest.raises(SubmissionChangedError, match="changed after approval"):
+        stage(job, approved, dirs)
+    assert not dirs.staging(job_id(job, approved)).exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo"])
+def test_unsafe_entries_are_refused(syftbox: Path, tmp_path: Path, kind: str) -> None:
+    job = write_job(syftbox, f"u-{kind}", "echo hi\n")
+    approved = job.content_hash()
+    target = tmp_path / "outside"
+    target.write_text("secret")
+    entry = job.code_dir / "x"
+    if kind == "symlink":
+        os.symlink(target, entry)
+    elif kind == "hardlink":
+        os.link(target, entry)
+    else:
+        os.mkfifo(entry)
+    with pytest.raises(UnsafeSubmissionError, match="code/x"):
+        stage(job, approved, RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER))
+
+
+def test_a_symlinked_submitter_folder_is_not_followed(syftbox: Path, tmp_path: Path) -> None:
+    job = write_job(syftbox, "real", "echo hi\n", submitter="ds@example.org")
+    approved = job.content_hash()
+    # Swap the submitter folder for a link to a look-alike elsewhere after approval.
+    elsewhere = tmp_path / "elsewhere"
+    job.path.parent.rename(elsewhere)
+    os.symlink(elsewhere, job.path.parent)
+    with pytest.raises(UnsafeSubmissionError):
+        stage(job, approved, RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER))
+
+
+def test_datasets_are_refused_in_one_place(syftbox: Path) -> None:
+    job = write_job(syftbox, "d", "echo hi\n")
+    config = JobConfig(name="d", type="bash", datasets=["census"])
+    with pytest.raises(DatasetsUnsupportedError, match="not yet supported"):
+        mounts_for(job, config)
+    assert mounts_for(job, JobConfig(name="d", type="bash")) == []
+
+
+def test_job_mounts_are_the_staged_copy_and_outputs(syftbox: Path) -> None:
+    job = write_job(syftbox, "m", "echo hi\n")
+    staged = stage(job, job.content_hash(), RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER))
+    mounts = job_mounts(staged, job, JobConfig(name="m", type="bash"))
+    assert [(m.target, m.read_only) for m in mounts] == [("/job", True), ("/job/outputs", False)]
+    assert mounts[0].source == staged.root and mounts[1].source == staged.outputs
+
+
+def test_runner_dirs_remove_and_list(syftbox: Path) -> None:
+    dirs = RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER)
+    dirs.staging("abc").mkdir(parents=True)
+    dirs.outputs("def").mkdir(parents=True)
+    assert dirs.job_ids() == {"abc", "def"}
+    dirs.remove("abc")
+    dirs.remove("def")
+    assert dirs.job_ids() == set()
+    assert oct(dirs.root.parent.stat().st_mode & 0o777) == "0o700"
