@@ -1,0 +1,91 @@
+"""Attack 11: leaving something for the next job. One job plants files in /tmp and /dev/shm,
+System V shared memory, a message queue and a semaphore, a POSIX message queue, an abstract unix
+socket and an outputs file, then stays alive; a job running at the same time and one running after
+it look for every one of them and find nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from syft_core.jobs import JobFolder, Outcome
+from tests.fixtures_runner import StartRunner, approve, wait_done, write_job
+
+pytestmark = pytest.mark.docker
+
+PLANT = r"""
+import ctypes, os, socket, subprocess, time
+open("/tmp/leak-from-a", "w").write("a")
+open("/dev/shm/leak-from-a", "w").write("a")
+open("outputs/leak-from-a", "w").write("a")
+for flag in ("-M 4096", "-Q", "-S 1"):
+    subprocess.run(["ipcmk", *flag.split()], check=True)
+librt = ctypes.CDLL("librt.so.1", use_errno=True)
+librt.mq_open(b"/leak-from-a", os.O_CREAT | os.O_RDWR, 0o666, None)
+listener = socket.socket(socket.AF_UNIX)
+listener.bind("\0leak-from-a")
+listener.listen()
+print(subprocess.run(["ipcs"], capture_output=True, text=True).stdout, flush=True)
+time.sleep(5)
+"""
+
+LOOK = r"""
+import json, os, socket, subprocess, sys, time
+time.sleep(float(sys.argv[1]))
+def connect():
+    try:
+        socket.socket(socket.AF_UNIX).connect("\0leak-from-a")
+        return "connected"
+    except OSError as exc:
+        return exc.strerror
+ipcs = subprocess.run(["ipcs"], capture_output=True, text=True).stdout
+print(json.dumps({
+    "tmp": sorted(os.listdir("/tmp")),
+    "shm": sorted(os.listdir("/dev/shm")),
+    "mqueue": sorted(os.listdir("/dev/mqueue")),
+    "outputs": sorted(os.listdir("outputs")),
+    "ipcs_rows": [l for l in ipcs.splitlines() if l[:2] == "0x"],
+    "abstract": connect(),
+}))
+"""
+
+
+def _python_job(syftbox: Path, name: str, program: str, args: str = "") -> JobFolder:
+    return approve(
+        write_job(
+            syftbox,
+            name,
+            f"python3 code/main.py {args}\n",
+            job_type="python",
+            code={"main.py": program},
+        )
+    )
+
+
+def test_nothing_crosses_between_concurrent_or_consecutive_jobs(
+    syftbox: Path, start_runner: StartRunner
+) -> None:
+    planter = _python_job(syftbox, "a-planter", PLANT)
+    during = _python_job(syftbox, "b-during", LOOK, "1.5")
+    start_runner(concurrency=2)
+    planted, seen_during = wait_done(planter), wait_done(during)
+    after = _python_job(syftbox, "c-after", LOOK, "0")
+    seen_after = wait_done(after)
+    assert planted.outcome is Outcome.SUCCEEDED, planted.message
+    # The planter really made them: its own ipcs lists a segment, a queue and a semaphore.
+    assert planter.stdout_path.read_text().count("0x") >= 3
+    # b ran while a was alive and holding everything.
+    assert seen_during.started_at is not None and planted.started_at is not None
+    assert planted.duration_seconds is not None
+    assert seen_during.started_at < planted.started_at + timedelta(
+        seconds=planted.duration_seconds - 1.5
+    )
+    for job, done in ((during, seen_during), (after, seen_after)):
+        assert done.outcome is Outcome.SUCCEEDED, done.message
+        seen = json.loads(job.stdout_path.read_text())
+        assert seen["tmp"] == [] and seen["shm"] == [] and seen["mqueue"] == []
+        assert seen["outputs"] == [] and seen["ipcs_rows"] == []
+        assert seen["abstract"] == "Connection refused"
