@@ -28,7 +28,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from syft_core.atomic import atomic_write_yaml
@@ -45,6 +44,7 @@ from syft_core.datasite import PERMISSION_FILE, Datasite
 from syft_core.errors import SyftError
 from syft_core.events import utcnow
 from syft_core.paths import contained_path, normalize_relpath
+from syft_core.yamlio import load_untrusted_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -166,9 +166,9 @@ def _load_yaml(path: Path) -> object:
     if st.st_size > MAX_METADATA_BYTES:
         raise DatasetError(f"{path}: {st.st_size} bytes, over {MAX_METADATA_BYTES}")
     try:
-        return yaml.safe_load(path.read_bytes())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not valid YAML: {exc}") from None
+        return load_untrusted_yaml(path.read_bytes())
+    except ValueError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
 
 
 def _read_mapping(datasite: Datasite, name: str) -> PrivateMapping | None:

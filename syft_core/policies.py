@@ -28,7 +28,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from syft_core.datasite import Datasite
@@ -38,6 +37,7 @@ from syft_core.jobs.config import JobConfig, describe_problems
 from syft_core.jobs.folder import JobFolder, Status, iter_job_folders
 from syft_core.jobs.markers import ApprovedMarker, DoneMarker, Outcome, read_marker
 from syft_core.jobs.submission import code_hash, submission_hash
+from syft_core.yamlio import load_untrusted_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -121,11 +121,11 @@ def _load_policy(path: Path) -> Policy:
             raise PolicyFileError(path, "not a regular file")
         if st.st_size > MAX_POLICY_BYTES:
             raise PolicyFileError(path, f"{st.st_size} bytes, over {MAX_POLICY_BYTES}")
-        data = yaml.safe_load(path.read_bytes())
+        data = load_untrusted_yaml(path.read_bytes())
     except OSError as exc:
         raise PolicyFileError(path, f"unreadable: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PolicyFileError(path, f"not valid YAML: {exc}") from None
+    except ValueError as exc:
+        raise PolicyFileError(path, str(exc)) from None
     if not isinstance(data, dict):
         raise PolicyFileError(path, "expected a mapping of keys to values")
     try:

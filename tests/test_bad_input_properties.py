@@ -351,13 +351,7 @@ def test_job_folders_give_a_state_and_a_clear_walk_error(
     tally.record(record_property)
 
 
-# -- findings found by this suite ------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: load_config (and read_marker) let RecursionError escape on deeply nested "
-    "YAML (~1000 levels, 2 KB): approve, `jobs show`, policies crash instead of a JobError "
-    "(the permission engine already catches it)",
-)
+# -- findings of this suite, fixed: kept as regression tests ---------------------------------
 @pytest.mark.parametrize("reader", ["config", "marker"])
 def test_deeply_nested_yaml_is_a_clear_error(tmp_path: Path, reader: str) -> None:
     path = tmp_path / ("config.yaml" if reader == "config" else "approved")
@@ -367,12 +361,6 @@ def test_deeply_nested_yaml_is_a_clear_error(tmp_path: Path, reader: str) -> Non
     assert_clear_error(refused.value, path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: a file name that is not valid UTF-8 in code/ makes submission_hash raise "
-    "UnicodeEncodeError: JobFolder.state(), approve and the owner's job listing crash, and "
-    "the runner never writes the job's done marker",
-)
 def test_non_utf8_file_name_is_a_clear_error(tmp_path: Path) -> None:
     Datasite(tmp_path, OWNER).init()
     job = approve(write_job(tmp_path, "bytes", "echo hi\n"))
@@ -395,11 +383,6 @@ def _expanded_size(value: object, memo: dict[int, int]) -> int:
     return size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: YAML aliases are expanded without a bound: a 600-byte config.yaml keeps a "
-    "10^9-node extra field that `syft-runner jobs show` dumps (minutes of CPU, GBs of RAM)",
-)
 def test_yaml_alias_bomb_in_a_config_is_bounded(tmp_path: Path) -> None:
     lines = [b"name: bomb", b"type: bash", b"l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
     for i in range(1, 9):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from syft_core.errors import JobError
 from syft_core.events import utcnow
+from syft_core.yamlio import load_untrusted_yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
 
@@ -77,9 +78,9 @@ def load_config(path: Path) -> JobConfig:
     if st.st_size > MAX_CONFIG_BYTES:
         raise JobError(f"{path}: config.yaml is {st.st_size} bytes, over {MAX_CONFIG_BYTES}")
     try:
-        data = yaml.safe_load(_read_bounded(path))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise JobError(f"{path}: not valid YAML: {exc}") from None
+        data = load_untrusted_yaml(_read_bounded(path))
+    except ValueError as exc:
+        raise JobError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
         raise JobError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
     try:

@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from syft_core.datasite import EVENT_LOG
-from syft_core.errors import AccessDeniedError, JobError
+from syft_core.errors import AccessDeniedError, JobError, SyftError
 from syft_core.events import EventLog
 from syft_core.identity import is_valid_email
 from syft_core.jobs.config import JobConfig, load_config
@@ -298,6 +298,6 @@ def iter_job_folders(datasite_root: Path) -> list[JobFolder]:
                 continue
             try:
                 found.append(JobFolder(job))
-            except JobError:
+            except SyftError:  # JobError, or UnsafePathError for an unusable folder name
                 continue
     return found

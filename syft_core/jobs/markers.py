@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from syft_core.atomic import atomic_write_text
 from syft_core.errors import JobError
 from syft_core.events import utcnow
+from syft_core.yamlio import load_untrusted_yaml
 
 
 class Outcome(StrEnum):
@@ -110,9 +111,8 @@ def read_marker(path: Path, kind: type[M]) -> M | None:
     if st.st_size > MAX_MARKER_BYTES:
         raise JobError(f"{path}: status marker is {st.st_size} bytes, over {MAX_MARKER_BYTES}")
     try:
-        data = yaml.safe_load(path.read_bytes())
-        return kind.model_validate(data)
-    except (yaml.YAMLError, UnicodeDecodeError, ValidationError) as exc:
+        return kind.model_validate(load_untrusted_yaml(path.read_bytes()))
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
         raise JobError(f"{path}: unreadable status marker: {exc}") from None
 
 

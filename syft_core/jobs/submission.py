@@ -53,6 +53,19 @@ def _check_regular(path: Path, relpath: str, st: os.stat_result) -> None:
         raise UnsafeSubmissionError(f"{relpath}: refused, it is a hardlink ({st.st_nlink} links)")
 
 
+def _check_name(where: str, name: str) -> None:
+    """Refuse names that cannot travel or be shown safely: not UTF-8 (they would break hashing,
+    sync and every listing) or holding control characters (newlines, terminal escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeSubmissionError(
+            f"{where}/{name!r}: refused, the name is not valid UTF-8"
+        ) from None
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UnsafeSubmissionError(f"{where}/{name!r}: refused, the name has control characters")
+
+
 def _walk_code(job_dir: Path, found: list[SubmittedFile]) -> None:
     stack: list[tuple[Path, int]] = [(job_dir / CODE_DIR, 0)]
     while stack:
@@ -64,6 +77,7 @@ def _walk_code(job_dir: Path, found: list[SubmittedFile]) -> None:
         with os.scandir(folder) as entries:
             for entry in entries:
                 path = Path(entry.path)
+                _check_name(folder.relative_to(job_dir).as_posix(), entry.name)
                 relpath = path.relative_to(job_dir).as_posix()
                 st = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
