@@ -28,7 +28,7 @@ def load_untrusted_yaml(data: bytes) -> Any:
     try:
         return yaml.load(data.decode("utf-8"), Loader=_NoAliasLoader)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text: {exc}") from None
+        raise ValueError(f"not valid YAML: not UTF-8 text: {exc}") from None
     except RecursionError:
         raise ValueError("not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
