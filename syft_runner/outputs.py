@@ -48,6 +48,7 @@ class CollectedOutputs:
     total_bytes: int = 0
     refused_count: int = 0
     stopped: str | None = None  # why the walk ended early, if it did
+    folders: set[str] = field(default_factory=set)  # created in outputs/, to hold files
     _refused_size: int = 0
 
     def refuse(self, path: str, reason: str) -> None:
@@ -223,21 +224,34 @@ def _visit(
     if stat.S_ISDIR(st.st_mode):
         if depth >= MAX_DEPTH:
             raise _Refused(f"nested deeper than {MAX_DEPTH} folders")
-        fd = _open(name, _DIR_FLAGS, dir_fd)
-        (dest / relpath).mkdir(mode=0o755)
-        return fd
+        # Folders are created only to hold a collected file (see _make_parents): empty ones are
+        # not outputs, and a job making thousands of them must not fill the owner's datasite.
+        return _open(name, _DIR_FLAGS, dir_fd)
     if not stat.S_ISREG(st.st_mode):
         raise _Refused(f"refused: {_kind(st.st_mode)}")
-    if len(result.files) >= caps.max_files:
-        result.stopped = f"more than {caps.max_files} files; the rest were not collected"
-        raise _Refused(f"over the limit of {caps.max_files} files")
+    parents = _missing_parents(relpath, result)
+    if len(result.files) + len(result.folders) + len(parents) >= caps.max_files:
+        result.stopped = (
+            f"more than {caps.max_files} files and folders; the rest were not collected"
+        )
+        raise _Refused(f"over the limit of {caps.max_files} files and folders")
     if st.st_size > caps.max_file_bytes:
         raise _Refused(f"{st.st_size} bytes, over the per-file limit of {caps.max_file_bytes}")
     if result.total_bytes + st.st_size > caps.max_total_bytes:
         raise _Refused(f"would exceed the total limit of {caps.max_total_bytes} bytes")
+    for folder in parents:
+        (dest / folder).mkdir(mode=0o755)
+        result.folders.add(folder)
     result.total_bytes += _copy_file(dir_fd, name, dest / relpath, st.st_size)
     result.files.append(relpath)
     return None
+
+
+def _missing_parents(relpath: str, result: CollectedOutputs) -> list[str]:
+    """The folders of `relpath` not yet created in outputs/, outermost first."""
+    parts = relpath.split("/")[:-1]
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return [p for p in prefixes if p not in result.folders]
 
 
 def _open(name: str, flags: int, dir_fd: int) -> int:
