@@ -4,20 +4,66 @@ Roles are contextual: the same client is an owner (jobs in its own datasite, fro
 scientist (jobs it submitted to other datasites present in the syftbox). `client.jobs` lists the
 owner view first, then the submitted jobs in other datasites; a job submitted to oneself appears
 once, in the owner view. `owner_jobs` and `submitted_jobs` give each view alone.
+
+Datasets: `client.datasets` are the ones this user publishes; `client.datasets_of(owner)` those a
+peer publishes, from the synced copy of their datasite (metadata and mocks; never private data).
+Code is developed against a peer's mocks with `client.run_local(...)`, in the same sandbox the
+owner's runner uses, then submitted unchanged; `client.map(...)` submits it to many owners at once
+(syft_core.mapreduce.wait_all gathers the results).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
 
+from syft_core.datasets import Dataset, get_dataset, list_datasets
 from syft_core.datasite import Datasite, SyftBox
 from syft_core.errors import SyftError
 from syft_core.identity import validate_email
 from syft_core.job import Job, JobList
 from syft_core.jobs.folder import iter_job_folders
-from syft_core.submit import Resources, submit_bash_job, submit_python_job
+from syft_core.mapreduce import map_jobs
+from syft_core.submit import Resources, RunMode, submit_bash_job, submit_python_job
+
+if TYPE_CHECKING:
+    from syft_runner.local_run import LocalRunResult
+
+
+class DatasetList(Sequence[Dataset]):
+    """The datasets one datasite publishes: index by position or by name (a missing name raises
+    DatasetNotFoundError listing the available ones), iterate, len()."""
+
+    def __init__(self, datasite: Datasite) -> None:
+        self.datasite = datasite
+        self._datasets = list_datasets(datasite)
+
+    @overload
+    def __getitem__(self, index: int) -> Dataset: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Dataset]: ...
+    @overload
+    def __getitem__(self, index: str) -> Dataset: ...
+
+    def __getitem__(self, index: int | slice | str) -> Dataset | list[Dataset]:
+        if isinstance(index, str):
+            return get_dataset(self.datasite, index)
+        return self._datasets[index]
+
+    def __len__(self) -> int:
+        return len(self._datasets)
+
+    def __iter__(self) -> Iterator[Dataset]:
+        return iter(self._datasets)
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self._datasets]
+
+    def __repr__(self) -> str:
+        return f"DatasetList({self.datasite.email}: {', '.join(self.names) or 'none'})"
 
 
 class Client:
@@ -32,6 +78,21 @@ class Client:
     def datasite(self) -> Datasite:
         """This user's own datasite (it may not exist yet: see `syft-runner init`)."""
         return self.syftbox.datasite(self.email)
+
+    # -- datasets -----------------------------------------------------------------------------
+    @property
+    def datasets(self) -> DatasetList:
+        """The datasets this user publishes, with their private mapping (owner-only)."""
+        return DatasetList(self.datasite)
+
+    def datasets_of(self, owner: str) -> DatasetList:
+        """The datasets `owner` publishes, as far as the local syftbox has them synced."""
+        datasite = self.syftbox.datasite(owner)
+        if not datasite.exists():
+            raise SyftError(
+                f"no datasite for {owner} in {self.syftbox.root}: sync with {owner} first"
+            )
+        return DatasetList(datasite)
 
     # -- jobs ---------------------------------------------------------------------------------
     @property
@@ -67,8 +128,10 @@ class Client:
         timeout_seconds: int | None = None,
         resources: Resources = None,
         description: str = "",
+        mode: RunMode = "real",
     ) -> Path:
-        """Write a bash job into `<user>/jobs/<self.email>/<folder>/`; returns that folder."""
+        """Write a bash job into `<user>/jobs/<self.email>/<folder>/`; returns that folder.
+        `mode`: "real" reads the owner's private data, "mock" their published mocks."""
         return submit_bash_job(
             self.syftbox.root,
             self.email,
@@ -77,6 +140,7 @@ class Client:
             job_name=job_name,
             code_path=code_path,
             datasets=datasets,
+            mode=mode,
             timeout_seconds=timeout_seconds,
             resources=resources,
             description=description,
@@ -93,8 +157,10 @@ class Client:
         timeout_seconds: int | None = None,
         resources: Resources = None,
         description: str = "",
+        mode: RunMode = "real",
     ) -> Path:
-        """Write a python job into `<user>/jobs/<self.email>/<folder>/`; returns that folder."""
+        """Write a python job into `<user>/jobs/<self.email>/<folder>/`; returns that folder.
+        `mode`: "real" reads the owner's private data, "mock" their published mocks."""
         return submit_python_job(
             self.syftbox.root,
             self.email,
@@ -104,9 +170,46 @@ class Client:
             entrypoint=entrypoint,
             dependencies=dependencies,
             datasets=datasets,
+            mode=mode,
             timeout_seconds=timeout_seconds,
             resources=resources,
             description=description,
+        )
+
+    def map(
+        self,
+        owners: Sequence[str],
+        code_path: str | os.PathLike[str],
+        job_name: str,
+        **submit_kwargs: Any,
+    ) -> list[Job]:
+        """Submit the same python job to every owner (syft_core.mapreduce.map_jobs); gather the
+        results with syft_core.mapreduce.wait_all."""
+        return map_jobs(self, owners, code_path, job_name, **submit_kwargs)
+
+    # -- developing against mocks -------------------------------------------------------------
+    def run_local(
+        self,
+        code_path: str | os.PathLike[str],
+        *,
+        owner: str,
+        datasets: Sequence[str] | None = None,
+        entrypoint: str | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+    ) -> LocalRunResult:
+        """Run code on this machine against `owner`'s synced mocks, in the sandbox the owner's
+        runner uses (syft_runner.local_run.run_local; needs Docker and the job images)."""
+        # Imported here: only a local run needs the runner (and Docker); the client does not.
+        from syft_runner.local_run import run_local
+
+        return run_local(
+            Path(code_path),
+            syftbox=self.syftbox.root,
+            owner=owner,
+            datasets=None if datasets is None else list(datasets),
+            entrypoint=entrypoint,
+            output_dir=None if output_dir is None else Path(output_dir),
+            email=self.email,
         )
 
 

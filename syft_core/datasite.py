@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from syft_core.atomic import atomic_write_text
+from syft_core.automock import DEFAULT_MAX_ROWS, DEFAULT_MIN_CATEGORY_COUNT
 from syft_core.events import EventLog
 from syft_core.identity import is_valid_email, validate_email
 from syft_core.paths import contained_path
+
+if TYPE_CHECKING:
+    from syft_core.datasets import Dataset
 
 PERMISSION_FILE = "syft.pub.yaml"
 EVENT_LOG = ".syft/events.jsonl"  # a dot-folder: no `*`/`**` rule ever matches it, so never shared
@@ -108,6 +112,35 @@ class Datasite:
         (self.root / EVENT_LOG).parent.mkdir(parents=True, exist_ok=True)
         self.events.append(self.email, "datasite.init", "")
         return self
+
+    def create_dataset(
+        self,
+        name: str,
+        *,
+        private: Path,
+        mock: Path | None = None,
+        automock: bool = False,
+        description: str = "",
+        seed: int | None = None,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        min_category_count: int = DEFAULT_MIN_CATEGORY_COUNT,
+    ) -> Dataset:
+        """Publish a dataset: a mock in public/datasets/<name>/ for scientists, the private file
+        or folder recorded owner-only. See syft_core.datasets.create_dataset."""
+        # Imported here: syft_core.datasets builds on this module.
+        from syft_core.datasets import create_dataset
+
+        return create_dataset(
+            self,
+            name,
+            private=private,
+            mock=mock,
+            automock=automock,
+            description=description,
+            seed=seed,
+            max_rows=max_rows,
+            min_category_count=min_category_count,
+        )
 
 
 class SyftBox:

@@ -20,6 +20,7 @@ from syft_core.errors import JobError
 from syft_core.jobs.config import JobConfig
 from syft_core.jobs.folder import JobFolder, JobState, Status
 from syft_core.jobs.markers import DoneMarker, Outcome
+from syft_core.release import is_released, release_job, results_waiting
 
 _LOG_READ_LIMIT = 64 * 1024 * 1024  # the runner caps logs well below this; never read unbounded
 
@@ -133,6 +134,16 @@ class Job:
         return done.exit_code if done else None
 
     @property
+    def released(self) -> bool:
+        """Whether the owner released the results (logs/, outputs/) to the submitter."""
+        return is_released(self.folder)
+
+    @property
+    def results_waiting(self) -> bool:
+        """Done on real data and not yet released: the results wait for the owner's release."""
+        return results_waiting(self.folder)
+
+    @property
     def stdout(self) -> LogFile:
         return LogFile(self.folder.stdout_path)
 
@@ -162,6 +173,11 @@ class Job:
 
     def reject(self, reason: str) -> Job:
         self.folder.reject(self.user, reason)
+        return self
+
+    def release(self) -> Job:
+        """Let the submitter read this done job's logs and outputs (owner only)."""
+        release_job(self.folder, by=self.user)
         return self
 
     def cancel(self, reason: str | None = None) -> Job:

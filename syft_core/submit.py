@@ -36,7 +36,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -62,6 +62,9 @@ _SKIPPED_FOLDERS = frozenset({"__pycache__"})
 _CHUNK = 1024 * 1024
 
 Resources = JobResources | Mapping[str, Any] | None
+# "real" runs on the owner's private data; "mock" on the owner's published mocks, with results
+# released at once (the same code, the same paths: see syft_runner.mounts).
+RunMode = Literal["real", "mock"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ def submit_bash_job(
     job_name: str,
     code_path: str | os.PathLike[str] | None = None,
     datasets: Sequence[str] | None = None,
+    mode: RunMode = "real",
     timeout_seconds: int | None = None,
     resources: Resources = None,
     description: str = "",
@@ -102,6 +106,7 @@ def submit_bash_job(
         type="bash",
         submitted_by=submitter,
         datasets=datasets,
+        mode=mode,
         timeout_seconds=timeout_seconds,
         resources=resources,
         description=description,
@@ -119,6 +124,7 @@ def submit_python_job(
     entrypoint: str | None = None,
     dependencies: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
+    mode: RunMode = "real",
     timeout_seconds: int | None = None,
     resources: Resources = None,
     description: str = "",
@@ -134,6 +140,7 @@ def submit_python_job(
         submitted_by=submitter,
         dependencies=dependencies,
         datasets=datasets,
+        mode=mode,
         timeout_seconds=timeout_seconds,
         resources=resources,
         description=description,

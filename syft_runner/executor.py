@@ -43,6 +43,7 @@ import requests
 from docker.models.containers import Container
 from pydantic import ValidationError
 
+from syft_core.datasite import Datasite
 from syft_core.errors import JobError, SyftError
 from syft_core.jobs import (
     ApprovedMarker,
@@ -58,16 +59,16 @@ from syft_core.jobs import (
 )
 from syft_core.jobs.config import describe_problems
 from syft_core.jobs.markers import read_marker
+from syft_core.policies import decide_release
+from syft_core.release import AUTO_MOCK, release_job
 from syft_runner.config import RunnerConfig
 from syft_runner.images import ImageMissingError, image_tag, resolve_image
 from syft_runner.logs import LogStreamer
+from syft_runner.mounts import job_environment
 from syft_runner.outputs import CollectedOutputs, OutputCaps, collect_outputs
 from syft_runner.sandbox import (
-    DATA_DIR,
     DEFAULT_ENVIRONMENT,
     JOB_DIR,
-    OUTPUTS_DIR,
-    SYFTBOX_MOUNT,
     WORKDIR,
     Limits,
     Mount,
@@ -76,6 +77,7 @@ from syft_runner.sandbox import (
 )
 from syft_runner.staging import (
     RUNNER_STATE_DIR,
+    DatasetUnavailableError,
     RunnerDirs,
     StagedJob,
     SubmissionChangedError,
@@ -196,12 +198,21 @@ class Executor:
     """Runs jobs of one owner's datasite; safe to call from several threads, one job each."""
 
     def __init__(
-        self, client: docker.DockerClient, config: RunnerConfig, syftbox: Path, owner: str
+        self,
+        client: docker.DockerClient,
+        config: RunnerConfig,
+        syftbox: Path,
+        owner: str,
+        *,
+        data_root: Path | None = None,
     ) -> None:
+        """`data_root`: the syftbox holding the owner's datasets when it is not `syftbox`, as for
+        a scientist's local run (syft_runner.local_run) against a synced copy of the mocks."""
         self.client = client
         self.config = config
         self.syftbox = Path(syftbox).resolve()
         self.owner = owner
+        self.data_root = data_root
         self.dirs = RunnerDirs.for_owner(config.state_dir or self.syftbox / RUNNER_STATE_DIR, owner)
         self._detach = threading.Event()
         self.caps = OutputCaps(
@@ -342,7 +353,14 @@ class Executor:
                 str(exc).replace(str(staged.config_path), str(job.config_path))
             ) from None
         try:
-            mounts = job_mounts(staged, job, config)
+            mounts = job_mounts(staged, job, config, self.data_root)
+        except DatasetUnavailableError as exc:
+            # The message is the submitter's; what exactly is wrong, and the fix, the owner's.
+            log.warning(
+                "a requested dataset cannot be mounted",
+                extra=_job_fields(job, detail=exc.detail or str(exc)),
+            )
+            raise JobFailure(str(exc)) from None
         except JobError as exc:
             raise JobFailure(str(exc)) from None
         runtime = self.config.images.get(config.type)
@@ -449,17 +467,12 @@ class Executor:
             LABEL_IMAGE: image_tag(plan.runtime),
         }
 
-    @staticmethod
-    def _environment(config: JobConfig) -> dict[str, str]:
+    def _environment(self, config: JobConfig) -> dict[str, str]:
         # An allowlist built from nothing: never the runner's own os.environ.
         return {
             **DEFAULT_ENVIRONMENT,
-            "SYFT_IS_IN_JOB": "true",
+            **job_environment(self.owner, config.mode),
             "SYFT_JOB_NAME": config.name,
-            "SYFT_OUTPUT_DIR": OUTPUTS_DIR,
-            "SYFTBOX_FOLDER": SYFTBOX_MOUNT,
-            "SYFT_DATA_DIR": DATA_DIR,
-            "SYFT_RUN_MODE": config.mode,
         }
 
     # -- supervise / terminate ----------------------------------------------------------------
@@ -525,7 +538,8 @@ class Executor:
 
     # -- finalize -----------------------------------------------------------------------------
     def finalize(self, job: JobFolder, container: Container, ending: Ending) -> DoneMarker:
-        """Collect outputs and write `done` from what the container reports."""
+        """Collect outputs and write `done` from what the container reports; then release the
+        results if the owner agreed to that in advance (`_release_if_due`)."""
         container.reload()
         state = container.attrs["State"]
         limits = container_limits(container)
@@ -560,7 +574,35 @@ class Executor:
             "job done",
             extra=_job_fields(job, outcome=outcome.value, exit_code=done.exit_code),
         )
+        self._release_if_due(job, container)
         return done
+
+    # -- release ------------------------------------------------------------------------------
+    def _release_if_due(self, job: JobFolder, container: Container) -> None:
+        """Release results the owner agreed to in advance: a mock run's at once ("auto:mock"), a
+        real run's when a policy with auto_release admits it ("policy:<name>"). Mock or real is
+        read from the approved config (the runner's staged copy), and nothing is released once
+        the submission differs from what ran: the submitter may edit config.yaml after the run,
+        e.g. to say `mode: mock`. A failure leaves the results for a manual release."""
+        labels = container.labels
+        try:
+            staged = load_config(self.dirs.staging(labels[LABEL_JOB_ID]) / "config.yaml")
+            method = AUTO_MOCK if staged.mode == "mock" else self._policy_release(job)
+            if method is None:
+                return
+            # Checked after the decision, so one made on edited files is caught (unless they
+            # were restored within these few milliseconds).
+            if job.content_hash() != labels.get(LABEL_CONTENT_HASH):
+                raise JobError("the submission changed after it ran")
+            release_job(job, by=self.owner, method=method)
+        except (SyftError, OSError) as exc:
+            log.warning("results not released", extra=_job_fields(job, error=str(exc)))
+            return
+        log.info("results released", extra=_job_fields(job, method=method))
+
+    def _policy_release(self, job: JobFolder) -> str | None:
+        policy = decide_release(Datasite(job.datasite_root.parent, self.owner), job)
+        return None if policy is None else f"policy:{policy.name}"
 
     # -- cleanup ------------------------------------------------------------------------------
     def cleanup(self, containers: list[Container]) -> None:

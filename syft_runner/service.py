@@ -1,9 +1,11 @@
 """The serve loop: notice approved jobs, queue them fairly, run up to N at once, never die.
 
 One thread (the caller's) owns all bookkeeping: it rescans the gateway, takes the watcher's hints,
-queues and dispatches. Each job runs in its own worker thread through `Executor.run`, which
-catches every failure of that job. What the loop keeps in memory (queue, active jobs, approvals
-found stale) is rebuilt from the job folders after a restart; nothing else is cached.
+applies the owner's job policies to new jobs (syft_core.policies: with no policy files, nothing is
+approved here and every job waits for the owner), queues and dispatches. Each job runs in its own
+worker thread through `Executor.run`, which catches every failure of that job. What the loop keeps
+in memory (queue, active jobs, approvals found stale) is rebuilt from the job folders after a
+restart; nothing else is cached.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from syft_core.datasite import Datasite
 from syft_core.errors import SyftError
 from syft_core.jobs import ApprovedMarker, JobFolder
 from syft_core.jobs.markers import read_marker
+from syft_core.policies import apply_policies, load_policies
 from syft_runner.config import RunnerConfig
 from syft_runner.executor import Executor, RunResult
 from syft_runner.scheduler import FairQueue, QueuedJob
@@ -146,12 +149,14 @@ class RunnerService:
     # -- finding work -------------------------------------------------------------------------
     def _consider(self, folders: list[Path]) -> None:
         found: list[QueuedJob] = []
+        # Read once per pass: without an auto-approving policy, new jobs cost no config parsing.
+        policies = bool(folders) and any(p.auto_approve for p in load_policies(self.datasite)[0])
         for folder in folders:
             key = str(folder)
             if key in self.active or key in self.queue:
                 continue
             try:
-                item = self._candidate(folder)
+                item = self._candidate(folder, policies)
             except (SyftError, OSError) as exc:  # a badly named or unreadable folder: not a job
                 log.debug("skipping job folder", extra={"folder": key, "error": str(exc)})
                 continue
@@ -162,9 +167,10 @@ class RunnerService:
         for item in sorted(found):  # oldest approval first; the queue then rotates submitters
             self.queue.push(item)
 
-    def _candidate(self, folder: Path) -> QueuedJob | str | None:
+    def _candidate(self, folder: Path, policies: bool) -> QueuedJob | str | None:
         """'resume' for a job whose container this runner must re-attach to, a QueuedJob for a
-        newly approved one, else None. Cheap: a few lstat calls, no hashing."""
+        newly approved one, else None. Cheap: a few lstat calls, no hashing, unless `policies`
+        (an auto-approving policy exists) and the job is new: that is evaluated."""
         if os.path.lexists(folder / "done"):
             return None
         job = JobFolder(folder)
@@ -175,7 +181,9 @@ class RunnerService:
         try:
             st = (folder / "approved").lstat()
         except FileNotFoundError:
-            return None
+            if not (policies and self._approved_by_policy(job)):
+                return None
+            st = (folder / "approved").lstat()
         identity = (st.st_ino, st.st_mtime_ns, st.st_size)
         key = str(folder)
         if self._stale.get(key) == identity:
@@ -185,6 +193,21 @@ class RunnerService:
             return None
         self._approvals[key] = identity
         return QueuedJob(approved.at, key, job.submitter)
+
+    def _approved_by_policy(self, job: JobFolder) -> bool:
+        """Approve a new job if one of the owner's policies says so. Only jobs never approved: one
+        changed after an approval waits for the owner again, whoever approved it first."""
+        try:
+            policy = apply_policies(self.datasite, job, self.datasite.email)
+        except (SyftError, OSError) as exc:
+            log.warning(
+                "job policies not applied", extra={"folder": str(job.path), "error": str(exc)}
+            )
+            return False
+        if policy is None:
+            return False
+        log.info("job approved by policy", extra={"folder": str(job.path), "policy": policy})
+        return True
 
     # -- running work -------------------------------------------------------------------------
     def _dispatch(self) -> None:

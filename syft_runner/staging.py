@@ -6,23 +6,37 @@ job folder downward, each component with O_NOFOLLOW, into
 `<syftbox>/.syft-runner/<owner>/staging/<job-id>/`; the copy is then hashed and must equal the
 approved hash, which closes the window between the approval check and the run. The job's writable
 outputs folder is a separate runner-owned scratch folder, owned by the job uid.
+
+Datasets: only those named in the approved config.yaml are mounted, read-only, the mock for
+`mode: mock` and the private data for `mode: real` (syft_runner.mounts), and only if the job user
+can read every file. A dataset that cannot be mounted ends the job with an error before anything
+runs. For real data that message names no private path (the submitter reads it): the owner gets
+the details, with the `chmod`/`chgrp` fix, as `DatasetUnavailableError.detail` (the runner's log).
+Private data is hardlinked under its public names (`<scratch>/data/<dataset>/<entry>`) and mounted
+from there, because a job can read every bind mount's host path in /proc/self/mountinfo.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
+import logging
 import os
 import secrets
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from syft_core.errors import JobError
+from syft_core.datasets import DatasetError, DatasetNotFoundError
+from syft_core.errors import JobError, UnsafePathError
 from syft_core.jobs import JobConfig, JobFolder, UnsafeSubmissionError, submission_hash
 from syft_core.jobs.submission import MAX_SUBMISSION_BYTES, walk_submission
-from syft_runner.sandbox import JOB_DIR, JOB_USER, OUTPUTS_DIR, Mount
+from syft_runner.mounts import dataset_mounts
+from syft_runner.sandbox import DATA_DIR, JOB_DIR, JOB_USER, OUTPUTS_DIR, Mount
+
+log = logging.getLogger(__name__)
 
 RUNNER_STATE_DIR = ".syft-runner"  # beside the datasites; not an email, so never synced
 _CHUNK = 1024 * 1024
@@ -33,8 +47,13 @@ class SubmissionChangedError(JobError):
     """The submission no longer matches its approval; it must be approved again."""
 
 
-class DatasetsUnsupportedError(JobError):
-    """The job asks for datasets, which this runner cannot mount yet."""
+class DatasetUnavailableError(JobError):
+    """A requested dataset cannot be mounted. The message is safe to show the submitter (public
+    names only); `detail` says what exactly is wrong and how to fix it, for the owner."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 def job_id(job: JobFolder, content_hash: str) -> str:
@@ -137,6 +156,11 @@ class StagedJob:
     def config_path(self) -> Path:
         return self.root / "config.yaml"
 
+    @property
+    def data(self) -> Path:
+        """Where private data is hardlinked under its public names (beside the outputs)."""
+        return self.outputs.parent / "data"
+
 
 def stage(job: JobFolder, approved_hash: str, dirs: RunnerDirs) -> StagedJob:
     """Copy the submission into a fresh staging folder and prove it is what was approved.
@@ -176,30 +200,158 @@ def verify_staged(staged_root: Path, approved_hash: str) -> bool:
         return False
 
 
-def job_mounts(staged: StagedJob, job: JobFolder, config: JobConfig) -> list[Mount]:
+def job_mounts(
+    staged: StagedJob, job: JobFolder, config: JobConfig, data_root: Path | None = None
+) -> list[Mount]:
     """Everything bind-mounted into the job container: the staged job, its outputs, its data."""
+    data = mounts_for(job, config, data_root)
+    if config.mode == "real":
+        data = _linked(data, staged.data)
     return [
         Mount(source=staged.root, target=JOB_DIR, read_only=True),
         Mount(source=staged.outputs, target=OUTPUTS_DIR, read_only=False),
-        *mounts_for(job, config),
+        *data,
     ]
 
 
-def mounts_for(job: JobFolder, config: JobConfig) -> list[Mount]:
-    """The data a job may read. The one place datasets will be resolved and mounted (read-only,
-    realpath'ed, inside the owner's datasite); until then a job asking for any is refused."""
-    if config.datasets:
-        names = ", ".join(config.datasets)
-        raise DatasetsUnsupportedError(
-            f"{job.config_path}: datasets are not yet supported by this runner (asked for: "
-            f"{names}); resubmit without `datasets`"
+def mounts_for(job: JobFolder, config: JobConfig, data_root: Path | None = None) -> list[Mount]:
+    """The datasets named in the approved config, read-only: mocks for `mode: mock`, private data
+    for `mode: real`. `data_root` is the syftbox holding the owner's datasets (default: the job's
+    own). DatasetUnavailableError if any cannot be mounted."""
+    if not config.datasets:
+        return []
+    root = data_root if data_root is not None else job.datasite_root.parent
+    try:
+        mounts = dataset_mounts(root, job.owner, config.datasets, config.mode)
+    except DatasetNotFoundError as exc:
+        raise DatasetUnavailableError(f"not run: {exc}") from None  # public names only
+    except (DatasetError, UnsafePathError) as exc:
+        raise _unavailable(config, str(exc), root) from None
+    for source in dict.fromkeys(m.source for m in mounts):  # each source backs two targets
+        problem = unreadable_by_job(source)
+        if problem is not None:
+            raise _unavailable(config, problem, root)
+    return mounts
+
+
+def _unavailable(config: JobConfig, detail: str, root: Path) -> DatasetUnavailableError:
+    if config.mode == "mock":
+        # Public mocks: the details hide nothing but where the owner keeps the syftbox.
+        public = detail
+        for prefix in sorted({str(root.resolve()), str(root)}, key=len, reverse=True):
+            public = public.replace(prefix, "<syftbox>")
+        return DatasetUnavailableError(f"not run: {public}", detail)
+    names = ", ".join(repr(n) for n in config.datasets)
+    return DatasetUnavailableError(
+        f"not run: the private data of the dataset(s) {names} cannot be mounted on this runner; "
+        "the owner has to fix the dataset's files or permissions (the runner's log says how)",
+        detail,
+    )
+
+
+def unreadable_by_job(source: Path) -> str | None:
+    """Why the job user cannot read `source` (a file, or a folder and everything in it), with
+    the fix; None when it can. Judged from mode bits: the job runs as JOB_USER without
+    supplementary groups, and an ACL that would grant more is not consulted."""
+    uid, gid = job_ids()
+    for path, st in _entries(source):
+        need = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(st.st_mode) else 0)
+        if st.st_uid == uid:
+            allowed = st.st_mode >> 6
+        elif st.st_gid == gid:
+            allowed = st.st_mode >> 3
+        else:
+            allowed = st.st_mode
+        if allowed & need != need:
+            kind = "folder" if stat.S_ISDIR(st.st_mode) else "file"
+            recursive = "-R " if source.is_dir() else ""
+            return (
+                f"the job user (uid {uid}, gid {gid}) cannot read the {kind} {path} (mode "
+                f"{stat.S_IMODE(st.st_mode):04o}, owner {st.st_uid}:{st.st_gid}); let the job "
+                f"group read it: `chgrp {recursive}{gid} {source} && chmod {recursive}g+rX "
+                f"{source}` (or everyone: `chmod {recursive}o+rX {source}`)"
+            )
+    return None
+
+
+def _entries(source: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """`source` and, for a folder, everything under it, following no link."""
+    yield source, source.lstat()
+    if not source.is_dir():
+        return
+    for folder, dirs, files in os.walk(source):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            yield path, path.lstat()
+
+
+def _linked(mounts: list[Mount], folder: Path) -> list[Mount]:
+    """The mounts with each source hardlinked as `folder/<dataset>/<entry>` (its /data path), so
+    the job's mount table shows those public names, not the private file's. Where hardlinks are
+    impossible (the runner's state folder on another filesystem, or not permitted), the source is
+    mounted under its own name and the owner is warned."""
+    links: dict[Path, Path] = {}
+    for mount in mounts:
+        target = PurePosixPath(mount.target)
+        if target.parent.parent == PurePosixPath(DATA_DIR):
+            dest = folder / target.relative_to(DATA_DIR)
+            if _hardlink(mount.source, dest):
+                links[mount.source] = dest
+    return [
+        Mount(source=links.get(m.source, m.source), target=m.target, read_only=m.read_only)
+        for m in mounts
+    ]
+
+
+def _hardlink(source: Path, dest: Path) -> bool:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    is_dir = stat.S_ISDIR(source.lstat().st_mode)
+    try:
+        if is_dir:
+            _hardlink_tree(source, dest)
+        else:
+            os.link(source, dest, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        remove_tree(dest)
+        log.warning(
+            "private data mounted under its own name, which the job can see: it cannot be "
+            "hardlinked into the runner's state folder (put state_dir on its filesystem)",
+            extra={"source": str(source), "error": exc.strerror},
         )
-    return []
+        return False
+    if not is_dir and not stat.S_ISREG(dest.lstat().st_mode):  # swapped after it was resolved
+        raise DatasetUnavailableError(
+            "not run: a dataset's private data changed while it was being mounted; run it again",
+            f"{source} is no longer a regular file",
+        )
+    return True
+
+
+def _hardlink_tree(source: Path, dest: Path) -> None:
+    """Folders recreated (0755), regular files hardlinked; links and special files are left
+    out (datasets are plain files: syft_core.datasets)."""
+    for folder, dirs, files in os.walk(source):
+        here = dest / Path(folder).relative_to(source)
+        here.mkdir(mode=0o755)
+        here.chmod(0o755)  # whatever the umask
+        dirs[:] = [d for d in dirs if stat.S_ISDIR(os.lstat(Path(folder, d)).st_mode)]
+        for name in files:
+            path = Path(folder, name)
+            if stat.S_ISREG(path.lstat().st_mode):
+                os.link(path, here / name, follow_symlinks=False)
+
+
+def job_ids() -> tuple[int, int]:
+    """The uid and gid every job runs as."""
+    uid, gid = JOB_USER.split(":")
+    return int(uid), int(gid)
 
 
 def _make_outputs(path: Path) -> Path:
     path.mkdir(parents=True, mode=0o755)
-    uid, gid = (int(part) for part in JOB_USER.split(":"))
+    uid, gid = job_ids()
     if os.geteuid() == 0:
         os.chown(path, uid, gid)
     else:

@@ -244,7 +244,7 @@ def test_missing_image_and_datasets_are_errors(syftbox: Path, start_runner: Star
     assert "syft-runner/no-such-runtime:latest" in done.message and "make images" in done.message
     data_done = wait_done(data)
     assert data_done.outcome is Outcome.ERROR
-    assert "datasets are not yet supported" in data_done.message
+    assert "no dataset 'census'; available: none" in data_done.message
 
 
 def test_runner_folders_and_containers_are_cleaned(

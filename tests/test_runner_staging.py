@@ -11,7 +11,7 @@ from syft_core.jobs import JobConfig, UnsafeSubmissionError
 from syft_runner.sandbox import JOB_USER
 from syft_runner.staging import (
     RUNNER_STATE_DIR,
-    DatasetsUnsupportedError,
+    DatasetUnavailableError,
     RunnerDirs,
     SubmissionChangedError,
     job_id,
@@ -77,10 +77,10 @@ def test_a_symlinked_submitter_folder_is_not_followed(syftbox: Path, tmp_path: P
         stage(job, approved, RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER))
 
 
-def test_datasets_are_refused_in_one_place(syftbox: Path) -> None:
+def test_missing_datasets_are_refused_in_one_place(syftbox: Path) -> None:
     job = write_job(syftbox, "d", "echo hi\n")
     config = JobConfig(name="d", type="bash", datasets=["census"])
-    with pytest.raises(DatasetsUnsupportedError, match="not yet supported"):
+    with pytest.raises(DatasetUnavailableError, match="no dataset 'census'; available: none"):
         mounts_for(job, config)
     assert mounts_for(job, JobConfig(name="d", type="bash")) == []
 

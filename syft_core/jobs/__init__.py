@@ -9,11 +9,13 @@ from syft_core.jobs.markers import (
     Outcome,
     RefusedOutput,
     RejectedMarker,
+    ReleasedMarker,
     RunningMarker,
 )
 from syft_core.jobs.submission import (
     SubmittedFile,
     UnsafeSubmissionError,
+    code_hash,
     submission_hash,
     walk_submission,
 )
@@ -29,10 +31,12 @@ __all__ = [
     "Outcome",
     "RefusedOutput",
     "RejectedMarker",
+    "ReleasedMarker",
     "RunningMarker",
     "Status",
     "SubmittedFile",
     "UnsafeSubmissionError",
+    "code_hash",
     "iter_job_folders",
     "load_config",
     "submission_hash",

@@ -21,6 +21,7 @@ def _register_all() -> None:
     from syft_runner.cli import images as images_cli
     from syft_runner.cli import jobs as jobs_cli
     from syft_runner.cli import release as release_cli
+    from syft_runner.cli import run as run_cli
     from syft_runner.cli import serve as serve_cli
     from syft_runner.cli import sync as sync_cli
 
@@ -32,6 +33,7 @@ def _register_all() -> None:
         datasets_cli,
         release_cli,
         sync_cli,
+        run_cli,
         serve_cli,
     ):
         module.register(app)
