@@ -44,7 +44,7 @@ from syft_core.datasite import PERMISSION_FILE, Datasite
 from syft_core.errors import SyftError
 from syft_core.events import utcnow
 from syft_core.paths import contained_path, normalize_relpath
-from syft_core.yamlio import load_untrusted_yaml
+from syft_core.yamlio import read_untrusted_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -158,15 +158,9 @@ def private_mapping_path(datasite: Datasite, name: str) -> Path:
 # -- reading ---------------------------------------------------------------------------------------
 def _load_yaml(path: Path) -> object:
     try:
-        st = path.lstat()
+        return read_untrusted_yaml(path, max_bytes=MAX_METADATA_BYTES)
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DatasetError(f"{path}: not a regular file")
-    if st.st_size > MAX_METADATA_BYTES:
-        raise DatasetError(f"{path}: {st.st_size} bytes, over {MAX_METADATA_BYTES}")
-    try:
-        return load_untrusted_yaml(path.read_bytes())
     except ValueError as exc:
         raise DatasetError(f"{path}: {exc}") from None
 

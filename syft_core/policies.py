@@ -23,7 +23,6 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-import stat
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -37,7 +36,7 @@ from syft_core.jobs.config import JobConfig, describe_problems
 from syft_core.jobs.folder import JobFolder, Status, iter_job_folders
 from syft_core.jobs.markers import ApprovedMarker, DoneMarker, Outcome, read_marker
 from syft_core.jobs.submission import code_hash, submission_hash
-from syft_core.yamlio import load_untrusted_yaml
+from syft_core.yamlio import read_untrusted_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +115,7 @@ def load_policies(datasite: Datasite) -> tuple[list[Policy], list[PolicyFileErro
 
 def _load_policy(path: Path) -> Policy:
     try:
-        st = path.lstat()
-        if not stat.S_ISREG(st.st_mode):
-            raise PolicyFileError(path, "not a regular file")
-        if st.st_size > MAX_POLICY_BYTES:
-            raise PolicyFileError(path, f"{st.st_size} bytes, over {MAX_POLICY_BYTES}")
-        data = load_untrusted_yaml(path.read_bytes())
+        data = read_untrusted_yaml(path, max_bytes=MAX_POLICY_BYTES)
     except OSError as exc:
         raise PolicyFileError(path, f"unreadable: {exc.strerror}") from None
     except ValueError as exc:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -13,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from syft_core.errors import JobError
 from syft_core.events import utcnow
-from syft_core.yamlio import load_untrusted_yaml
+from syft_core.yamlio import read_untrusted_yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
 
@@ -69,18 +67,11 @@ class JobConfig(BaseModel):
 def load_config(path: Path) -> JobConfig:
     """Parse a job's config.yaml; any problem becomes a JobError naming the file and the reason."""
     try:
-        st = path.lstat()
+        data = read_untrusted_yaml(path, max_bytes=MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise JobError(f"{path}: missing config.yaml") from None
-    if not stat.S_ISREG(st.st_mode):
-        # A symlink or fifo could lead the owner's side to read another file, or /dev/zero forever.
-        raise JobError(f"{path}: config.yaml is not a regular file")
-    if st.st_size > MAX_CONFIG_BYTES:
-        raise JobError(f"{path}: config.yaml is {st.st_size} bytes, over {MAX_CONFIG_BYTES}")
-    try:
-        data = load_untrusted_yaml(_read_bounded(path))
     except ValueError as exc:
-        raise JobError(f"{path}: {exc}") from None
+        raise JobError(f"{path}: config.yaml {exc}") from None
     if not isinstance(data, dict):
         raise JobError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
     try:
@@ -94,16 +85,3 @@ def describe_problems(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
     )
-
-
-def _read_bounded(path: Path) -> bytes:
-    """At most MAX_CONFIG_BYTES + 1 bytes, without following a symlink swapped in after lstat."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        raise JobError(f"{path}: cannot open config.yaml: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        data = fh.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise JobError(f"{path}: config.yaml is over the limit of {MAX_CONFIG_BYTES} bytes")
-    return data

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from syft_core.atomic import atomic_write_text
 from syft_core.errors import JobError
 from syft_core.events import utcnow
-from syft_core.yamlio import load_untrusted_yaml
+from syft_core.yamlio import read_untrusted_yaml
 
 
 class Outcome(StrEnum):
@@ -103,15 +103,9 @@ M = TypeVar("M", bound=Marker)
 def read_marker(path: Path, kind: type[M]) -> M | None:
     """The marker at `path`, None when absent; JobError naming the file when it is unreadable."""
     try:
-        st = path.lstat()
+        return kind.model_validate(read_untrusted_yaml(path, max_bytes=MAX_MARKER_BYTES))
     except FileNotFoundError:
         return None
-    if not path.is_file() or path.is_symlink():
-        raise JobError(f"{path}: status marker is not a regular file")
-    if st.st_size > MAX_MARKER_BYTES:
-        raise JobError(f"{path}: status marker is {st.st_size} bytes, over {MAX_MARKER_BYTES}")
-    try:
-        return kind.model_validate(load_untrusted_yaml(path.read_bytes()))
     except ValueError as exc:  # pydantic's ValidationError is a ValueError too
         raise JobError(f"{path}: unreadable status marker: {exc}") from None
 
