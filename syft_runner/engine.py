@@ -33,11 +33,22 @@ class EngineInfo(BaseModel):
     security_options: list[str]
 
 
-def connect(timeout: int = 120) -> docker.DockerClient:
+CONNECTIONS_PER_JOB = 3  # a running job holds a wait, a log stream and the supervisor's calls
+SPARE_CONNECTIONS = 4  # the serve loop, recovery, cleanup of finished jobs
+DEFAULT_POOL_SIZE = 10  # docker-py's own default
+
+
+def pool_size(concurrency: int) -> int:
+    """Pooled connections a runner with `concurrency` jobs at once needs, so no job's calls wait
+    for (or discard) another's connection."""
+    return max(DEFAULT_POOL_SIZE, concurrency * CONNECTIONS_PER_JOB + SPARE_CONNECTIONS)
+
+
+def connect(timeout: int = 120, *, concurrency: int = 1) -> docker.DockerClient:
     """A client for the engine named by DOCKER_HOST (default: the local socket), checked to
-    answer and to be new enough."""
+    answer and to be new enough, with a connection pool sized for `concurrency` jobs."""
     try:
-        client = docker.from_env(timeout=timeout)
+        client = docker.from_env(timeout=timeout, max_pool_size=pool_size(concurrency))
         api_version = str(client.version()["ApiVersion"])
     except docker.errors.DockerException as exc:
         raise EngineUnavailableError(f"{_why_unreachable(exc)}; {FIX}") from exc

@@ -32,7 +32,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -63,6 +63,7 @@ from syft_core.policies import decide_release
 from syft_core.release import AUTO_MOCK, release_job
 from syft_runner.config import RunnerConfig
 from syft_runner.images import ImageMissingError, image_tag, resolve_image
+from syft_runner.jobfs import JobFsError
 from syft_runner.logs import LogStreamer
 from syft_runner.mounts import job_environment
 from syft_runner.outputs import CollectedOutputs, OutputCaps, collect_outputs
@@ -120,6 +121,10 @@ class ApprovalStale(SyftError):
 
 class Detached(SyftError):
     """The runner is stopping: the job's container keeps running for the next runner."""
+
+
+class EngineLost(SyftError):
+    """The engine connection dropped while a job ran; the message is the container's name."""
 
 
 class NotRunnable(SyftError):
@@ -181,7 +186,8 @@ class Usage:
     cpu_seconds: float | None = None
 
 
-StopReason = Literal["exited", "timed_out", "cancelled", "disk_full"]
+StopReason = Literal["exited", "timed_out", "cancelled", "disk_full", "engine_stopped"]
+ENGINE_STOP_SLACK_SECONDS = 5.0  # the engine stops containers just before its socket closes
 MiB = 1024 * 1024
 
 
@@ -215,6 +221,8 @@ class Executor:
         self.data_root = data_root
         self.dirs = RunnerDirs.for_owner(config.state_dir or self.syftbox / RUNNER_STATE_DIR, owner)
         self._detach = threading.Event()
+        # Container name → when the engine went away while this runner supervised it.
+        self._engine_lost: dict[str, float] = {}
         self.caps = OutputCaps(
             max_file_bytes=config.output_max_file_bytes,
             max_total_bytes=config.output_max_total_bytes,
@@ -236,6 +244,10 @@ class Executor:
             # evidence once it is back, not guessed now: a queued job waits, a running one is
             # re-attached or finalized from its exited container.
             log.warning("docker engine unreachable", extra=_job_fields(job, error=str(exc)))
+            return RunResult.RETRY
+        except EngineLost as exc:
+            log.warning("docker engine lost while the job ran", extra=_job_fields(job))
+            self._engine_lost[str(exc)] = time.time()
             return RunResult.RETRY
         except ApprovalStale as exc:
             log.info("job not run: approval is stale", extra=_job_fields(job, reason=str(exc)))
@@ -333,9 +345,12 @@ class Executor:
     def prepare(self, job: JobFolder, approved: ApprovedMarker) -> RunPlan:
         """Stage a verified copy and work out image and limits. JobFailure if it cannot run."""
         try:
-            staged = stage(job, approved.content_hash, self.dirs)
+            staged = stage(job, approved.content_hash, self.dirs, self.caps)
         except SubmissionChangedError as exc:
             raise ApprovalStale(str(exc)) from None
+        except JobFsError as exc:
+            log.error("cannot make a job filesystem", extra=_job_fields(job, error=str(exc)))
+            raise JobFailure(f"not run: the runner could not prepare its folder: {exc}") from None
         except (JobError, OSError) as exc:
             raise JobFailure(f"not run: the submission could not be staged: {exc}") from None
         try:
@@ -508,6 +523,9 @@ class Executor:
                 break
         waiter.exited.wait()
         if waiter.error is not None:
+            streamer.close()
+            if isinstance(waiter.error, requests.exceptions.ConnectionError):
+                raise EngineLost(container.name) from waiter.error
             raise waiter.error
         if not streamer.join(LOG_DRAIN_SECONDS):
             log.warning("log streams did not end; logs may be incomplete", extra=_job_fields(job))
@@ -545,6 +563,8 @@ class Executor:
         limits = container_limits(container)
         started = _parse_time(state["StartedAt"])
         finished = _parse_time(state["FinishedAt"])
+        if self._stopped_by_engine(container, finished):
+            ending = replace(ending, reason="engine_stopped")
         outcome, message = classify(
             ending, int(state["ExitCode"]), bool(state.get("OOMKilled")), limits
         )
@@ -577,6 +597,12 @@ class Executor:
         self._release_if_due(job, container)
         return done
 
+    def _stopped_by_engine(self, container: Container, finished: datetime) -> bool:
+        """Whether the container ended when the engine went away under this runner: the engine
+        stops its containers (SIGTERM) as it shuts down, which is not the job's doing."""
+        lost_at = self._engine_lost.pop(str(container.name), None)
+        return lost_at is not None and finished.timestamp() >= lost_at - ENGINE_STOP_SLACK_SECONDS
+
     # -- release ------------------------------------------------------------------------------
     def _release_if_due(self, job: JobFolder, container: Container) -> None:
         """Release results the owner agreed to in advance: a mock run's at once ("auto:mock"), a
@@ -608,9 +634,13 @@ class Executor:
     def cleanup(self, containers: list[Container]) -> None:
         """Remove containers (killing them if running) and their runner folders; idempotent."""
         for container in containers:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-            self.dirs.remove(container.labels.get(LABEL_JOB_ID, ""))
+            try:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
+            finally:
+                # Unmount and delete the job's folders even when the engine cannot be reached
+                # (it may be restarting): a leftover container is removed by the next recover().
+                self.dirs.remove(container.labels.get(LABEL_JOB_ID, ""))
 
     def _end_with_error(self, job: JobFolder, message: str) -> None:
         """The fail-soft path: stop anything of this job, then `done`/error with `message`."""
@@ -674,6 +704,11 @@ def classify(
         return Outcome.ERROR, (
             "stopped: the host disk that holds job outputs fell below its reserve of free space "
             "while this job ran; write less into outputs/"
+        )
+    if ending.reason == "engine_stopped":
+        return Outcome.ERROR, (
+            "stopped: the Docker engine on the owner's machine shut down while this job ran "
+            f"(exit code {exit_code}); not the job's fault, it may be resubmitted"
         )
     if ending.reason == "timed_out":
         return Outcome.TIMED_OUT, (

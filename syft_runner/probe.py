@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from syft_core.errors import SyftError
 from syft_runner.config import RunnerConfig
 from syft_runner.images import resolve_image
+from syft_runner.jobfs import mount_jobfs, unmount_jobfs
 from syft_runner.sandbox import (
     DEFAULT_ENVIRONMENT,
     JOB_DIR,
@@ -246,9 +247,11 @@ def mounts_fact():
     return entries
 
 def host_paths():
+    # A bind mount's root is its source path within its filesystem: "/" or the job's own path
+    # (the runner's per-job filesystem) tell nothing; anything else is a host path.
     leaks = [
         "%s <- %s" % (m["target"], m["root"]) for m in mounts_fact()
-        if m["root"] != "/" and any(
+        if m["root"] not in ("/", m["target"]) and any(
             m["target"] == r or m["target"].startswith(r + "/") for r in JOB_MOUNT_ROOTS)
     ]
     return bool(leaks), "; ".join(leaks) or "bind mount roots hidden"
@@ -504,7 +507,7 @@ def run_probe(
     client: docker.DockerClient, *, runtime: str = PROBE_RUNTIME, limits: Limits | None = None
 ) -> ProbeReport:
     """Run the probe in a job container exactly as the runner would start a job: the runner's
-    default limits, a read-only /job and a writable /job/outputs."""
+    default limits, a read-only /job and a writable /job/outputs on a per-job filesystem."""
     chosen = limits or RunnerConfig().default_limits.model_copy(
         update={"timeout_seconds": PROBE_TIMEOUT_SECONDS}
     )
@@ -523,22 +526,26 @@ def run_probe(
         )
         return parse_report(_run(client, kwargs, chosen.timeout_seconds))
     finally:
+        unmount_jobfs(folder / "fs.img", folder / "fs")
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def _job_layout(folder: Path) -> list[Mount]:
-    # The same shape the executor mounts: the staged job read-only, its outputs writable.
-    job = folder / "job"
-    (job / "outputs").mkdir(parents=True)
+    # The same shape the executor mounts (syft_runner.staging): the staged job read-only, its
+    # outputs writable inside it, both on their own filesystem when the runner can make one.
+    folder.chmod(0o755)
+    defaults = RunnerConfig()
+    mount_jobfs(folder / "fs.img", folder / "fs", defaults.output_max_total_bytes, 1000)
+    job = folder / "fs" / "job"
+    outputs = job / "outputs"
+    outputs.mkdir(parents=True)
     (job / "run.sh").write_text("# the isolation probe runs instead\n")
-    outputs = folder / "outputs"
-    outputs.mkdir()
     uid, gid = (int(part) for part in JOB_USER.split(":"))
     if os.geteuid() == 0:
         os.chown(outputs, uid, gid)
     else:
         outputs.chmod(0o777)
-    for path in (folder, job):
+    for path in (folder / "fs", job):
         path.chmod(0o755)
     return [
         Mount(source=job, target=JOB_DIR, read_only=True),

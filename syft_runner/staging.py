@@ -2,18 +2,24 @@
 
 The submission itself is never mounted: its submitter keeps write access to it. Instead every
 file `walk_submission` lists (which lstat'ed each one) is copied with descriptors opened from the
-job folder downward, each component with O_NOFOLLOW, into
-`<syftbox>/.syft-runner/<owner>/staging/<job-id>/`; the copy is then hashed and must equal the
-approved hash, which closes the window between the approval check and the run. The job's writable
-outputs folder is a separate runner-owned scratch folder, owned by the job uid.
+job folder downward, each component with O_NOFOLLOW, into the job's runner folder; the copy is
+then hashed and must equal the approved hash, which closes the window between the approval check
+and the run. The job's writable outputs folder sits inside the staged copy (mounted over it at
+/job/outputs), owned by the job uid.
+
+Per job (`<state dir>/<owner>/`): `scratch/<job-id>/fs/` holds `job/` (the staged copy) and
+`job/outputs/`; it is its own capped filesystem when the runner can mount one (syft_runner.jobfs,
+image in `volumes/<job-id>.img`), so outputs cannot fill the host disk and the job's mount table
+shows `/job` and `/job/outputs`, not host paths. `scratch/<job-id>/data/` holds datasets.
 
 Datasets: only those named in the approved config.yaml are mounted, read-only, the mock for
 `mode: mock` and the private data for `mode: real` (syft_runner.mounts), and only if the job user
 can read every file. A dataset that cannot be mounted ends the job with an error before anything
 runs. For real data that message names no private path (the submitter reads it): the owner gets
-the details, with the `chmod`/`chgrp` fix, as `DatasetUnavailableError.detail` (the runner's log).
-Private data is hardlinked under its public names (`<scratch>/data/<dataset>/<entry>`) and mounted
-from there, because a job can read every bind mount's host path in /proc/self/mountinfo.
+the details, with the fix, as `DatasetUnavailableError.detail` (the runner's log). Private data
+is hardlinked under its public names (`<scratch>/data/<dataset>/<entry>`) and mounted from there,
+because a job can read every bind mount's source path in /proc/self/mountinfo; where that is
+impossible the job is not run rather than shown the private file's name.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import logging
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -33,7 +40,9 @@ from syft_core.datasets import DatasetError, DatasetNotFoundError
 from syft_core.errors import JobError, UnsafePathError
 from syft_core.jobs import JobConfig, JobFolder, UnsafeSubmissionError, submission_hash
 from syft_core.jobs.submission import MAX_SUBMISSION_BYTES, walk_submission
+from syft_runner.jobfs import mount_jobfs, unmount_jobfs
 from syft_runner.mounts import dataset_mounts
+from syft_runner.outputs import OutputCaps
 from syft_runner.sandbox import DATA_DIR, JOB_DIR, JOB_USER, OUTPUTS_DIR, Mount
 
 log = logging.getLogger(__name__)
@@ -57,8 +66,12 @@ class DatasetUnavailableError(JobError):
 
 
 def job_id(job: JobFolder, content_hash: str) -> str:
-    """Deterministic id of one approved version of a job: names its container and folders."""
-    key = f"{job.owner}\0{job.submitter}\0{job.name}\0{content_hash}"
+    """Deterministic id of one approved version of a job: names its container and folders.
+    The syftbox's realpath is part of it because container names are global on the engine: two
+    syftboxes holding the same job must not contend for one name (409), while the same job in
+    the same syftbox keeps its one name, the lock against running it twice."""
+    syftbox = os.path.realpath(job.datasite_root.parent)
+    key = f"{syftbox}\0{job.owner}\0{job.submitter}\0{job.name}\0{content_hash}"
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
@@ -77,27 +90,41 @@ class RunnerDirs:
         root.mkdir(mode=0o700, exist_ok=True)
         return cls(root)
 
-    def staging(self, jid: str) -> Path:
-        return self.root / "staging" / jid
-
     def scratch(self, jid: str) -> Path:
         return self.root / "scratch" / jid
 
+    def jobfs(self, jid: str) -> Path:
+        """The job's own filesystem (or plain folder): the staged job and its outputs."""
+        return self.scratch(jid) / "fs"
+
+    def volume(self, jid: str) -> Path:
+        """The image file backing `jobfs(jid)` when it is a mounted filesystem."""
+        return self.root / "volumes" / f"{jid}.img"
+
+    def staging(self, jid: str) -> Path:
+        return self.jobfs(jid) / "job"
+
     def outputs(self, jid: str) -> Path:
-        return self.scratch(jid) / "outputs"
+        return self.staging(jid) / "outputs"
+
+    def data(self, jid: str) -> Path:
+        """Where private data is hardlinked under its public names (on the host filesystem)."""
+        return self.scratch(jid) / "data"
 
     def job_ids(self) -> set[str]:
-        """Ids with a staging or scratch folder on disk."""
+        """Ids with a runner folder or an image on disk."""
         found: set[str] = set()
-        for kind in ("staging", "scratch"):
-            folder = self.root / kind
-            if folder.is_dir():
-                found.update(entry.name for entry in os.scandir(folder))
+        scratch = self.root / "scratch"
+        if scratch.is_dir():
+            found.update(entry.name for entry in os.scandir(scratch))
+        volumes = self.root / "volumes"
+        if volumes.is_dir():
+            found.update(e.name.removesuffix(".img") for e in os.scandir(volumes))
         return found
 
     def remove(self, jid: str) -> None:
-        for folder in (self.staging(jid), self.scratch(jid)):
-            remove_tree(folder)
+        unmount_jobfs(self.volume(jid), self.jobfs(jid))
+        remove_tree(self.scratch(jid))
 
 
 def remove_tree(path: Path) -> None:
@@ -151,28 +178,33 @@ class StagedJob:
     job_id: str
     root: Path  # mounted read-only at /job
     outputs: Path  # mounted read-write at /job/outputs
+    data: Path  # private data hardlinked under its public names
 
     @property
     def config_path(self) -> Path:
         return self.root / "config.yaml"
 
-    @property
-    def data(self) -> Path:
-        """Where private data is hardlinked under its public names (beside the outputs)."""
-        return self.outputs.parent / "data"
 
-
-def stage(job: JobFolder, approved_hash: str, dirs: RunnerDirs) -> StagedJob:
-    """Copy the submission into a fresh staging folder and prove it is what was approved.
+def stage(
+    job: JobFolder, approved_hash: str, dirs: RunnerDirs, caps: OutputCaps | None = None
+) -> StagedJob:
+    """Copy the submission into a fresh staging folder and prove it is what was approved. With
+    `caps`, the staged job and its outputs get their own filesystem sized by them (jobfs).
 
     UnsafeSubmissionError: the submission holds a link, device, fifo or is too big.
     SubmissionChangedError: the copy's hash differs from the approval's.
+    JobFsError: the job's filesystem could not be made.
     """
     jid = job_id(job, approved_hash)
     dirs.remove(jid)  # a previous attempt that died half-way
+    files = walk_submission(job.path)
+    if caps is not None:
+        content = sum(f.size for f in files) + caps.max_total_bytes
+        if not mount_jobfs(dirs.volume(jid), dirs.jobfs(jid), content, caps.max_files):
+            _warn_unbounded_once()
     root = dirs.staging(jid)
     root.mkdir(parents=True, mode=0o755)
-    files = walk_submission(job.path)
+    root.chmod(0o755)
     job_fd = _open_job_dir(job)
     try:
         budget = MAX_SUBMISSION_BYTES
@@ -181,7 +213,7 @@ def stage(job: JobFolder, approved_hash: str, dirs: RunnerDirs) -> StagedJob:
     finally:
         os.close(job_fd)
     # The outputs mount point must exist in the read-only /job before the container starts.
-    (root / "outputs").mkdir(mode=0o755)
+    (root / "outputs").mkdir(mode=0o755)  # also where the job's outputs folder is
     staged_hash = submission_hash(root)
     if staged_hash != approved_hash:
         dirs.remove(jid)
@@ -189,7 +221,20 @@ def stage(job: JobFolder, approved_hash: str, dirs: RunnerDirs) -> StagedJob:
             f"{job.path}: the submission changed after approval (approved "
             f"{approved_hash[:19]}…, now {staged_hash[:19]}…); it must be approved again"
         )
-    return StagedJob(jid, root, _make_outputs(dirs.outputs(jid)))
+    return StagedJob(jid, root, _make_outputs(dirs.outputs(jid)), dirs.data(jid))
+
+
+_warned_unbounded = threading.Event()
+
+
+def _warn_unbounded_once() -> None:
+    if not _warned_unbounded.is_set():
+        _warned_unbounded.set()
+        log.warning(
+            "job outputs are plain host folders, bounded on disk only by min_free_disk_mb while "
+            "a job runs: per-job capped filesystems need the runner to run as root with "
+            "mkfs.ext4 installed (docs/runner.md)"
+        )
 
 
 def verify_staged(staged_root: Path, approved_hash: str) -> bool:
@@ -288,22 +333,22 @@ def _entries(source: Path) -> Iterator[tuple[Path, os.stat_result]]:
 def _linked(mounts: list[Mount], folder: Path) -> list[Mount]:
     """The mounts with each source hardlinked as `folder/<dataset>/<entry>` (its /data path), so
     the job's mount table shows those public names, not the private file's. Where hardlinks are
-    impossible (the runner's state folder on another filesystem, or not permitted), the source is
-    mounted under its own name and the owner is warned."""
+    impossible (the runner's state folder on another filesystem, or not permitted) the job is
+    not run: mounting the private file under its own name would show that name to the job."""
     links: dict[Path, Path] = {}
     for mount in mounts:
         target = PurePosixPath(mount.target)
         if target.parent.parent == PurePosixPath(DATA_DIR):
             dest = folder / target.relative_to(DATA_DIR)
-            if _hardlink(mount.source, dest):
-                links[mount.source] = dest
+            _hardlink(mount.source, dest)
+            links[mount.source] = dest
     return [
         Mount(source=links.get(m.source, m.source), target=m.target, read_only=m.read_only)
         for m in mounts
     ]
 
 
-def _hardlink(source: Path, dest: Path) -> bool:
+def _hardlink(source: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     is_dir = stat.S_ISDIR(source.lstat().st_mode)
     try:
@@ -315,18 +360,18 @@ def _hardlink(source: Path, dest: Path) -> bool:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
             raise
         remove_tree(dest)
-        log.warning(
-            "private data mounted under its own name, which the job can see: it cannot be "
-            "hardlinked into the runner's state folder (put state_dir on its filesystem)",
-            extra={"source": str(source), "error": exc.strerror},
-        )
-        return False
+        raise DatasetUnavailableError(
+            "not run: this runner cannot mount the dataset's private data without showing its "
+            "file name to the job; the owner has to move the runner's state folder (the runner's "
+            "log says how)",
+            f"{source} cannot be hardlinked into {dest.parent} ({exc.strerror}): set state_dir "
+            "in runner.yaml to a folder on the same filesystem as the syftbox (outside it)",
+        ) from None
     if not is_dir and not stat.S_ISREG(dest.lstat().st_mode):  # swapped after it was resolved
         raise DatasetUnavailableError(
             "not run: a dataset's private data changed while it was being mounted; run it again",
             f"{source} is no longer a regular file",
         )
-    return True
 
 
 def _hardlink_tree(source: Path, dest: Path) -> None:
@@ -350,7 +395,7 @@ def job_ids() -> tuple[int, int]:
 
 
 def _make_outputs(path: Path) -> Path:
-    path.mkdir(parents=True, mode=0o755)
+    path.mkdir(parents=True, mode=0o755, exist_ok=True)
     uid, gid = job_ids()
     if os.geteuid() == 0:
         os.chown(path, uid, gid)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 import docker
 import pytest
@@ -10,20 +10,18 @@ from typer.testing import CliRunner
 
 from syft_runner.cli import _register_all, app
 from syft_runner.cli.doctor import isolation_checks
-from syft_runner.engine import EngineUnavailableError, connect, engine_info
+from syft_runner.engine import EngineUnavailableError, connect, engine_info, pool_size
+from syft_runner.probe import EXPECTED_ALLOWED, ProbeReport, parse_report
 
-GOOD_PROBE: dict[str, Any] = {
-    "uid": 65532,
-    "interfaces": ["lo"],
-    "root_writable": False,
-    "cap_eff": "0000000000000000",
-    "no_new_privs": "1",
-    "seccomp": "2",
-    "unshare_rc": 1,
-    "af_inet": False,
-    "af_unix": True,
-    "io_uring": False,
-}
+
+def _report(**allowed: bool) -> ProbeReport:
+    """A probe report where every check is as a hardened container gives, except `allowed`."""
+    verdicts = {**EXPECTED_ALLOWED, **allowed}
+    lines = [
+        json.dumps({"kind": "check", "name": name, "allowed": value, "detail": "d"})
+        for name, value in verdicts.items()
+    ]
+    return parse_report("\n".join(lines))
 
 
 @pytest.fixture(scope="module")
@@ -33,35 +31,35 @@ def cli() -> CliRunner:
 
 
 def test_a_hardened_probe_passes_every_check() -> None:
-    checks = isolation_checks(GOOD_PROBE)
-    assert len(checks) == 10
+    checks = isolation_checks(_report())
+    assert len(checks) == len(EXPECTED_ALLOWED)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
 
 
-@pytest.mark.parametrize(
-    ("field", "bad", "failing"),
-    [
-        ("uid", 0, "runs as non-root"),
-        ("interfaces", ["eth0", "lo"], "no network but loopback"),
-        ("root_writable", True, "read-only root filesystem"),
-        ("cap_eff", "00000000a80425fb", "no capabilities"),
-        ("no_new_privs", "0", "no new privileges"),
-        ("seccomp", "0", "seccomp filter active"),
-        ("unshare_rc", 0, "unshare -U blocked"),
-        ("af_inet", True, "AF_INET socket blocked"),
-        ("io_uring", True, "io_uring blocked"),
-        ("af_unix", False, "AF_UNIX socket allowed"),
-    ],
-)
-def test_each_weakness_fails_its_check(field: str, bad: Any, failing: str) -> None:
-    checks = isolation_checks({**GOOD_PROBE, field: bad})
-    assert [c.name for c in checks if not c.ok] == [failing]
+@pytest.mark.parametrize("name", sorted(EXPECTED_ALLOWED))
+def test_each_weakness_fails_its_check(name: str) -> None:
+    checks = isolation_checks(_report(**{name: not EXPECTED_ALLOWED[name]}))
+    assert [c.name.split(":")[0] for c in checks if not c.ok] == [name]
+
+
+def test_a_check_the_probe_did_not_report_fails() -> None:
+    report = _report()
+    report.checks = [c for c in report.checks if c.name != "socket AF_INET"]
+    failing = [c for c in isolation_checks(report) if not c.ok]
+    assert [(c.name, c.detail) for c in failing] == [
+        ("socket AF_INET", "not reported by the probe")
+    ]
 
 
 def test_unreachable_engine_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     with pytest.raises(EngineUnavailableError, match=r"DOCKER_HOST=.*make setup"):
         connect()
+
+
+def test_the_connection_pool_grows_with_concurrency() -> None:
+    assert pool_size(1) == 10
+    assert pool_size(8) >= 8 * 3
 
 
 def test_doctor_fails_without_an_engine(cli: CliRunner) -> None:
@@ -84,8 +82,19 @@ def test_doctor_passes_on_this_machine(cli: CliRunner, job_images: dict[str, str
     result = cli.invoke(app, ["doctor"])
     assert result.exit_code == 0, result.output
     assert "FAIL" not in result.output
-    for name in ("seccomp filter active", "AF_INET socket blocked", "image python"):
+    for name in (
+        "run without a seccomp filter: blocked",
+        "socket AF_INET: blocked",
+        "image python",
+    ):
         assert f"PASS {name}" in result.output
+
+
+@pytest.mark.docker
+def test_doctor_probe_prints_the_report(cli: CliRunner, job_images: dict[str, str]) -> None:
+    result = cli.invoke(app, ["doctor", "--probe"])
+    assert result.exit_code == 0, result.output
+    assert "BLOCKED  ok         host paths visible in mountinfo" in result.output
 
 
 @pytest.mark.docker

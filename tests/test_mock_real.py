@@ -241,12 +241,15 @@ def test_the_job_sees_private_data_under_public_names_only(
 
 
 @pytest.mark.docker
-def test_private_data_on_another_filesystem_is_mounted_as_is_with_a_warning(
+def test_private_data_that_cannot_be_hardlinked_is_not_run_and_not_named(
     owner_box: Path,
     docker_client: docker.DockerClient,
     job_images: dict[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """With the runner's state folder on another filesystem the private file cannot be mounted
+    under a neutral name; mounting it as-is would show its real name to the job, so the job ends
+    `error` before it runs, and only the owner's log names the file and the fix."""
     shm = Path("/dev/shm")
     if not shm.is_dir() or shm.stat().st_dev == owner_box.stat().st_dev:
         pytest.skip("needs /dev/shm on another filesystem than the test's syftbox")
@@ -258,10 +261,14 @@ def test_private_data_on_another_filesystem_is_mounted_as_is_with_a_warning(
             )
         )
         service = RunnerService(owner_box, OWNER, runner_config(state_dir=state), docker_client)
-        with caplog.at_level(logging.WARNING, logger="syft_runner.staging"):
+        with caplog.at_level(logging.WARNING, logger="syft_runner.executor"):
             service.run(threading.Event(), once=True)
-        assert job.stdout_path.read_text() == "8\n"
-        assert any("mounted under its own name" in r.getMessage() for r in caplog.records)
+        done = job.state().done
+        assert done is not None and done.outcome is Outcome.ERROR
+        assert "not run" in done.message and f"private/{ENTRY}" not in done.message
+        assert not job.stdout_path.exists()
+        logged = " ".join(str(getattr(r, "detail", "")) for r in caplog.records)
+        assert "state_dir" in logged and "same filesystem" in logged
     finally:
         shutil.rmtree(state)
 

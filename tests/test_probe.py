@@ -115,10 +115,6 @@ def test_every_probe_line_in_a_job_container(probe: ProbeReport) -> None:
 
 
 @pytest.mark.docker
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: bind mount sources (host paths) are visible in /proc/self/mountinfo",
-)
 def test_probe_sees_no_host_paths(probe: ProbeReport) -> None:
     assert probe.check(KNOWN_LEAK).allowed is False, probe.check(KNOWN_LEAK).detail
 

@@ -288,6 +288,8 @@ def test_a_neutral_state_dir_hides_the_syftbox_path(
     start_runner(state_dir=str(tmp_path / "state"))
     assert wait_done(job).outcome is Outcome.SUCCEEDED
     mountinfo = job.stdout_path.read_text()
-    assert str(tmp_path / "state") in mountinfo  # the mounts come from the state dir...
-    assert str(syftbox.resolve()) not in mountinfo  # ...so the syftbox location stays hidden
+    # The job's own filesystem shows /job and /job/outputs, neither the state dir nor the box.
+    assert " /job /job ro" in mountinfo and " /job/outputs /job/outputs rw" in mountinfo
+    assert str(tmp_path / "state") not in mountinfo
+    assert str(syftbox.resolve()) not in mountinfo
     assert not (syftbox / ".syft-runner").exists()

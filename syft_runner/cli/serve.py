@@ -68,7 +68,8 @@ def serve(
     log = logging.getLogger("syft_runner.serve")
     try:
         settings = load_runner_config(config or default_config_path(syftbox, email))
-        service = RunnerService(syftbox, email, settings, connect())
+        client = connect(concurrency=settings.concurrency)
+        service = RunnerService(syftbox, email, settings, client)
     except SyftError as exc:
         log.error("cannot start the runner", extra={"error": str(exc)})
         raise typer.Exit(1) from None

@@ -11,9 +11,7 @@ import pytest
 from syft_core.datasets import create_dataset
 from syft_core.datasite import Datasite
 from syft_core.jobs import Outcome
-from syft_runner.mounts import dataset_mounts
 from tests.attacks.conftest import probe_job
-from tests.fixtures_docker import RunSandboxed
 from tests.fixtures_runner import OWNER, StartRunner
 
 pytestmark = pytest.mark.docker
@@ -100,11 +98,6 @@ def test_cgroup_paths_are_private(proc_report: dict[str, object]) -> None:
     assert lines and all(line.split(":", 2)[2] == "/" for line in lines), lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: /proc/self/mountinfo shows each bind mount's host source path: the syftbox "
-    "location, .syft-runner/<owner>/staging/<job-id> and scratch paths",
-)
 def test_mountinfo_hides_the_host_syftbox_path(
     proc_report: dict[str, object], syftbox: Path
 ) -> None:
@@ -113,13 +106,9 @@ def test_mountinfo_hides_the_host_syftbox_path(
         assert leak not in mountinfo, f"{leak!r} is visible in /proc/self/mountinfo"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: a real-run dataset mount shows the PRIVATE file's host path (its name "
-    "included, which syft_core.datasets deliberately keeps out of public metadata) in "
-    "/proc/self/mountinfo; a job can print it into its released stdout",
-)
-def test_mountinfo_hides_private_dataset_names(syftbox: Path, run_sandboxed: RunSandboxed) -> None:
+def test_mountinfo_hides_private_dataset_names(syftbox: Path, start_runner: StartRunner) -> None:
+    # Through the runner: dataset_mounts names the private source by design; the runner mounts
+    # it from a neutrally named hardlink (syft_runner.staging).
     ds = Datasite(syftbox, OWNER)
     (ds.private / "hiv_2024_patients.csv").write_text("id,status\n1,positive\n")
     (ds.public / "patients_mock.csv").write_text("id,status\n9,negative\n")
@@ -129,7 +118,14 @@ def test_mountinfo_hides_private_dataset_names(syftbox: Path, run_sandboxed: Run
         private=Path("private/hiv_2024_patients.csv"),
         mock=Path("public/patients_mock.csv"),
     )
-    mounts = dataset_mounts(syftbox, OWNER, ["patients"], "real")
-    result = run_sandboxed(["cat", "/proc/self/mountinfo"], mounts=mounts)
-    assert result.exit_code == 0
-    assert "hiv_2024_patients" not in result.stdout, result.stdout
+    program = (
+        "import json\n"
+        "print(json.dumps({'data': open('/data/patients/' + __import__('os').listdir("
+        "'/data/patients')[0]).read(), 'mountinfo': open('/proc/self/mountinfo').read()}))\n"
+    )
+    _, done, report = probe_job(
+        syftbox, start_runner, "real", program, config={"mode": "real", "datasets": ["patients"]}
+    )
+    assert done.outcome is Outcome.SUCCEEDED, done.message
+    assert "positive" in report["data"]  # the private data itself was mounted
+    assert "hiv_2024_patients" not in report["mountinfo"], report["mountinfo"]

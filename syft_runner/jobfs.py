@@ -1,0 +1,105 @@
+"""A capped filesystem per job: the staged job and its outputs live on their own small ext4.
+
+A job's outputs folder is writable from inside the container, so on the host it needs a hard
+bound, not a check after the fact: writes into the page cache outrun any periodic scan. Each job
+therefore gets a sparse image file (`<runner dir>/volumes/<job-id>.img`) formatted as ext4 with
+room for the staged submission plus the owner's output caps (`output_max_total_bytes`, and
+`output_max_files` inodes), loop-mounted at the job's folder. A job that writes more gets ENOSPC;
+the host never holds more than the image's size. Overshoot (docs/runner.md): up to
+`METADATA_SLACK_BYTES` plus the inode tables in bytes, and `INODE_SLACK` entries (so deep or wide
+trees still reach the collector, which enforces the exact caps).
+
+The mount is also what keeps host paths out of the job's /proc/self/mountinfo: a bind mount's
+"root" there is its source path within its own filesystem, here `/job` and `/job/outputs`, the
+paths the job already knows.
+
+Needs root (mount) and mkfs.ext4. Without them `mount_jobfs` returns False and the folder stays
+a plain one on the host: outputs are then only bounded by the runner's free-disk reserve while the
+job runs (the runner logs this once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+METADATA_SLACK_BYTES = 1024 * 1024  # block and inode bitmaps, group descriptors, root folders
+INODE_SLACK = 4096  # entries beyond output_max_files: root, lost+found, the staged job, folders
+INODE_BYTES = 256
+MOUNT_OPTIONS = "loop,nosuid,nodev"
+_TOOL_SECONDS = 30
+
+
+class JobFsError(OSError):
+    """The per-job filesystem could not be made or mounted."""
+
+
+def supported() -> bool:
+    """Whether this process can make and mount per-job filesystems."""
+    return os.geteuid() == 0 and all(shutil.which(t) for t in ("mkfs.ext4", "mount", "umount"))
+
+
+def image_size(content_bytes: int, max_entries: int) -> int:
+    """Bytes of the image for `content_bytes` of files and `max_entries` entries."""
+    inodes = max_entries + INODE_SLACK
+    return content_bytes + METADATA_SLACK_BYTES + inodes * INODE_BYTES
+
+
+def mount_jobfs(image: Path, mountpoint: Path, content_bytes: int, max_entries: int) -> bool:
+    """Make `image` (sparse) and mount it at `mountpoint`. False when unsupported here;
+    JobFsError when it should work and did not."""
+    if not supported():
+        return False
+    image.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mountpoint.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        image.unlink()
+    with open(image, "xb") as fh:
+        fh.truncate(image_size(content_bytes, max_entries))
+    _tool(
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-O",
+        "^has_journal,^resize_inode",
+        "-E",
+        "lazy_itable_init=1,nodiscard,root_owner=0:0",
+        "-m",
+        "0",
+        "-I",
+        str(INODE_BYTES),
+        "-N",
+        str(max_entries + INODE_SLACK),
+        str(image),
+    )
+    _tool("mount", "-o", MOUNT_OPTIONS, str(image), str(mountpoint))
+    mountpoint.chmod(0o755)
+    return True
+
+
+def unmount_jobfs(image: Path, mountpoint: Path) -> None:
+    """Unmount (lazily if still busy) and delete the image; idempotent."""
+    if os.path.ismount(mountpoint):
+        try:
+            _tool("umount", str(mountpoint))
+        except JobFsError:
+            # Still referenced (a container not yet gone): detach now, freed when released.
+            _tool("umount", "-l", str(mountpoint))
+    with contextlib.suppress(FileNotFoundError):
+        image.unlink()
+
+
+def _tool(*command: str) -> None:
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=_TOOL_SECONDS)
+    except subprocess.CalledProcessError as exc:
+        stderr = exc.stderr.decode("utf-8", "replace").strip()
+        raise JobFsError(f"{command[0]} failed (exit {exc.returncode}): {stderr}") from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise JobFsError(f"{command[0]} failed: {exc}") from None
