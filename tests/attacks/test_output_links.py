@@ -129,7 +129,9 @@ def _swap_file(scratch: Path, target: Path) -> None:
     link = scratch / "x.lnk"
     link.symlink_to(target)
     os.rename(link, scratch / "x")
-    plain = scratch / "x.tmp"
+    # Written beside the scratch folder, then renamed in: the collector only ever sees `x` as a
+    # complete file or as a link (the race under test), never a half-written stray.
+    plain = scratch.parent / "x.tmp"
     plain.write_text("ok")
     os.rename(plain, scratch / "x")
 
