@@ -18,6 +18,7 @@ from pathlib import Path
 
 from syft_core.errors import UnsafePathError
 from syft_core.jobs import RefusedOutput
+from syft_core.jobs.submission import file_kind
 from syft_core.paths import normalize_relpath
 
 PARTIAL_DIR = "outputs.partial"
@@ -135,18 +136,6 @@ _NAME_REASONS = {
 }
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symlink (not followed)"
-    if stat.S_ISFIFO(mode):
-        return "a fifo"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
 def collect_outputs(scratch: Path, job_dir: Path, caps: OutputCaps) -> CollectedOutputs:
     """Copy the acceptable files of `scratch` into `job_dir/outputs/` (replacing any)."""
     partial = job_dir / PARTIAL_DIR
@@ -228,7 +217,7 @@ def _visit(
         # not outputs, and a job making thousands of them must not fill the owner's datasite.
         return _open(name, _DIR_FLAGS, dir_fd)
     if not stat.S_ISREG(st.st_mode):
-        raise _Refused(f"refused: {_kind(st.st_mode)}")
+        raise _Refused(f"refused: {file_kind(st.st_mode)} (not followed)")
     parents = _missing_parents(relpath, result)
     if len(result.files) + len(result.folders) + len(parents) >= caps.max_files:
         result.stopped = (

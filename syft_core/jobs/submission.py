@@ -34,7 +34,8 @@ class SubmittedFile:
     size: int
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages: "a symlink", "a fifo", "a device", ..."""
     if stat.S_ISLNK(mode):
         return "a symlink"
     if stat.S_ISFIFO(mode):
@@ -48,7 +49,7 @@ def _kind(mode: int) -> str:
 
 def _check_regular(path: Path, relpath: str, st: os.stat_result) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise UnsafeSubmissionError(f"{relpath}: refused, it is {_kind(st.st_mode)}")
+        raise UnsafeSubmissionError(f"{relpath}: refused, it is {file_kind(st.st_mode)}")
     if st.st_nlink > 1:
         raise UnsafeSubmissionError(f"{relpath}: refused, it is a hardlink ({st.st_nlink} links)")
 
@@ -107,7 +108,7 @@ def walk_submission(job_dir: Path) -> list[SubmittedFile]:
         code_st = None
     if code_st is not None:
         if not stat.S_ISDIR(code_st.st_mode):
-            raise UnsafeSubmissionError(f"{CODE_DIR}: refused, it is {_kind(code_st.st_mode)}")
+            raise UnsafeSubmissionError(f"{CODE_DIR}: refused, it is {file_kind(code_st.st_mode)}")
         _walk_code(job_dir, found)
     total = sum(f.size for f in found)
     if total > MAX_SUBMISSION_BYTES:
