@@ -186,6 +186,8 @@ class Usage:
     cpu_seconds: float | None = None
 
 
+# Exit codes of a container whose init was ended by SIGTERM (143) or SIGKILL (137).
+SIGNALLED_EXIT_CODES = (137, 143)
 StopReason = Literal["exited", "timed_out", "cancelled", "disk_full", "engine_stopped"]
 ENGINE_STOP_SLACK_SECONDS = 5.0  # the engine stops containers just before its socket closes
 MiB = 1024 * 1024
@@ -563,11 +565,14 @@ class Executor:
         limits = container_limits(container)
         started = _parse_time(state["StartedAt"])
         finished = _parse_time(state["FinishedAt"])
-        if self._stopped_by_engine(container, finished):
+        exit_code = int(state["ExitCode"])
+        if self._stopped_by_engine(container, finished) or (
+            ending.reason == "exited"
+            and exit_code in SIGNALLED_EXIT_CODES
+            and self._signalled_through_engine(container, started)
+        ):
             ending = replace(ending, reason="engine_stopped")
-        outcome, message = classify(
-            ending, int(state["ExitCode"]), bool(state.get("OOMKilled")), limits
-        )
+        outcome, message = classify(ending, exit_code, bool(state.get("OOMKilled")), limits)
         collected = collect_outputs(
             self.dirs.outputs(container.labels[LABEL_JOB_ID]), job.path, self.caps
         )
@@ -575,7 +580,7 @@ class Executor:
             by=self.owner,
             outcome=outcome,
             message=_with_outputs_note(message, collected),
-            exit_code=int(state["ExitCode"]),
+            exit_code=exit_code,
             started_at=started if started > _NEVER else None,
             duration_seconds=round(max(0.0, (finished - started).total_seconds()), 3),
             peak_memory_bytes=ending.usage.peak_memory_bytes,
@@ -602,6 +607,28 @@ class Executor:
         stops its containers (SIGTERM) as it shuts down, which is not the job's doing."""
         lost_at = self._engine_lost.pop(str(container.name), None)
         return lost_at is not None and finished.timestamp() >= lost_at - ENGINE_STOP_SLACK_SECONDS
+
+    def _signalled_through_engine(self, container: Container, started: datetime) -> bool:
+        """Whether something other than this runner stopped the container through the engine:
+        the engine shutting down (it stops every container first, before its API goes away) or
+        an administrator's `docker stop`. Both leave a `kill` event; a job that signals itself,
+        or the kernel's OOM killer, leaves none. This runner's own stops are known already."""
+        try:
+            events = self.client.events(
+                since=int(started.timestamp()),
+                # As "seconds.nanoseconds": docker-py would floor a datetime to whole seconds and
+                # miss an event of this very second.
+                until=f"{time.time():.9f}",
+                filters={"container": container.id, "event": "kill"},
+                decode=True,
+            )
+            return any(True for _ in events)
+        except requests.exceptions.ConnectionError:
+            # Signalled by nobody in this runner and the engine stopped answering meanwhile:
+            # it is shutting down (it stops its containers before its API goes away).
+            return True
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return False
 
     # -- release ------------------------------------------------------------------------------
     def _release_if_due(self, job: JobFolder, container: Container) -> None:
@@ -707,8 +734,9 @@ def classify(
         )
     if ending.reason == "engine_stopped":
         return Outcome.ERROR, (
-            "stopped: the Docker engine on the owner's machine shut down while this job ran "
-            f"(exit code {exit_code}); not the job's fault, it may be resubmitted"
+            "stopped: the Docker engine on the owner's machine shut down (or its administrator "
+            f"stopped the container) while this job ran (exit code {exit_code}); not the job's "
+            "fault, it may be resubmitted"
         )
     if ending.reason == "timed_out":
         return Outcome.TIMED_OUT, (

@@ -166,12 +166,6 @@ def _engine_answers(client: docker.DockerClient) -> bool:
         return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (low): a job stopped by a Docker engine shutdown is reported as its own "
-    "failure ('exited with code 143 (killed by SIGTERM)'), not as an error naming the engine "
-    "restart, although the runner saw the engine go away; the runner itself recovers",
-)
 def test_engine_restart_while_jobs_run(
     syftbox: Path,
     docker_client: docker.DockerClient,
