@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_runner", "tests.fixtures_s3"]
+pytest_plugins = [
+    "tests.fixtures_docker",
+    "tests.fixtures_runner",
+    "tests.fixtures_s3",
+    "tests.fixtures_sync",
+]

@@ -7,14 +7,11 @@ owner publishes -> scientist pulls and reads them. Over the folder transport and
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import signal
 import subprocess
 import tracemalloc
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,77 +21,15 @@ from typer.testing import CliRunner
 from syft_core.atomic import atomic_write_text
 from syft_core.datasite import PERMISSION_FILE, Datasite
 from syft_core.release import release_permissions
-from syft_core.sync import FolderTransport, S3Transport, SyncClient, Transport, TransportError
+from syft_core.sync import S3Transport, SyncClient, TransportError
 from syft_core.sync.hashing import sha256_file
 from syft_core.sync.transports.base import ProgressCallback, _no_progress
 from syft_runner.cli import _register_all, app
 from tests.fixtures_s3 import OWNER, S3Server, start_weed, stop_process
+from tests.fixtures_sync import JOB, SCI, Parties, Shared
 
-SCI = "bob@example.org"
-JOB = "analysis_1"
 RUN_SH = b"#!/bin/bash\nset -e\npython code/main.py\n"
 BINARY = bytes(range(256)) * 64  # every byte value, to prove binary files survive unchanged
-
-
-@dataclass
-class Parties:
-    owner: SyncClient
-    sci: SyncClient
-
-    @property
-    def owner_datasite(self) -> Datasite:
-        return self.owner.box.datasite(OWNER)
-
-    def owner_job(self) -> Path:
-        return self.owner_datasite.jobs / SCI / JOB
-
-    def sci_job(self) -> Path:
-        return self.sci.box.root / OWNER / "jobs" / SCI / JOB
-
-
-@dataclass(frozen=True)
-class Shared:
-    """One transport both parties reach, and how each of them connects to it."""
-
-    transports: dict[str, Callable[[], Transport]]  # email -> a transport with their access
-    url: str  # for the CLI
-    env: dict[str, dict[str, str]]  # email -> environment for the CLI (credentials)
-
-
-@pytest.fixture(params=["folder", "s3"])
-def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Shared:
-    if request.param == "folder":
-        folder = tmp_path / "shared"
-        folder.mkdir()
-        return Shared(
-            transports={who: lambda: FolderTransport(folder) for who in (OWNER, SCI)},
-            url=f"folder:{folder}",
-            env={OWNER: {}, SCI: {}},
-        )
-    server: S3Server = request.getfixturevalue("s3")
-    return Shared(
-        transports={who: functools.partial(server.transport, who) for who in (OWNER, SCI)},
-        url=f"s3://{server.bucket}?endpoint={server.endpoint}",
-        env={
-            who: {
-                "AWS_ACCESS_KEY_ID": server.credentials[who].access_key,
-                "AWS_SECRET_ACCESS_KEY": server.credentials[who].secret_key,
-            }
-            for who in (OWNER, SCI)
-        },
-    )
-
-
-@pytest.fixture
-def parties(tmp_path: Path, shared: Shared) -> Iterator[Parties]:
-    Datasite(tmp_path / "owner-box", OWNER).init()
-    with (
-        SyncClient(tmp_path / "owner-box", OWNER, shared.transports[OWNER]()) as owner,
-        SyncClient(tmp_path / "sci-box", SCI, shared.transports[SCI]()) as sci,
-    ):
-        sci.request_peer(OWNER)
-        owner.accept_peer(SCI)
-        yield Parties(owner, sci)
 
 
 def release(owner_job: Path) -> None:
