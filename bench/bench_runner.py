@@ -146,7 +146,9 @@ def main() -> None:
             rows += idle_cpu(client, root, config, args.finished, args.idle_seconds)
         finally:
             for container in client.containers.list(
-                all=True, filters={"label": f"{LABEL_SYFTBOX}={root.resolve()}"}
+                ignore_removed=True,
+                all=True,
+                filters={"label": f"{LABEL_SYFTBOX}={root.resolve()}"},
             ):
                 container.remove(force=True)
     width = max(len(r[0]) for r in rows)

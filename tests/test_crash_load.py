@@ -177,7 +177,11 @@ def test_engine_restart_while_jobs_run(
     if pid is None:
         pytest.skip(f"{DOCKERD_PIDFILE} does not name a live dockerd started by ensure-docker.sh")
     label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
-    foreign = [c.name for c in docker_client.containers.list() if label not in _labels(c)]
+    foreign = [
+        c.name
+        for c in docker_client.containers.list(ignore_removed=True)
+        if label not in _labels(c)
+    ]
     if foreign:
         pytest.skip(f"other containers are running on this engine ({', '.join(foreign[:5])})")
     config = write_runner_config(syftbox, concurrency=2, rescan_seconds=0.3)

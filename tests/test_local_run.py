@@ -44,7 +44,9 @@ def images(job_images: dict[str, str]) -> dict[str, str]:
 
 
 def _no_local_containers_left(client: docker.DockerClient, under: Path) -> bool:
-    found = client.containers.list(all=True, filters={"label": f"{LABEL_RUNNER}={LOCAL_RUNNER_ID}"})
+    found = client.containers.list(
+        ignore_removed=True, all=True, filters={"label": f"{LABEL_RUNNER}={LOCAL_RUNNER_ID}"}
+    )
     return not [c for c in found if c.labels.get(LABEL_SYFTBOX, "").startswith(str(under))]
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.docker
 
 def _job_containers(client: docker.DockerClient, syftbox: Path) -> list[Container]:
     label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
-    return list(client.containers.list(filters={"label": label}))
+    return list(client.containers.list(ignore_removed=True, filters={"label": label}))
 
 
 def test_a_stop_from_outside_the_runner_is_an_error_not_the_jobs_failure(

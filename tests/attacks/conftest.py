@@ -98,7 +98,7 @@ def container_actions(
 
 def job_containers(client: docker.DockerClient, syftbox: Path) -> list[Any]:
     label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
-    return list(client.containers.list(all=True, filters={"label": label}))
+    return list(client.containers.list(ignore_removed=True, all=True, filters={"label": label}))
 
 
 def host_processes(token: str) -> list[psutil.Process]:
