@@ -34,6 +34,7 @@ INODE_SLACK = 4096  # entries beyond output_max_files: root, lost+found, the sta
 INODE_BYTES = 256
 MOUNT_OPTIONS = "loop,nosuid,nodev"
 _TOOL_SECONDS = 30
+MAX_STACKED_MOUNTS = 16  # unmount_jobfs gives up after this many layers
 
 
 class JobFsError(OSError):
@@ -84,8 +85,12 @@ def mount_jobfs(image: Path, mountpoint: Path, content_bytes: int, max_entries: 
 
 
 def unmount_jobfs(image: Path, mountpoint: Path) -> None:
-    """Unmount (lazily if still busy) and delete the image; idempotent."""
-    if os.path.ismount(mountpoint):
+    """Unmount every layer at `mountpoint` (lazily if still busy) and delete the image;
+    idempotent. A retry after a lost engine can leave a filesystem mounted over another one;
+    removing only the top layer would leak the one below with its loop device."""
+    for _ in range(MAX_STACKED_MOUNTS):
+        if not os.path.ismount(mountpoint):
+            break
         try:
             _tool("umount", str(mountpoint))
         except JobFsError:
