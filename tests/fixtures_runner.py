@@ -23,6 +23,7 @@ from syft_core.jobs import DoneMarker, JobFolder
 from syft_core.jobs.markers import read_marker
 from syft_runner.config import RunnerConfig
 from syft_runner.executor import LABEL_SYFTBOX
+from syft_runner.jobfs import unmount_jobfs
 from syft_runner.service import RunnerService
 
 OWNER = "owner@example.org"
@@ -105,11 +106,23 @@ def remove_test_containers(client: docker.DockerClient, syftbox: Path) -> None:
         container.remove(force=True)
 
 
+def unmount_test_filesystems(root: Path) -> None:
+    """Job filesystems a test left mounted under `root` (a runner stopped between a job's `done`
+    and its cleanup leaves them for its next start, which a test never makes)."""
+    prefix = f"{root.resolve()}/"
+    with open("/proc/self/mountinfo") as mounts:
+        points = [line.split()[4] for line in mounts if line.split()[4].startswith(prefix)]
+    for point in sorted(points, reverse=True):
+        jid = Path(point).parent.name
+        unmount_jobfs(Path(point).parents[2] / "volumes" / f"{jid}.img", Path(point))
+
+
 @pytest.fixture
-def syftbox(tmp_path: Path) -> Path:
+def syftbox(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "syftbox"
     Datasite(root, OWNER).init()
-    return root
+    yield root
+    unmount_test_filesystems(root)
 
 
 @dataclass
