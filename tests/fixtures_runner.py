@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import psutil  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -104,6 +105,15 @@ def remove_test_containers(client: docker.DockerClient, syftbox: Path) -> None:
         all=True, ignore_removed=True, filters={"label": label}
     ):
         container.remove(force=True)
+
+
+def host_processes(token: str) -> list[psutil.Process]:
+    """Host processes whose command line carries `token` (job processes are host processes)."""
+    return [
+        proc
+        for proc in psutil.process_iter(["cmdline"])
+        if token in " ".join(proc.info["cmdline"] or [])
+    ]
 
 
 def unmount_test_filesystems(root: Path) -> None:

@@ -5,21 +5,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from syft_core.jobs import Outcome
-from tests.fixtures_runner import OWNER, StartRunner, approve, wait_done, wait_for, write_job
+from tests.fixtures_runner import (
+    OWNER,
+    StartRunner,
+    approve,
+    host_processes,
+    wait_done,
+    wait_for,
+    write_job,
+)
 
 pytestmark = pytest.mark.docker
-
-
-def _job_processes(token: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if token in " ".join(proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
 
 
 def test_timeout_kills_every_process(syftbox: Path, start_runner: StartRunner) -> None:
@@ -34,14 +33,14 @@ def test_timeout_kills_every_process(syftbox: Path, start_runner: StartRunner) -
         )
     )
     start_runner(grace_seconds=1)
-    wait_for(lambda: bool(_job_processes("sleep 4711")), what="the job to start")
+    wait_for(lambda: bool(host_processes("sleep 4711")), what="the job to start")
     done = wait_done(job, timeout=30)
     assert done.outcome is Outcome.TIMED_OUT
     assert "time limit of 2 s" in done.message
     assert done.timeout_seconds == 2
     assert done.duration_seconds is not None and 2 <= done.duration_seconds < 6
     assert job.stdout_path.read_text() == "started\n"
-    assert _job_processes("sleep 4711") == []
+    assert host_processes("sleep 4711") == []
 
 
 def test_oom_is_reported_with_the_limit(syftbox: Path, start_runner: StartRunner) -> None:

@@ -101,15 +101,6 @@ def job_containers(client: docker.DockerClient, syftbox: Path) -> list[Any]:
     return list(client.containers.list(ignore_removed=True, all=True, filters={"label": label}))
 
 
-def host_processes(token: str) -> list[psutil.Process]:
-    """Host processes whose command line carries `token` (job processes are host processes)."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if token in " ".join(proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
-
-
 def run_jobs(
     syftbox: Path,
     start_runner: StartRunner,
