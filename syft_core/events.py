@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+_BLOCK = 64 * 1024
+CLOCK_SLACK = timedelta(seconds=5)
 
 
 def utcnow() -> datetime:
@@ -60,3 +63,40 @@ class EventLog:
 
     def tail(self, n: int) -> list[Event]:
         return list(self)[-n:]
+
+    def recorded_since(self, what: str, path: str, since: datetime) -> bool:
+        """Whether an event `what` on `path` was appended at or after `since`. Reads backwards
+        from the end and stops at the first older event, so it costs what happened since, not
+        the log's length. Writers' clocks may differ a little: events up to CLOCK_SLACK older
+        than `since` are still looked at."""
+        stop = since - CLOCK_SLACK
+        for raw in self._lines_backwards():
+            try:
+                event = Event.model_validate_json(raw)
+            except ValueError:
+                continue
+            if event.when < stop:
+                return False
+            if event.what == what and event.path == path and event.when >= since:
+                return True
+        return False
+
+    def _lines_backwards(self) -> Iterator[bytes]:
+        """The log's lines, last first, read in fixed-size blocks."""
+        try:
+            fh = self.path.open("rb")
+        except FileNotFoundError:
+            return
+        with fh:
+            end = fh.seek(0, os.SEEK_END)
+            carry = b""
+            while end > 0:
+                start = max(0, end - _BLOCK)
+                fh.seek(start)
+                block = fh.read(end - start) + carry
+                end = start
+                lines = block.split(b"\n")
+                carry = lines.pop(0) if start > 0 else b""
+                yield from (line for line in reversed(lines) if line.strip())
+            if carry.strip():
+                yield carry

@@ -270,6 +270,8 @@ class Executor:
     def _advance(self, job: JobFolder) -> RunResult:
         evidence = self.get_status(job)
         if evidence.state is ExecState.DONE:
+            if evidence.containers:  # a runner died between `done` and its cleanup
+                self._restore_events(job)
             self.cleanup(evidence.containers)
             return RunResult.SKIPPED
         if evidence.state is ExecState.NOT_APPROVED:
@@ -696,26 +698,50 @@ class Executor:
         )
         kept: set[str] = set()
         for container in containers:
-            if self._owned_by_running_job(container):
-                kept.add(container.labels.get(LABEL_JOB_ID, ""))
-                continue
+            job = self._job_of(container.labels.get(LABEL_JOB, "").partition("/")[2])
+            if job is not None:
+                self._restore_events(job)
+                if self._owned_by_running_job(job, container):
+                    kept.add(container.labels.get(LABEL_JOB_ID, ""))
+                    continue
             log.info("removing orphaned job container", extra={"container": container.name})
             self.cleanup([container])
             removed += 1
         for jid in self.dirs.job_ids() - kept:
+            job = self._job_of(self.dirs.job_relpath(jid) or "")
+            if job is not None:
+                self._restore_events(job)
             self.dirs.remove(jid)
         return removed
 
-    def _owned_by_running_job(self, container: Container) -> bool:
-        relpath = container.labels.get(LABEL_JOB, "").partition("/")[2]
+    def _job_of(self, relpath: str) -> JobFolder | None:
+        """The job folder at `relpath` (`jobs/<submitter>/<job>`) in this owner's datasite."""
+        if not relpath:
+            return None
         try:
-            job = JobFolder(self.syftbox / self.owner / relpath)
+            return JobFolder(self.syftbox / self.owner / relpath)
+        except (SyftError, OSError):
+            return None
+
+    @staticmethod
+    def _owned_by_running_job(job: JobFolder, container: Container) -> bool:
+        try:
             state = job.state()
         except (SyftError, OSError):
             return False
         return state.status is Status.RUNNING and (
             state.running is not None and state.running.container == container.name
         )
+
+    def _restore_events(self, job: JobFolder) -> None:
+        """Leftovers mean a runner died mid-transition: a marker may lack its event-log line."""
+        try:
+            restored = job.restore_events(self.owner)
+        except (SyftError, OSError) as exc:
+            log.warning("could not check the event log", extra=_job_fields(job, error=str(exc)))
+            return
+        if restored:
+            log.info("restored event-log lines", extra=_job_fields(job, events=restored))
 
 
 def classify(

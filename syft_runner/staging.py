@@ -75,6 +75,9 @@ def job_id(job: JobFolder, content_hash: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
+JOB_NOTE = "job"  # in scratch/<id>/: the job relpath the id belongs to
+
+
 @dataclass(frozen=True)
 class RunnerDirs:
     """The runner's private folders for one owner: `<state dir>/<owner>/`."""
@@ -121,6 +124,17 @@ class RunnerDirs:
         if volumes.is_dir():
             found.update(e.name.removesuffix(".img") for e in os.scandir(volumes))
         return found
+
+    def remember_job(self, jid: str, relpath: str) -> None:
+        """Note which job `jid` belongs to, so a restarted runner can tell from leftovers."""
+        (self.scratch(jid) / JOB_NOTE).write_text(relpath, encoding="utf-8")
+
+    def job_relpath(self, jid: str) -> str | None:
+        """The job relpath `remember_job` noted for `jid`, if any."""
+        try:
+            return (self.scratch(jid) / JOB_NOTE).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def remove(self, jid: str) -> None:
         unmount_jobfs(self.volume(jid), self.jobfs(jid))
@@ -205,6 +219,7 @@ def stage(
     root = dirs.staging(jid)
     root.mkdir(parents=True, mode=0o755)
     root.chmod(0o755)
+    dirs.remember_job(jid, job.relpath)
     job_fd = _open_job_dir(job)
     try:
         budget = MAX_SUBMISSION_BYTES

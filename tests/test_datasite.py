@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -15,7 +15,7 @@ from syft_core.datasite import (
     SyftBox,
     default_permission_files,
 )
-from syft_core.events import EventLog
+from syft_core.events import Event, EventLog, utcnow
 
 OWNER = "alice@example.org"
 
@@ -105,6 +105,27 @@ def test_event_log_skips_corrupt_lines_and_a_torn_last_line(tmp_path: Path) -> N
         fh.write(b'{"when": "2024-01-01T00:00:00Z", "who": "x", "wh')  # a crash mid-write
 
     assert [e.what for e in log] == ["one", "two"]
+
+
+def test_recorded_since_reads_back_only_as_far_as_it_must(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "events.jsonl")
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    with log.path.open("wb") as fh:  # 200 KiB of old history: several read blocks
+        for i in range(1500):
+            event = Event(when=old + timedelta(seconds=i), who=OWNER, what="job.done", path=f"p{i}")
+            fh.write(event.model_dump_json().encode() + b"\n")
+        fh.write(b"\xff torn \n")
+    since = utcnow()
+    log.append(OWNER, "job.running", "new")
+    with log.path.open("ab") as fh:
+        fh.write(b'{"when": "2024-01-01T00:00:00Z", "wh')  # a crash mid-write
+
+    assert log.recorded_since("job.running", "new", since)
+    assert not log.recorded_since("job.done", "new", since)
+    assert not log.recorded_since("job.done", "p3", since)  # older than `since`
+    assert log.recorded_since("job.done", "p3", old + timedelta(seconds=3))
+    assert log.recorded_since("job.done", "p0", old)  # the very first line
+    assert not EventLog(tmp_path / "none.jsonl").recorded_since("x", "y", old)
 
 
 def test_event_log_of_a_missing_file_is_empty(tmp_path: Path) -> None:

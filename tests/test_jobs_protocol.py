@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from syft_core.jobs import (
     submission_hash,
 )
 from syft_core.jobs.config import MAX_CONFIG_BYTES
+from syft_core.jobs.markers import write_marker
 
 OWNER = "alice@example.org"
 DS = "bob@example.org"
@@ -218,6 +220,33 @@ def test_the_happy_path_and_one_event_per_transition(tmp_path: Path) -> None:
     ]
     assert all(e["path"] == f"jobs/{DS}/job1" for e in events[1:])
     assert events[1]["who"] == OWNER and events[1]["details"]["reason"] == "ok"
+
+
+def test_restore_events_logs_a_marker_whose_event_a_crash_lost(tmp_path: Path) -> None:
+    folder = make_job(tmp_path)
+    folder.approve(OWNER)
+    start(folder)
+    write_marker(folder.marker_path("done"), done())  # the process died before logging it
+
+    assert folder.restore_events(OWNER) == ["done"]
+    assert folder.restore_events(OWNER) == []
+    events = [e for e in folder.events if e.path == folder.relpath]
+    assert [e.what for e in events] == ["job.approved", "job.running", "job.done"]
+    assert events[-1].details == {
+        "restored": True,
+        "outcome": "succeeded",
+        "exit_code": 0,
+        "message": "finished",
+    }
+
+
+def test_restore_events_ignores_an_event_from_an_earlier_run(tmp_path: Path) -> None:
+    """An old `job.done` for the same path (a resubmitted job) does not stand in for a new one."""
+    folder = make_job(tmp_path)
+    folder.events.append(OWNER, "job.done", folder.relpath)
+    time.sleep(0.01)
+    write_marker(folder.marker_path("done"), done())
+    assert folder.restore_events(OWNER) == ["done"]
 
 
 def test_only_the_owner_may_change_a_job(tmp_path: Path) -> None:

@@ -113,6 +113,46 @@ def test_crash_between_create_and_running_marker_recreates(
 
 
 @pytest.mark.docker
+@pytest.mark.parametrize("lost", ["running", "done"])
+def test_a_crash_between_a_marker_and_its_event_log_line_is_repaired_once(
+    lost: str,
+    syftbox: Path,
+    docker_client: docker.DockerClient,
+    job_images: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGKILL after a marker is written and before its event is logged: the restarted runner
+    logs it from the marker (the truth), once; the job is neither lost nor run again."""
+    job = approve(write_job(syftbox, f"torn-{lost}", "echo once\n"))
+    record = JobFolder._record
+
+    def record_or_crash(self: JobFolder, by: str, what: str, **details: object) -> None:
+        if what == lost:
+            raise _Crash
+        record(self, by, what, **details)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(JobFolder, "_record", record_or_crash)
+        with pytest.raises(_Crash):
+            Executor(docker_client, runner_config(), syftbox, OWNER).run(job)
+    assert job.marker_path(lost).exists()
+    executor = Executor(docker_client, runner_config(), syftbox, OWNER)
+    executor.recover()
+    executor.recover()  # idempotent: a second start-up adds nothing
+    executor.run(job)
+    assert wait_done(job, timeout=1).outcome is Outcome.SUCCEEDED
+    assert job.stdout_path.read_text() == "once\n"
+    events = [e for e in job.events if e.path == job.relpath]
+    assert [e.what for e in events] == ["job.approved", "job.running", "job.done"]
+    assert [e.details.get("restored") for e in events] == [
+        None,
+        True if lost == "running" else None,
+        True if lost == "done" else None,
+    ]
+    assert executor.get_status(job).containers == []
+
+
+@pytest.mark.docker
 def test_a_vanished_container_is_an_error_not_a_rerun(
     syftbox: Path, start_runner: StartRunner, docker_client: docker.DockerClient
 ) -> None:

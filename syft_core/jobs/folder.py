@@ -14,6 +14,7 @@ approval, the job reads as `inbox` again, with the reason, and must be re-approv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -238,7 +239,7 @@ class JobFolder:
             by=by, container=container, image=image, image_id=image_id, content_hash=content_hash
         )
         write_marker(self.marker_path("running"), marker)
-        self._record(by, "running", container=container, image_id=image_id)
+        self._record(by, "running", **_running_details(marker))
         return marker
 
     def finish(self, marker: DoneMarker) -> DoneMarker:
@@ -247,13 +248,7 @@ class JobFolder:
         self._require_owner(marker.by, "finish")
         self._require(self.state(), {Status.INBOX, Status.APPROVED, Status.RUNNING}, "finish")
         write_marker(self.marker_path("done"), marker)
-        self._record(
-            marker.by,
-            "done",
-            outcome=marker.outcome.value,
-            exit_code=marker.exit_code,
-            message=marker.message,
-        )
+        self._record(marker.by, "done", **_done_details(marker))
         return marker
 
     def release(self, by: str, method: str = "manual") -> ReleasedMarker:
@@ -266,7 +261,7 @@ class JobFolder:
             return state.released
         marker = ReleasedMarker(by=by, method=method)
         write_marker(self.marker_path("released"), marker)
-        self._record(by, "released", method=method)
+        self._record(by, "released", **_released_details(marker))
         return marker
 
     def request_cancel(self, by: str, reason: str | None = None) -> JobState:
@@ -282,6 +277,49 @@ class JobFolder:
             message = f"cancelled by {by}" + (f": {reason}" if reason else "")
             self.finish(DoneMarker(by=by, outcome=Outcome.CANCELLED, message=message))
         return self.state()
+
+    def restore_events(self, by: str) -> list[str]:
+        """After a crash: log the `running`, `done` and `released` transitions whose marker was
+        written but whose event was not (the process died between the two writes). The markers
+        are the truth; the event log is rebuilt from them. Idempotent; returns what it logged."""
+        restored: list[str] = []
+        for kind, model, details in _RESTORABLE:
+            try:
+                marker = read_marker(self.marker_path(kind), model)
+            except JobError:
+                continue
+            if marker is None or self.events.recorded_since(f"job.{kind}", self.relpath, marker.at):
+                continue
+            self._record(by, kind, restored=True, **details(marker))
+            restored.append(kind)
+        return restored
+
+
+def _running_details(marker: Marker) -> dict[str, object]:
+    assert isinstance(marker, RunningMarker)
+    return {"container": marker.container, "image_id": marker.image_id}
+
+
+def _done_details(marker: Marker) -> dict[str, object]:
+    assert isinstance(marker, DoneMarker)
+    return {
+        "outcome": marker.outcome.value,
+        "exit_code": marker.exit_code,
+        "message": marker.message,
+    }
+
+
+def _released_details(marker: Marker) -> dict[str, object]:
+    assert isinstance(marker, ReleasedMarker)
+    return {"method": marker.method}
+
+
+# The transitions a runner makes on its own, in the order it makes them.
+_RESTORABLE: tuple[tuple[str, type[Marker], Callable[[Marker], dict[str, object]]], ...] = (
+    ("running", RunningMarker, _running_details),
+    ("done", DoneMarker, _done_details),
+    ("released", ReleasedMarker, _released_details),
+)
 
 
 def iter_job_folders(datasite_root: Path) -> list[JobFolder]:
