@@ -22,7 +22,7 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   systemctl start docker
 else
   echo "ensure-docker: starting dockerd in the background (log: $log)" >&2
-  nohup dockerd >"$log" 2>&1 &
+  nohup dockerd >>"$log" 2>&1 &
   echo $! >"$pidfile"
 fi
 
