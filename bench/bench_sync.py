@@ -9,7 +9,14 @@ Each leg is timed separately: "up" is the sender's sync pass (scan, sha256, uplo
 figures move the same bytes the plainest way: shutil copies into and out of a folder; boto3
 upload_file / download_file, one file after another. Ratio = sync throughput / raw throughput.
 
-Run: .venv/bin/python bench/bench_sync.py [--small-files N] [--large-mib N]
+Every figure is the median of --repeat runs, raw and sync interleaved, and dirty pages are
+flushed (sync(2)) before each timed leg so one leg's writeback is not billed to the next: on a
+virtual disk the same plain copy otherwise varies tenfold from one run to the next. The work
+folder (--work-dir, default the system's temporary folder) holds both syftboxes, the shared
+folder and the S3 server's data; its filesystem is printed.
+
+Run: .venv/bin/python bench/bench_sync.py [--small-files N] [--large-mib N] [--repeat N]
+                                          [--work-dir DIR]
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import hashlib
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -104,6 +112,7 @@ def make_large(folder: Path, mib: int) -> int:
 
 
 def timed(fn: Callable[[], object]) -> float:
+    os.sync()
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
@@ -184,6 +193,9 @@ def run_sync(
     return nbytes, up, down
 
 
+DIRECTIONS = ("sci->owner", "owner->sci")
+
+
 def bench_transport(
     name: str,
     work: Path,
@@ -191,19 +203,43 @@ def bench_transport(
     raw: Callable[[Path, Path], tuple[float, float]],
     workloads: dict[str, Callable[[Path], int]],
     cleanup: Callable[[], None],
+    repeat: int,
 ) -> list[Row]:
     rows = []
     for workload, fill in workloads.items():
-        source = work / "source"
-        fill(source)
-        raw_up, raw_down = raw(source, work)
-        shutil.rmtree(source)
-        for direction in ("sci->owner", "owner->sci"):
-            nbytes, up, down = run_sync(work, transports(), fill, direction)
-            cleanup()
+        raws: list[tuple[float, float]] = []
+        syncs: dict[str, list[tuple[float, float]]] = {d: [] for d in DIRECTIONS}
+        nbytes = 0
+        for _ in range(repeat):
+            source = work / "source"
+            fill(source)
+            raws.append(raw(source, work))
+            shutil.rmtree(source)
+            for direction in DIRECTIONS:
+                nbytes, up, down = run_sync(work, transports(), fill, direction)
+                cleanup()
+                syncs[direction].append((up, down))
+                print(f"  {name} {workload} {direction}: up {up:.2f}s down {down:.2f}s", flush=True)
+        raw_up, raw_down = _medians(raws)
+        for direction in DIRECTIONS:
+            up, down = _medians(syncs[direction])
             rows.append(Row(name, workload, direction, nbytes, up, down, raw_up, raw_down))
-            print(f"  {name} {workload} {direction}: up {up:.2f}s down {down:.2f}s", flush=True)
     return rows
+
+
+def _medians(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem holding `path` (from /proc/self/mounts: longest prefix)."""
+    best, kind = "", "?"
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        mount = fields[1]
+        if (path.as_posix() + "/").startswith(mount.rstrip("/") + "/") and len(mount) > len(best):
+            best, kind = mount, fields[2]
+    return kind
 
 
 def print_table(rows: list[Row]) -> None:
@@ -219,17 +255,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small-files", type=int, default=1000)
     parser.add_argument("--large-mib", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args()
     workloads = {
         f"{args.small_files} small": lambda d: make_small(d, args.small_files, random.Random(7)),
         f"1 x {args.large_mib} MiB": lambda d: make_large(d, args.large_mib),
     }
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
-        work = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="bench-sync-", dir=args.work_dir) as tmp:
+        work = Path(tmp).resolve()
         share = work / "share"
         share.mkdir()
-        print(f"cpus: {os.cpu_count()}, work dir: {work}", flush=True)
+        print(
+            f"cpus: {os.cpu_count()}, work dir: {work} ({filesystem_of(work)}), "
+            f"median of {args.repeat}",
+            flush=True,
+        )
         rows += bench_transport(
             "folder",
             work,
@@ -237,6 +279,7 @@ def main() -> None:
             raw_folder,
             workloads,
             lambda: None,
+            args.repeat,
         )
         server, proc = start_weed(work / "weed")
         try:
@@ -248,6 +291,7 @@ def main() -> None:
                 lambda source, w: raw_s3(source, w, server),
                 workloads,
                 lambda: admin.delete_prefix(""),
+                args.repeat,
             )
         finally:
             stop_process(proc)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from syft_core.errors import UnsafePathError
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def normalize_relpath(rel: str | os.PathLike[str], *, what: str = "path") -> str:
@@ -18,16 +21,17 @@ def normalize_relpath(rel: str | os.PathLike[str], *, what: str = "path") -> str
     text = os.fspath(rel)
     if not text or text in (".", "./"):
         return ""
-    if "\x00" in text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if _CONTROL.search(text):
         raise UnsafePathError(f"{what} {text!r} contains control characters")
     if "\\" in text:
         raise UnsafePathError(f"{what} {text!r} contains a backslash")
-    if unicodedata.normalize("NFC", text) != text:
+    if not unicodedata.is_normalized("NFC", text):
         raise UnsafePathError(f"{what} {text!r} is not in NFC unicode form")
-    posix = PurePosixPath(text)
-    if posix.is_absolute():
+    if text.startswith("/"):
         raise UnsafePathError(f"{what} {text!r} is absolute; it must be relative to the datasite")
-    parts = [p for p in posix.parts if p != "."]
+    # As PurePosixPath would parse it (repeated slashes and `.` segments drop out), in plain
+    # string operations: this runs for every file a peer names.
+    parts = [p for p in text.split("/") if p and p != "."]
     if ".." in parts:
         raise UnsafePathError(f"{what} {text!r} contains '..'")
     return "/".join(parts)

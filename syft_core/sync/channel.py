@@ -14,8 +14,9 @@ two parties of its link.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -67,13 +68,14 @@ class Channel:
         message_id, data = message.encode()
         total = sum(path.stat().st_size for path in blobs.values())
         with self.progress.transfer(f"sending to {self.prefix}", total) as advance:
-            futures: list[Future[None]] = [
-                self.pool.submit(
-                    self.transport.put_file, self._blob_key(message_id, sha), path, sha, advance
-                )
-                for sha, path in blobs.items()
-            ]
-            _wait_all(futures)
+            self._transfer_all(
+                [
+                    partial(
+                        self.transport.put_file, self._blob_key(message_id, sha), path, sha, advance
+                    )
+                    for sha, path in blobs.items()
+                ]
+            )
         self.transport.put_bytes(self._msg_key(message_id), data)
         return message_id
 
@@ -93,11 +95,12 @@ class Channel:
     def fetch(self, message_id: str, shas: Mapping[str, Path], total_bytes: int) -> None:
         """Download each blob to its (new) destination file, prove it matches its sha, fsync it."""
         with self.progress.transfer(f"receiving from {self.prefix}", total_bytes) as advance:
-            futures = [
-                self.pool.submit(self._fetch_one, message_id, sha, dest, advance)
-                for sha, dest in shas.items()
-            ]
-            _wait_all(futures)
+            self._transfer_all(
+                [
+                    partial(self._fetch_one, message_id, sha, dest, advance)
+                    for sha, dest in shas.items()
+                ]
+            )
 
     def _fetch_one(self, message_id: str, sha: str, dest: Path, advance: Advance) -> None:
         where = f"blob {sha[:12]} of message {self.prefix}/{message_id}"
@@ -119,10 +122,15 @@ class Channel:
         """Delete the blobs of a message (e.g. one whose send was interrupted)."""
         self.transport.delete_prefix(f"{self.prefix}/blobs/{message_id}/")
 
-
-def _wait_all(futures: list[Future[None]]) -> None:
-    """Wait for every transfer, then raise the first failure (none is left running behind)."""
-    errors = [f.exception() for f in futures]
-    first = next((e for e in errors if e is not None), None)
-    if first is not None:
-        raise first
+    def _transfer_all(self, transfers: list[Callable[[], None]]) -> None:
+        """Run every transfer, on the pool when the transport gains from it; raise the first
+        failure only once none is left running behind."""
+        if not self.transport.parallel_transfers:
+            for transfer in transfers:
+                transfer()
+            return
+        futures: list[Future[None]] = [self.pool.submit(transfer) for transfer in transfers]
+        errors = [f.exception() for f in futures]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first

@@ -47,7 +47,7 @@ def safe_target(root: Path, rel: str, *, what: str) -> Path:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            return root.joinpath(*parts)
+            return Path(os.path.join(path, *parts[i + 1 :]))
         if stat.S_ISLNK(st.st_mode):
             raise UnsafePathError(f"{what} {rel!r}: {path} is a symlink; refused")
         last = i == len(parts) - 1

@@ -12,7 +12,7 @@ import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from syft_core.sync.errors import InvalidKeyError, SourceChangedError, TransportError
 
@@ -63,6 +63,10 @@ class HashingReader(io.RawIOBase):
 
 class Transport(ABC):
     """A place both peers can reach. Writing a key is atomic: readers never see half a value."""
+
+    # Whether blobs should be moved several at a time: yes where each transfer waits on a network
+    # round trip; no where a transfer is a few local system calls and threads only add hand-offs.
+    parallel_transfers: ClassVar[bool] = True
 
     @abstractmethod
     def put(self, key: str, stream: BinaryIO, callback: ProgressCallback = _no_progress) -> None:

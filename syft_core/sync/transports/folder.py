@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +31,34 @@ from syft_core.sync.transports.base import (
 SMALL_FILE_BYTES = 1 << 20  # below this, one read and write beat a kernel copy's set-up
 
 
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _read_all(stream: BinaryIO, size: int) -> bytes:
+    """Everything left in `stream`, which is about `size` bytes (it may have grown since)."""
+    parts = [stream.read(size + 1)]
+    while parts[-1]:
+        parts.append(stream.read(CHUNK_SIZE))
+    return b"".join(parts)
+
+
+def _read_small(path: Path) -> bytes | None:
+    """The whole content of `path` if it is a small file, else None (it is copied by the kernel)."""
+    with open(path, "rb", buffering=0) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        return _read_all(stream, size) if size <= SMALL_FILE_BYTES else None
+
+
+def _create_temporary(target: Path) -> tuple[str, int]:
+    """A new dot-named file beside `target` (invisible to listings), opened for writing."""
+    while True:
+        tmp = os.path.join(target.parent, f".{target.name}.{secrets.token_hex(6)}.part")
+        try:
+            return tmp, os.open(tmp, _NEW_FILE, 0o644)
+        except FileExistsError:
+            continue
+
+
 @contextmanager
 def _os_errors(what: str) -> Iterator[None]:
     try:
@@ -42,6 +70,8 @@ def _os_errors(what: str) -> Iterator[None]:
 
 
 class FolderTransport(Transport):
+    parallel_transfers = False  # local system calls: threads only add hand-offs
+
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
 
@@ -68,12 +98,12 @@ class FolderTransport(Transport):
         with _os_errors(f"creating folder for {path}"):
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    def _commit(self, key: str, fill: Callable[[str], None]) -> Path:
-        """Write `key` through `fill(temp_path)` and rename it into place; returns the path."""
+    def _commit(self, key: str, fill: Callable[[str], None]) -> None:
+        """Write `key` through `fill(temp_path)` and rename it into place."""
         target = self._path(key)
         self._mkparents(target)
         with _os_errors(f"writing transport key {key!r}"):
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+            tmp, fd = _create_temporary(target)
             os.close(fd)
             try:
                 fill(tmp)
@@ -81,7 +111,6 @@ class FolderTransport(Transport):
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-        return target
 
     def put(self, key: str, stream: BinaryIO, callback: ProgressCallback = _no_progress) -> None:
         def fill(tmp: str) -> None:
@@ -95,22 +124,41 @@ class FolderTransport(Transport):
     def put_file(
         self, key: str, path: Path, expected_sha: str, callback: ProgressCallback = _no_progress
     ) -> None:
+        data = _read_small(path)
+        if data is None:
+            self._put_large(key, path, expected_sha)
+        else:
+            # Hashed before anything is written: a changed source leaves no trace at all.
+            if hashlib.sha256(data).hexdigest() != expected_sha:
+                raise SourceChangedError(f"{path} changed while it was being sent")
+            self._write_small(key, data)
+        callback(len(data) if data is not None else path.stat().st_size)
+
+    def _write_small(self, key: str, data: bytes) -> None:
+        """Write `key` in one go: create a fresh temporary file, write, rename into place."""
+        target = self._path(key)
+        self._mkparents(target)
+        with _os_errors(f"writing transport key {key!r}"):
+            tmp, fd = _create_temporary(target)
+            try:
+                with os.fdopen(fd, "wb", buffering=0) as out:
+                    out.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+
+    def _put_large(self, key: str, path: Path, expected_sha: str) -> None:
         def fill(tmp: str) -> None:
-            if path.stat().st_size <= SMALL_FILE_BYTES:  # one read, hashed from memory
-                data = path.read_bytes()
-                actual = hashlib.sha256(data).hexdigest()
-                Path(tmp).write_bytes(data)
-            else:
-                # shutil.copyfile uses the kernel's copy_file_range/sendfile (no bytes pass
-                # through Python); the copy is then hashed from the page cache.
-                shutil.copyfile(path, tmp)
-                with open(tmp, "rb") as written:
-                    actual = hashlib.file_digest(written, "sha256").hexdigest()
+            # shutil.copyfile uses the kernel's copy_file_range/sendfile (no bytes pass through
+            # Python); the copy is then hashed from the page cache.
+            shutil.copyfile(path, tmp)
+            with open(tmp, "rb") as written:
+                actual = hashlib.file_digest(written, "sha256").hexdigest()
             if actual != expected_sha:
                 raise SourceChangedError(f"{path} changed while it was being sent")
 
-        target = self._commit(key, fill)
-        callback(target.stat().st_size)
+        self._commit(key, fill)
 
     def get(self, key: str) -> BinaryIO:
         path = self._path(key)
@@ -121,10 +169,12 @@ class FolderTransport(Transport):
     def get_file(self, key: str, dest: Path, callback: ProgressCallback = _no_progress) -> str:
         source = self._path(key)
         with _os_errors(f"reading transport key {key!r}"):
-            if source.stat().st_size <= SMALL_FILE_BYTES:
-                with self.get(key) as stream:
-                    data = stream.read()
-                with dest.open("xb") as out:
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb", buffering=0) as stream:
+                size = os.fstat(fd).st_size
+                data = _read_all(stream, size) if size <= SMALL_FILE_BYTES else None
+            if data is not None:
+                with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
                     out.write(data)
                 callback(len(data))
                 return hashlib.sha256(data).hexdigest()
