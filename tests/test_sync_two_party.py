@@ -22,6 +22,8 @@ from syft_core.atomic import atomic_write_text
 from syft_core.datasite import PERMISSION_FILE, Datasite
 from syft_core.release import release_permissions
 from syft_core.sync import S3Transport, SyncClient, TransportError
+from syft_core.sync import owner as owner_module
+from syft_core.sync.apply import install
 from syft_core.sync.hashing import sha256_file
 from syft_core.sync.transports.base import ProgressCallback, _no_progress
 from syft_runner.cli import _register_all, app
@@ -43,6 +45,28 @@ def write_job(job: Path) -> None:
     (job / "config.yaml").write_text("name: analysis\nruntime: python\n")
     (job / "code" / "main.py").write_text("print('hello')\n")
     (job / "code" / "blob.bin").write_bytes(BINARY)
+
+
+def test_a_job_becomes_a_job_only_once_all_of_it_is_in_place(
+    parties: Parties, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """config.yaml is installed last: a policy or runner looking at the folder mid-apply finds
+    no job rather than part of one."""
+    write_job(parties.sci_job())
+    parties.sci.sync_once()
+    present_with_config: list[list[str]] = []
+
+    def watching_install(staged: Path, target: Path, *, consume: bool) -> None:
+        if target.name == "config.yaml":
+            job = target.parent
+            present_with_config.append(
+                sorted(p.relative_to(job).as_posix() for p in job.rglob("*") if p.is_file())
+            )
+        install(staged, target, consume=consume)
+
+    monkeypatch.setattr(owner_module, "install", watching_install)
+    parties.owner.sync_once()
+    assert present_with_config == [["code/blob.bin", "code/main.py", "run.sh"]]
 
 
 def test_job_round_trip(parties: Parties) -> None:

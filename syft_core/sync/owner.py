@@ -131,7 +131,7 @@ class OwnerSyncer:
                 message_id, {sha: staging.path_for(sha) for sha in blobs}, sum(blobs.values())
             )
             uses = Counter(c.new_sha256 for c in allowed if c.new_sha256 is not None)
-            for change in allowed:
+            for change in sorted(allowed, key=_apply_order):
                 outcome = self._apply_one(peer, message_id, change, staging, uses)
                 if isinstance(outcome, Rejection):
                     rejections.append((change, outcome))
@@ -311,6 +311,14 @@ class OwnerSyncer:
             rejections=len(message.rejections),
         )
         report.published[peer] = report.published.get(peer, 0) + len(changes)
+
+
+def _apply_order(change: FileChange) -> tuple[bool, str]:
+    """A job's config.yaml goes in after the rest of its message: until it is there the folder
+    is no job (a submission is written whole, so it arrives in one message), and a policy can
+    never approve, nor the runner run, a submission still being put in place."""
+    parts = change.path.split("/")
+    return (len(parts) == 4 and parts[0] == "jobs" and parts[3] == "config.yaml", change.path)
 
 
 def _believe(link: OwnerLink, path: str, sha: str | None) -> None:
