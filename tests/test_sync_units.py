@@ -117,6 +117,19 @@ def test_hash_cache_reuses_only_settled_files(tmp_path: Path) -> None:
     assert reloaded.digest("old", settled) == sha256_bytes(b"ONE")
 
 
+def test_a_vouched_digest_serves_its_stamp_for_one_pass_only(tmp_path: Path) -> None:
+    path = tmp_path / "received"
+    path.write_bytes(b"verified")
+    cache = HashCache(tmp_path / "cache.json")
+    cache.vouch("received", path.stat(), "vouched-digest")
+    assert cache.digest("received", path) == "vouched-digest"  # not read again
+    cache.save()
+    assert HashCache(tmp_path / "cache.json").digest("received", path) == sha256_bytes(b"verified")
+    path.write_bytes(b"edited!!")  # another stamp: the vouched digest no longer applies
+    os.utime(path, ns=(1, 1))
+    assert cache.digest("received", path) == sha256_bytes(b"edited!!")
+
+
 def test_damaged_hash_cache_is_just_rebuilt(tmp_path: Path) -> None:
     (tmp_path / "cache.json").write_text("{not json")
     (tmp_path / "f").write_text("x")

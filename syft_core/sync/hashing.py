@@ -37,6 +37,7 @@ class HashCache:
     def __init__(self, store: Path) -> None:
         self.store = store
         self._entries: dict[str, tuple[list[int], str]] = {}
+        self._vouched: dict[str, tuple[list[int], str]] = {}
         self._dirty = False
         self._load()
 
@@ -50,7 +51,7 @@ class HashCache:
     def digest(self, rel: str, path: Path, st: os.stat_result | None = None) -> str:
         st = st or path.stat()
         stamp = _stamp(st)
-        cached = self._entries.get(rel)
+        cached = self._vouched.get(rel) or self._entries.get(rel)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         digest = sha256_file(path)
@@ -58,6 +59,13 @@ class HashCache:
             self._entries[rel] = (stamp, digest)
             self._dirty = True
         return digest
+
+    def vouch(self, rel: str, st: os.stat_result, digest: str) -> None:
+        """Take `digest` for the file with stamp `st` without reading it: the caller has just
+        verified it and put that very inode in place. Kept in memory only, so it serves this
+        object's lifetime (one sync pass) and a write within the same mtime tick can delay a
+        re-hash by one pass at most; the file is hashed afresh by the next pass's cache."""
+        self._vouched[rel] = (_stamp(st), digest)
 
     def keep_only(self, rels: set[str]) -> None:
         stale = set(self._entries) - rels

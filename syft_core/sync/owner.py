@@ -62,6 +62,7 @@ class OwnerSyncer:
         self.pool = pool
         self.progress = progress
         self.perms = SyftPermContext(datasite=datasite.root)
+        self.hashes = HashCache(state.hash_cache_file)
 
     def sync(self, report: SyncReport) -> None:
         accepted = PeerBook(self.datasite).load().accepted
@@ -70,9 +71,8 @@ class OwnerSyncer:
         self._note_unknown(accepted, report)
         if not accepted:
             return
-        cache = HashCache(self.state.hash_cache_file)
-        snapshot = self._snapshot(cache)
-        cache.save()
+        snapshot = self._snapshot(self.hashes)
+        self.hashes.save()
         self.perms.reload()
         for peer in accepted:
             self._publish(peer, snapshot, report)
@@ -193,7 +193,10 @@ class OwnerSyncer:
             return "changed"
         uses[change.new_sha256] -= 1
         staged = staging.path_for(change.new_sha256)
+        verified = staged.stat()  # the rename below keeps this inode, size and mtime
         install(staged, target, consume=uses[change.new_sha256] == 0)
+        # The snapshot this pass publishes from need not read it again (200 MiB: 0.14 s).
+        self.hashes.vouch(change.path, verified, change.new_sha256)
         self.datasite.events.append(
             peer, "sync.applied", change.path, sha256=change.new_sha256, message_id=message_id
         )
