@@ -411,10 +411,52 @@ def test_conflict_keeps_owner_version_and_tells_sender(setup: Setup) -> None:
     back = setup.sci.sync_once()
     assert [n.rejection.kind for n in back.notices] == ["conflict"]
     assert setup.sci_path(job_rel("run.sh")).read_text() == "echo owner-edit\n"
+    [kept] = conflict_copies(setup)  # the scientist's edit is not lost
+    assert kept.read_text() == "echo scientist-edit\n"
+    assert any(str(kept) in problem for problem in back.problems)
+    assert [e.details["kept"] for e in setup.sci_ds.events if e.what == "sync.conflict_kept"] == [
+        str(kept)
+    ]
     # now based on the owner's version, the next edit applies
     setup.sci_path(job_rel("run.sh")).write_text("echo merged\n")
     setup.sci.sync_once()
     assert [a.path for a in setup.owner.sync_once().applied] == [job_rel("run.sh")]
+
+
+def conflict_copies(setup: Setup) -> list[Path]:
+    kept = setup.sci.state.mine / "conflicts"
+    return sorted(p for p in kept.rglob("*") if p.is_file())
+
+
+def test_an_edit_overtaken_by_the_owner_is_kept_aside(setup: Setup) -> None:
+    """The owner changes a file while the scientist's own edit of it is on its way: the owner's
+    version wins (a conflict), and the scientist keeps theirs."""
+    write_job(setup)
+    setup.sci.sync_once()
+    setup.owner.sync_once()
+    setup.owner_path(job_rel("code/main.py")).write_text("print('owner')\n")
+    setup.owner.sync_once()  # published, not yet received
+    setup.sci_path(job_rel("code/main.py")).write_text("print('mine')\n")
+    report = setup.sci.sync_once()  # proposes mine, then receives theirs
+    assert setup.sci_path(job_rel("code/main.py")).read_text() == "print('owner')\n"
+    [kept] = conflict_copies(setup)
+    assert kept.read_text() == "print('mine')\n" and kept.name.startswith("main.py.")
+    assert len(report.problems) == 1
+
+
+def test_files_only_the_owner_wrote_are_replaced_without_copies(setup: Setup) -> None:
+    public = setup.owner_ds.public
+    (public / "mock.csv").write_text("v1\n")
+    setup.owner.sync_once()
+    setup.sci.sync_once()
+    (public / "mock.csv").write_text("v2\n")
+    setup.owner.sync_once()
+    setup.sci.sync_once()
+    (public / "mock.csv").unlink()
+    setup.owner.sync_once()
+    setup.sci.sync_once()
+    assert not setup.sci_path("public/mock.csv").exists()
+    assert conflict_copies(setup) == []
 
 
 def _write_perms(folder: Path, rules: list[dict[str, Any]], terminal: bool = False) -> None:

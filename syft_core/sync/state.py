@@ -8,6 +8,7 @@ Everything lives under `<syftbox>/.syft-sync/` (a dot-folder of the syftbox, nev
     <me>/owner/<peer>.json      OwnerLink: what I published to a peer, notices owed to them
     <me>/watch/<peer>.json      WatchLink: my manifest of a peer's datasite (the source of truth)
     <me>/unknown.json           messages from not-yet-accepted peers already logged
+    <me>/conflicts/<peer>/...   my versions of files a peer's version replaced (kept, not synced)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -59,6 +61,7 @@ class WatchEntry(_State):
     remote: Sha256 | None  # what the owner holds, as far as I know (None: no file)
     local: Sha256  # my file's content when I last looked at or sent it
     stamp: tuple[int, int, int]  # size, mtime_ns, inode when `local` was computed
+    theirs: Sha256 | None = None  # the content the owner last sent me here (None: never)
 
 
 class WatchLink(_State):
@@ -100,6 +103,11 @@ class SyncState:
 
     def save_unknown_log(self, log: UnknownLog) -> None:
         _save(self.mine / "unknown.json", log)
+
+    def conflict_copy(self, peer: str, rel: str) -> Path:
+        """A new place for my version of `rel` in `peer`'s datasite, before theirs replaces it."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        return self.mine / "conflicts" / peer / f"{rel}.{stamp}"
 
     @property
     def hash_cache_file(self) -> Path:

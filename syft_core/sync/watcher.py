@@ -14,8 +14,10 @@ way, never under `private/` or a dot-folder.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any
 
 from syft_core.datasite import Datasite, SyftBox
@@ -125,7 +127,8 @@ class WatcherSyncer:
                     FileChange(path=rel, old_sha256=remote, new_sha256=sha, size=stamp[0])
                 )
                 remote = sha
-            updates[rel] = WatchEntry(remote=remote, local=sha, stamp=stamp)
+            theirs = entry.theirs if entry is not None else None
+            updates[rel] = WatchEntry(remote=remote, local=sha, stamp=stamp, theirs=theirs)
         for rel, entry in sorted(link.files.items()):
             if rel not in files and entry.remote is not None:
                 changes.append(FileChange(path=rel, old_sha256=entry.remote, new_sha256=None))
@@ -155,6 +158,29 @@ class WatcherSyncer:
             record=record,
             save=lambda: self.state.save_watch_link(owner, link),
             report=report,
+        )
+
+    def _keep_mine(
+        self,
+        owner: str,
+        rel: str,
+        target: Path,
+        current: str,
+        link: WatchLink,
+        report: SyncReport,
+    ) -> None:
+        """Move my version of `rel` aside before `owner`'s replaces or removes it, if it is one
+        the owner does not hold (an edit they refused, or one not yet sent): nothing I wrote is
+        lost to a conflict."""
+        entry = link.files.get(rel)
+        if entry is not None and current == entry.theirs:
+            return  # what the owner sent me last: nothing of mine in it
+        kept = self.state.conflict_copy(owner, rel)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(target, kept)
+        self._record(owner, "sync.conflict_kept", f"{owner}/{rel}", sha256=current, kept=str(kept))
+        report.problems.append(
+            f"{owner}/{rel}: {owner}'s version replaced yours; yours is kept at {kept}"
         )
 
     def _take_notices(
@@ -206,16 +232,19 @@ class WatcherSyncer:
                 except UnsafePathError as exc:
                     report.problems.append(str(exc))
                     continue
+                current = current_sha(target)
+                if current not in (change.new_sha256, None):
+                    self._keep_mine(owner, change.path, target, current, link, report)
                 if change.new_sha256 is None:
                     target.unlink(missing_ok=True)
                     link.files.pop(change.path, None)
                 else:
-                    if current_sha(target) != change.new_sha256:
+                    if current != change.new_sha256:
                         uses[change.new_sha256] -= 1
                         staged = staging.path_for(change.new_sha256)
                         install(staged, target, consume=uses[change.new_sha256] == 0)
                     sha = change.new_sha256
                     link.files[change.path] = WatchEntry(
-                        remote=sha, local=sha, stamp=stamp_of(target.stat())
+                        remote=sha, local=sha, stamp=stamp_of(target.stat()), theirs=sha
                     )
                 report.received.append(Applied(owner, change.path, change.is_deletion))
