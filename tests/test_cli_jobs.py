@@ -10,13 +10,18 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
 
 from syft_core import get_client
 from syft_core.datasite import Datasite
 from syft_core.jobs import DoneMarker, JobFolder, Outcome, Status
+from syft_core.sync import Applied, Notice, Rejection, SyncReport
+from syft_runner.cli import _register_all
+from syft_runner.cli import app as full_app
 from syft_runner.cli import datasite as datasite_cli
 from syft_runner.cli import jobs as jobs_cli
+from syft_runner.cli.sync import print_report
 
 DO = "alice@example.org"
 DS = "bob@example.org"
@@ -91,6 +96,45 @@ def test_the_real_cli_lists_the_owner_commands() -> None:
     ).stdout
     for command in ("init", "jobs", "show", "approve", "reject", "logs", "cancel"):
         assert f" {command} " in help_text
+
+
+def _command_paths(group: TyperGroup, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for name, command in group.commands.items():
+        paths.append((*prefix, name))
+        if isinstance(command, TyperGroup):
+            paths += _command_paths(command, (*prefix, name))
+    return paths
+
+
+def test_every_command_shows_its_help() -> None:
+    """Help text is rendered as rich markup: a stray `[/x]` in it crashes --help."""
+    _register_all()
+    root = typer.main.get_command(full_app)
+    assert isinstance(root, TyperGroup)
+    paths = _command_paths(root)
+    assert ("sync",) in paths and ("peers", "accept") in paths
+    for path in paths:
+        result = CliRunner().invoke(full_app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output, result.exception)
+        assert "Usage" in result.output
+
+
+def test_a_sync_report_prints_what_peers_chose_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
+    """Paths and reasons come from peers: markup in them is text, escapes are made visible."""
+    path = "public/[/red][bold]x\x1b[2J.csv"
+    rejection = Rejection(path=path, kind="denied", reason="[link=x]no[/link]", message_id="m")
+    print_report(
+        SyncReport(
+            rejected=[Notice(DS, rejection)],
+            received=[Applied(DO, path)],
+            problems=["[/] \u202egnp.exe"],
+        )
+    )
+    out = capsys.readouterr().out
+    assert "public/[/red][bold]x\\x1b[2J.csv from bob@example.org: [link=x]no[/link]" in out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "[/] \\u202egnp.exe" in out
 
 
 # -- jobs / show ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ transport-independent ones also run over the real S3 server in test_sync_two_par
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,13 +23,15 @@ from syft_core.sync import (
     ChangeMessage,
     FileChange,
     FolderTransport,
+    ReceiveLimits,
+    SourceChangedError,
     SyncBusyError,
     SyncClient,
     Transport,
     TransportError,
 )
 from syft_core.sync.channel import Channel
-from syft_core.sync.hashing import sha256_bytes
+from syft_core.sync.hashing import HashCache, sha256_bytes
 from syft_core.sync.transports.base import ProgressCallback, _no_progress
 
 OWNER = "alice@example.org"
@@ -65,9 +68,11 @@ class FlakyTransport(Transport):
         self._call("get")
         return self.inner.get(key)
 
-    def get_file(self, key: str, dest: Path, callback: ProgressCallback = _no_progress) -> str:
+    def get_file(
+        self, key: str, dest: Path, callback: ProgressCallback = _no_progress, *, max_bytes: int
+    ) -> str:
         self._call("get")
-        return self.inner.get_file(key, dest, callback)
+        return self.inner.get_file(key, dest, callback, max_bytes=max_bytes)
 
     def list_keys(self, prefix: str = "") -> list[str]:
         self._call("list")
@@ -245,6 +250,72 @@ def test_duplicated_message_changes_nothing(setup: Setup) -> None:
     assert owner_job_files(setup) == ALL_JOB_FILES
     new = [e.what for e in list(setup.owner_ds.events)[len(events_before) :]]
     assert "sync.applied" not in new
+
+
+# -- what a receiver accepts -------------------------------------------------------------------
+
+
+def test_a_file_over_the_owners_limit_is_refused_and_the_rest_applied(setup: Setup) -> None:
+    write_job(setup)
+    setup.sci_path(job_rel("code/big.bin")).write_bytes(os.urandom(5000))
+    setup.sci.sync_once()
+    limits = ReceiveLimits(max_file_bytes=1000)
+    with SyncClient(setup.owner.box.root, OWNER, setup.shared, limits=limits) as owner:
+        report = owner.sync_once()
+    assert owner_job_files(setup) == ALL_JOB_FILES
+    [refused] = report.rejected
+    assert refused.rejection.kind == "invalid" and refused.rejection.path == job_rel("code/big.bin")
+    assert "5,000 bytes, over this datasite's limit of 1,000" in refused.rejection.reason
+    assert [n.rejection.path for n in setup.sci.sync_once().notices] == [job_rel("code/big.bin")]
+
+
+def test_a_blob_longer_than_declared_is_never_applied(setup: Setup) -> None:
+    """A forged manifest declares 3 bytes for a 5,000-byte blob (to slip past the size limit
+    and the disk reserve): the blob is not read past what was declared."""
+    channel = Channel(setup.shared, OWNER, "inbox", SCI, pool=setup.owner._pool)
+    body = os.urandom(5000)
+    source = setup.tmp / "long"
+    source.write_bytes(body)
+    sha = sha256_bytes(body)
+    change = FileChange(path=job_rel("code/data.bin"), old_sha256=None, new_sha256=sha, size=3)
+    channel.send(
+        ChangeMessage(datasite=OWNER, sender=SCI, recipient=OWNER, changes=[change]), {sha: source}
+    )
+    for _ in range(2):
+        report = setup.owner.sync_once()
+        assert report.applied == []
+        assert any("longer than its declared 3 bytes" in p for p in report.problems)
+    assert not setup.owner_path(job_rel("code/data.bin")).exists()
+    assert len(setup.owner_events("sync.message_corrupt")) == 1
+
+
+def test_a_message_that_would_fill_the_disk_waits(setup: Setup) -> None:
+    write_job(setup)
+    setup.sci.sync_once()
+    cramped = ReceiveLimits(min_free_bytes=1 << 62)  # more than any disk: nothing fits
+    with SyncClient(setup.owner.box.root, OWNER, setup.shared, limits=cramped) as owner:
+        for _ in range(2):
+            report = owner.sync_once()
+            assert report.applied == []
+            assert any("kept free" in p for p in report.problems)
+    assert not setup.owner_path(f"jobs/{SCI}/{JOB}").exists()
+    assert len(setup.owner_events("sync.no_space")) == 1  # logged once
+    assert len(setup.owner.sync_once().applied) == 4  # room again: it is applied
+
+
+def test_the_scientist_refuses_an_owner_file_over_their_limit(setup: Setup) -> None:
+    (setup.owner_ds.public / "big.csv").write_bytes(b"x" * 5000)
+    (setup.owner_ds.public / "small.csv").write_bytes(b"y")
+    setup.owner.sync_once()
+    limits = ReceiveLimits(max_file_bytes=1000)
+    with SyncClient(setup.sci.box.root, SCI, setup.shared, limits=limits) as sci:
+        report = sci.sync_once()
+    assert [r.path for r in report.received] == ["public/small.csv"]
+    assert not setup.sci_path("public/big.csv").exists()
+    assert any("public/big.csv not taken" in p for p in report.problems)
+    assert [e.what for e in setup.sci_ds.events if e.what == "sync.refused_from_peer"] == [
+        "sync.refused_from_peer"
+    ]
 
 
 # -- peers ---------------------------------------------------------------------------------
@@ -516,6 +587,32 @@ def test_file_changed_while_sending_is_resent(setup: Setup) -> None:
     assert setup.sci.sync_once().proposed == {OWNER: 4}
     setup.owner.sync_once()
     assert setup.owner_path(job_rel("run.sh")).read_text().endswith("# edited during the send\n")
+
+
+def test_a_file_being_written_is_neither_sent_nor_withdrawn(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose content is changing while the owner's snapshot reads it (the read does not
+    match the scanned size) is left as the peer has it until it holds still."""
+    public = setup.owner_ds.public / "live.csv"
+    public.write_text("v1\n")
+    setup.owner.sync_once()
+    setup.sci.sync_once()
+    public.write_text("v2, half written\n")
+    real = HashCache.digest
+
+    def growing(self: HashCache, rel: str, path: Path, st: os.stat_result | None = None) -> str:
+        if rel == "public/live.csv":
+            raise SourceChangedError(f"{path} changed while it was being read")
+        return real(self, rel, path, st)
+
+    monkeypatch.setattr(HashCache, "digest", growing)
+    assert setup.owner.sync_once().published == {}
+    monkeypatch.undo()
+    assert setup.sci_path("public/live.csv").read_text() == "v1\n"
+    assert setup.owner.sync_once().published == {SCI: 1}
+    setup.sci.sync_once()
+    assert setup.sci_path("public/live.csv").read_text() == "v2, half written\n"
 
 
 def test_second_sync_on_same_syftbox_is_refused(setup: Setup) -> None:

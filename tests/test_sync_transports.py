@@ -22,7 +22,8 @@ from syft_core.sync import (
     TransportError,
     transport_from_url,
 )
-from syft_core.sync.errors import InvalidKeyError, PeerConfigError
+from syft_core.sync.errors import InvalidKeyError, OversizeError, PeerConfigError
+from syft_core.sync.hashing import sha256_bytes
 from tests.fixtures_s3 import OWNER, SCIENTISTS, S3Server
 
 BOB, CAROL = SCIENTISTS
@@ -95,12 +96,25 @@ def test_put_file_verifies_content(transport: Transport, tmp_path: Path) -> None
     seen: list[int] = []
     transport.put_file("blobs/f", source, good, seen.append)
     assert sum(seen) == 3 << 20  # progress is reported
-    assert transport.get_file("blobs/f", tmp_path / "back") == good
+    assert transport.get_file("blobs/f", tmp_path / "back", max_bytes=3 << 20) == good
     assert (tmp_path / "back").read_bytes() == source.read_bytes()
 
     with pytest.raises(SourceChangedError):
         transport.put_file("blobs/g", source, "0" * 64)
     assert transport.list_keys("blobs/g") == []  # nothing stored under a lying key
+
+
+@pytest.mark.parametrize("size", [100, 3 << 20])  # one read; a kernel copy on the folder
+def test_get_file_refuses_a_value_longer_than_allowed(
+    transport: Transport, tmp_path: Path, size: int
+) -> None:
+    data = os.urandom(size)
+    transport.put_bytes("blobs/long", data)
+    with pytest.raises(OversizeError, match="more than"):
+        transport.get_file("blobs/long", tmp_path / "short", max_bytes=size - 1)
+    exact = tmp_path / "exact"
+    assert transport.get_file("blobs/long", exact, max_bytes=size) == sha256_bytes(data)
+    assert exact.read_bytes() == data
 
 
 # -- folder-specific -----------------------------------------------------------------------

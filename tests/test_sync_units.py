@@ -24,7 +24,8 @@ from syft_core.sync import (
     SyncClient,
     SyncError,
 )
-from syft_core.sync.hashing import HashCache, sha256_bytes
+from syft_core.sync.errors import SourceChangedError
+from syft_core.sync.hashing import HashCache, sha256_as_scanned, sha256_bytes
 from syft_core.sync.live import run_forever
 from syft_core.sync.messages import decode_message
 from syft_core.sync.peers import PeerBook
@@ -128,6 +129,18 @@ def test_a_vouched_digest_serves_its_stamp_for_one_pass_only(tmp_path: Path) -> 
     path.write_bytes(b"edited!!")  # another stamp: the vouched digest no longer applies
     os.utime(path, ns=(1, 1))
     assert cache.digest("received", path) == sha256_bytes(b"edited!!")
+
+
+def test_a_digest_must_cover_exactly_the_scanned_size(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"12345")
+    scanned = path.stat()
+    assert sha256_as_scanned(path, scanned) == sha256_bytes(b"12345")
+    path.write_bytes(b"1234567")  # grew after the scan saw it
+    with pytest.raises(SourceChangedError, match="changed while it was being read"):
+        sha256_as_scanned(path, scanned)
+    with pytest.raises(SourceChangedError):
+        HashCache(tmp_path / "cache.json").digest("f", path, scanned)
 
 
 def test_damaged_hash_cache_is_just_rebuilt(tmp_path: Path) -> None:

@@ -9,12 +9,15 @@ from syft_core.sync.errors import (
     CorruptMessageError,
     InvalidMessageError,
     MissingKeyError,
+    NoSpaceError,
+    OversizeError,
     PeerConfigError,
     SourceChangedError,
     SyncBusyError,
     SyncError,
     TransportError,
 )
+from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import ChangeMessage, FileChange, PeerRequest, Rejection
 from syft_core.sync.peers import PeerBook, PeerList
 from syft_core.sync.report import Applied, Notice, SyncReport
@@ -35,11 +38,14 @@ __all__ = [
     "InvalidMessageError",
     "MemoryTransport",
     "MissingKeyError",
+    "NoSpaceError",
     "Notice",
+    "OversizeError",
     "PeerBook",
     "PeerConfigError",
     "PeerList",
     "PeerRequest",
+    "ReceiveLimits",
     "Rejection",
     "S3Transport",
     "SourceChangedError",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from syft_core.sync.apply import fsync_file
-from syft_core.sync.errors import CorruptMessageError, MissingKeyError
+from syft_core.sync.errors import CorruptMessageError, MissingKeyError, OversizeError
 from syft_core.sync.messages import (
     MAX_MANIFEST_BYTES,
     ChangeMessage,
@@ -32,6 +32,7 @@ from syft_core.sync.progress import Advance, NoProgress, Progress
 from syft_core.sync.transports.base import Transport
 
 Direction = Literal["inbox", "outbox"]
+DestFor = Callable[[str], Path]  # where the blob with this sha is to be written
 
 
 class Channel:
@@ -92,22 +93,32 @@ class Channel:
         data = self.transport.get_bytes(self._msg_key(message_id), max_size=MAX_MANIFEST_BYTES)
         return decode_message(message_id, data, where=f"message {self.prefix}/{message_id}")
 
-    def fetch(self, message_id: str, shas: Mapping[str, Path], total_bytes: int) -> None:
-        """Download each blob to its (new) destination file, prove it matches its sha, fsync it."""
-        with self.progress.transfer(f"receiving from {self.prefix}", total_bytes) as advance:
+    def fetch(self, message_id: str, sizes: Mapping[str, int], dest_for: DestFor) -> None:
+        """Download each blob (sha -> declared size) to its new file `dest_for(sha)`, prove it
+        matches its sha and is no longer than declared, and fsync it."""
+        with self.progress.transfer(
+            f"receiving from {self.prefix}", sum(sizes.values())
+        ) as advance:
             self._transfer_all(
                 [
-                    partial(self._fetch_one, message_id, sha, dest, advance)
-                    for sha, dest in shas.items()
+                    partial(self._fetch_one, message_id, sha, size, dest_for(sha), advance)
+                    for sha, size in sizes.items()
                 ]
             )
 
-    def _fetch_one(self, message_id: str, sha: str, dest: Path, advance: Advance) -> None:
+    def _fetch_one(
+        self, message_id: str, sha: str, size: int, dest: Path, advance: Advance
+    ) -> None:
         where = f"blob {sha[:12]} of message {self.prefix}/{message_id}"
+        key = self._blob_key(message_id, sha)
         try:
-            actual = self.transport.get_file(self._blob_key(message_id, sha), dest, advance)
+            actual = self.transport.get_file(key, dest, advance, max_bytes=size)
         except MissingKeyError as exc:
             raise CorruptMessageError(f"{where} is missing") from exc
+        except OversizeError as exc:
+            raise CorruptMessageError(
+                f"{where} is longer than its declared {size:,} bytes"
+            ) from exc
         if actual != sha:
             dest.unlink(missing_ok=True)
             raise CorruptMessageError(f"{where} does not match its sha256 (truncated?)")

@@ -15,6 +15,7 @@ from syft_core.datasite import SyftBox
 from syft_core.identity import validate_email
 from syft_core.sync.apply import clear_staging
 from syft_core.sync.errors import PeerConfigError
+from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import PeerRequest
 from syft_core.sync.owner import OwnerSyncer
 from syft_core.sync.peers import PeerBook, PeerList, pending_requests, request_key, send_request
@@ -36,8 +37,10 @@ class SyncClient:
         *,
         progress: Progress | None = None,
         workers: int = DEFAULT_WORKERS,
+        limits: ReceiveLimits | None = None,
     ) -> None:
         self.box = SyftBox(Path(syftbox))
+        self.limits = limits or ReceiveLimits()
         self.email = validate_email(email)
         self.transport = transport
         self.state = SyncState(self.box.root, self.email)
@@ -73,6 +76,7 @@ class SyncClient:
                 self.state,
                 pool=self._pool,
                 progress=self.progress,
+                limits=self.limits,
             )
             owner.sync(report)
             watcher = WatcherSyncer(
@@ -82,6 +86,7 @@ class SyncClient:
                 self.state,
                 pool=self._pool,
                 progress=self.progress,
+                limits=self.limits,
             )
             for peer in self.peer_book.load().following:
                 watcher.sync(peer, report)

@@ -24,12 +24,20 @@ class SourceChangedError(SyncError):
     """A local file changed while being sent; nothing was stored, the next sync resends it."""
 
 
+class OversizeError(SyncError):
+    """A stored value is larger than its reader allowed (a blob longer than its declared size)."""
+
+
 class InvalidKeyError(SyncError, ValueError):
     """A transport key is malformed (empty segments, `..`, dot segments, backslashes)."""
 
 
 class CorruptMessageError(SyncError):
     """A message or one of its blobs does not match its sha256 (truncated or damaged in transit)."""
+
+
+class NoSpaceError(SyncError):
+    """A message does not fit on the disk with the reserve kept free; it waits for the next sync."""
 
 
 class InvalidMessageError(SyncError):

@@ -14,13 +14,30 @@ import time
 from pathlib import Path
 
 from syft_core.atomic import atomic_write_text
+from syft_core.sync.errors import SourceChangedError
 
 RACY_SECONDS = 2.0
+_CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def sha256_as_scanned(path: Path, st: os.stat_result) -> str:
+    """The sha256 of `path`, which a scan found with stat `st`. SourceChangedError if the
+    content read is not `st.st_size` bytes long: the file is being written, and a digest that
+    disagrees with the size a message declares would make the receiver refuse the message."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    if size != st.st_size:
+        raise SourceChangedError(f"{path} changed while it was being read")
+    return digest.hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -54,7 +71,7 @@ class HashCache:
         cached = self._vouched.get(rel) or self._entries.get(rel)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        digest = sha256_file(path)
+        digest = sha256_as_scanned(path, st)
         if time.time() - st.st_mtime_ns / 1e9 > RACY_SECONDS:
             self._entries[rel] = (stamp, digest)
             self._dirty = True

@@ -1,7 +1,8 @@
 """Draining a channel in order, shared by both roles: verify, check parties, handle, remove.
 
-A corrupt message (digest mismatch, missing blob) stops the drain: it is retried next sync, and
-the messages behind it wait, since their old hashes may depend on it. An intact but unacceptable
+A corrupt message (digest mismatch, missing blob, a blob longer than declared), or one that does
+not fit on the disk with the reserve kept free, stops the drain: it is retried next sync, and the
+messages behind it wait, since their old hashes may depend on it. An intact but unacceptable
 message is refused for good and logged. Each message is marked processed before it is removed,
 so a re-delivered copy (same id) is skipped; re-applying one would change nothing anyway.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syft_core.sync.channel import Channel
-from syft_core.sync.errors import CorruptMessageError, InvalidMessageError
+from syft_core.sync.errors import CorruptMessageError, InvalidMessageError, NoSpaceError
 from syft_core.sync.messages import ChangeMessage
 from syft_core.sync.report import SyncReport
 from syft_core.sync.state import InboundLog
@@ -54,7 +55,7 @@ def drain(
                 message = channel.read(message_id)
                 parties.check(message)
                 handle(message_id, message)
-            except CorruptMessageError as exc:
+            except (CorruptMessageError, NoSpaceError) as exc:
                 _note_failure(log, message_id, exc, record, report)
                 save()
                 return
@@ -69,12 +70,13 @@ def drain(
 def _note_failure(
     log: InboundLog,
     message_id: str,
-    exc: CorruptMessageError,
+    exc: CorruptMessageError | NoSpaceError,
     record: Recorder,
     report: SyncReport,
 ) -> None:
     attempts = log.failing.get(message_id, 0) + 1
     log.failing[message_id] = attempts
     if attempts == 1:  # logged once, not on every retry
-        record("sync.message_corrupt", message_id, reason=str(exc))
+        what = "sync.message_corrupt" if isinstance(exc, CorruptMessageError) else "sync.no_space"
+        record(what, message_id, reason=str(exc))
     report.problems.append(f"{exc} (attempt {attempts}; retried next sync)")

@@ -29,6 +29,7 @@ from syft_core.sync.channel import Channel, Direction
 from syft_core.sync.errors import SourceChangedError
 from syft_core.sync.hashing import HashCache
 from syft_core.sync.inbound import Parties, drain
+from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import ChangeMessage, FileChange, Rejection, RejectionKind
 from syft_core.sync.peers import PeerBook
 from syft_core.sync.progress import Progress
@@ -43,6 +44,7 @@ class Snapshot:
     """My datasite's syncable files at one moment: path -> (sha256, size, absolute path)."""
 
     files: dict[str, tuple[str, int, Path]]
+    unsettled: set[str]  # found, but changing while read: left as the peers have them
 
 
 class OwnerSyncer:
@@ -54,8 +56,10 @@ class OwnerSyncer:
         *,
         pool: Executor,
         progress: Progress,
+        limits: ReceiveLimits,
     ) -> None:
         self.datasite = datasite
+        self.limits = limits
         self.me = datasite.email
         self.transport = transport
         self.state = state
@@ -127,9 +131,8 @@ class OwnerSyncer:
             seen.add(change.path)
         with Staging(self.state.staging, message_id) as staging:
             blobs = {c.new_sha256: c.size for c in allowed if c.new_sha256 is not None}
-            channel.fetch(
-                message_id, {sha: staging.path_for(sha) for sha in blobs}, sum(blobs.values())
-            )
+            self.limits.require_room(staging.folder, sum(blobs.values()))
+            channel.fetch(message_id, blobs, staging.path_for)
             uses = Counter(c.new_sha256 for c in allowed if c.new_sha256 is not None)
             for change in sorted(allowed, key=_apply_order):
                 outcome = self._apply_one(peer, message_id, change, staging, uses)
@@ -159,6 +162,9 @@ class OwnerSyncer:
         verdict = self.perms.explain(peer, change.path, AccessLevel.WRITE)
         if not verdict.allowed:
             return reject("denied", f"{peer} may not write {change.path}: {verdict.detail}")
+        too_large = change.new_sha256 is not None and self.limits.too_large(change.size)
+        if too_large:
+            return reject("invalid", f"{change.path} not accepted: {too_large}")
         return None
 
     def _apply_one(
@@ -248,6 +254,7 @@ class OwnerSyncer:
     def _snapshot(self, cache: HashCache) -> Snapshot:
         scan = scan_datasite(self.datasite.root)
         files: dict[str, tuple[str, int, Path]] = {}
+        unsettled: set[str] = set()
         for rel, found in scan.files.items():
             try:
                 files[rel] = (
@@ -257,8 +264,10 @@ class OwnerSyncer:
                 )
             except FileNotFoundError:
                 continue  # deleted while scanning: it simply is not in this snapshot
-        cache.keep_only(set(files))
-        return Snapshot(files)
+            except SourceChangedError:
+                unsettled.add(rel)  # being written: published once it holds still
+        cache.keep_only(set(files) | unsettled)
+        return Snapshot(files, unsettled)
 
     def _publish(self, peer: str, snapshot: Snapshot, report: SyncReport) -> None:
         link = self.state.owner_link(peer)
@@ -278,7 +287,7 @@ class OwnerSyncer:
         changes += [
             FileChange(path=rel, old_sha256=sha, new_sha256=None)
             for rel, sha in sorted(link.published.items())
-            if rel not in readable
+            if rel not in readable and rel not in snapshot.unsettled
         ]
         if not changes and not link.pending_rejections:
             return

@@ -25,8 +25,9 @@ from syft_core.errors import UnsafePathError
 from syft_core.sync.apply import Staging, current_sha, install
 from syft_core.sync.channel import Channel
 from syft_core.sync.errors import SourceChangedError
-from syft_core.sync.hashing import sha256_file
+from syft_core.sync.hashing import sha256_as_scanned
 from syft_core.sync.inbound import Parties, drain
+from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import ChangeMessage, FileChange, Rejection
 from syft_core.sync.progress import Progress
 from syft_core.sync.report import Applied, Notice, SyncReport
@@ -45,6 +46,7 @@ class WatcherSyncer:
         *,
         pool: Executor,
         progress: Progress,
+        limits: ReceiveLimits,
     ) -> None:
         self.box = box
         self.me = me
@@ -52,6 +54,7 @@ class WatcherSyncer:
         self.state = state
         self.pool = pool
         self.progress = progress
+        self.limits = limits
 
     @property
     def my_datasite(self) -> Datasite:
@@ -118,9 +121,11 @@ class WatcherSyncer:
             if entry is not None and entry.stamp == stamp:
                 continue
             try:
-                sha = sha256_file(found.path)
+                sha = sha256_as_scanned(found.path, found.stat)
             except FileNotFoundError:
                 continue  # deleted while scanning; the next scan proposes the deletion
+            except SourceChangedError:
+                continue  # being written; proposed once it holds still
             remote = entry.remote if entry is not None else None
             if (entry is None or sha != entry.local) and sha != remote:
                 changes.append(
@@ -159,6 +164,10 @@ class WatcherSyncer:
             save=lambda: self.state.save_watch_link(owner, link),
             report=report,
         )
+
+    def _refuse(self, owner: str, reason: str, report: SyncReport) -> None:
+        self._record(owner, "sync.refused_from_peer", f"{owner}", reason=reason)
+        report.problems.append(reason)
 
     def _keep_mine(
         self,
@@ -216,15 +225,18 @@ class WatcherSyncer:
         for change in message.changes:
             try:
                 safe_target(root, change.path, what=f"path published by {owner}")
-                accepted.append(change)
             except UnsafePathError as exc:
-                self._record(owner, "sync.refused_from_peer", f"{owner}", reason=str(exc))
-                report.problems.append(str(exc))
+                self._refuse(owner, str(exc), report)
+                continue
+            too_large = change.new_sha256 is not None and self.limits.too_large(change.size)
+            if too_large:
+                self._refuse(owner, f"{owner}/{change.path} not taken: {too_large}", report)
+                continue
+            accepted.append(change)
         with Staging(self.state.staging, message_id) as staging:
             blobs = {c.new_sha256: c.size for c in accepted if c.new_sha256 is not None}
-            channel.fetch(
-                message_id, {sha: staging.path_for(sha) for sha in blobs}, sum(blobs.values())
-            )
+            self.limits.require_room(staging.folder, sum(blobs.values()))
+            channel.fetch(message_id, blobs, staging.path_for)
             uses = Counter(c.new_sha256 for c in accepted if c.new_sha256 is not None)
             for change in accepted:
                 try:  # again: a symlink could have appeared while the blobs were fetched

@@ -22,14 +22,22 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from syft_core.atomic import atomic_write_yaml
-from syft_core.sync import SyncClient, SyncReport, Transport, transport_from_url
+from syft_core.sync import ReceiveLimits, SyncClient, SyncReport, Transport, transport_from_url
 from syft_core.sync.errors import PeerConfigError
+from syft_core.sync.limits import MiB
 from syft_core.sync.live import run_forever
 from syft_core.sync.state import STATE_DIR
 from syft_core.sync.transports import FolderTransport
-from syft_runner.cli.datasite import EmailOption, SyftboxOption, fail, reported_failures
+from syft_runner.cli.datasite import (
+    EmailOption,
+    SyftboxOption,
+    fail,
+    reported_failures,
+    visible,
+)
 
 PROGRESS_THRESHOLD_BYTES = 8 << 20  # smaller transfers finish before a bar is worth drawing
 CONFIG_FILE = "config.yaml"
@@ -40,7 +48,8 @@ TransportOption = Annotated[
         "--transport",
         envvar="SYFT_SYNC_TRANSPORT",
         help="folder:PATH (the default kind; a bare path works too) or "
-        "s3://BUCKET[/PREFIX]?endpoint=URL&region=R&profile=P. Credentials come from the "
+        "s3://BUCKET/PREFIX?endpoint=URL&region=R&profile=P (the prefix and every parameter "
+        "optional). Credentials come from the "
         "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or the profile. "
         "Remembered after first use.",
         show_default=False,
@@ -95,30 +104,42 @@ def resolve_transport(syftbox: Path, url: str | None) -> Transport:
     return transport
 
 
-def _client(syftbox: Path, email: str, url: str | None) -> SyncClient:
-    return SyncClient(syftbox, email, resolve_transport(syftbox, url), progress=RichProgress())
+def _client(
+    syftbox: Path, email: str, url: str | None, limits: ReceiveLimits | None = None
+) -> SyncClient:
+    transport = resolve_transport(syftbox, url)
+    return SyncClient(syftbox, email, transport, progress=RichProgress(), limits=limits)
+
+
+def _line(text: str, label: str = "", style: str = "") -> None:
+    """One line of output. `text` holds what peers chose (paths, reasons, notes), so it is
+    printed verbatim, never read as markup, with control and bidi characters made visible."""
+    console.print(
+        Text.assemble((label, style), " " if label else "", visible(text)), soft_wrap=True
+    )
 
 
 def print_report(report: SyncReport) -> None:
     for a in report.applied:
-        console.print(f"applied  {'deleted ' if a.deleted else ''}{a.path}  (from {a.peer})")
+        _line(f"{'deleted ' if a.deleted else ''}{a.path}  (from {a.peer})", "applied ")
     for n in report.rejected:
-        console.print(f"[red]rejected[/red] {n.rejection.path} from {n.peer}: {n.rejection.reason}")
+        _line(f"{n.rejection.path} from {n.peer}: {n.rejection.reason}", "rejected", "red")
     for a in report.received:
-        console.print(f"received {'deleted ' if a.deleted else ''}{a.peer}/{a.path}")
+        _line(f"{'deleted ' if a.deleted else ''}{a.peer}/{a.path}", "received")
     for n in report.notices:
-        console.print(
-            f"[red]refused by {n.peer}[/red] {n.rejection.path} "
-            f"({n.rejection.kind}): {n.rejection.reason}"
+        _line(
+            f"{n.rejection.path} ({n.rejection.kind}): {n.rejection.reason}",
+            f"refused by {n.peer}",
+            "red",
         )
     for peer, count in report.proposed.items():
-        console.print(f"proposed {count} change(s) to {peer}")
+        _line(f"proposed {count} change(s) to {peer}")
     for peer, count in report.published.items():
-        console.print(f"published {count} change(s) to {peer}")
+        _line(f"published {count} change(s) to {peer}")
     for held in report.held:
-        console.print(f"[yellow]held[/yellow] message {held} (sender not accepted as a peer)")
+        _line(f"message {held} (sender not accepted as a peer)", "held", "yellow")
     for problem in report.problems:
-        console.print(f"[yellow]problem[/yellow] {problem}")
+        _line(problem, "problem", "yellow")
 
 
 def sync(
@@ -129,9 +150,19 @@ def sync(
     interval: Annotated[
         float, typer.Option("--interval", min=0.5, help="Seconds between passes when idle.")
     ] = 5.0,
+    max_file_mb: Annotated[
+        int, typer.Option("--max-file-mb", min=1, help="Refuse any received file over this.")
+    ] = ReceiveLimits().max_file_bytes // MiB,
+    min_free_mb: Annotated[
+        int,
+        typer.Option(
+            "--min-free-mb", min=0, help="Leave this much disk free: bigger messages wait."
+        ),
+    ] = ReceiveLimits().min_free_bytes // MiB,
 ) -> None:
     """Sync your datasite with your peers and theirs with you (runs until Ctrl-C, or --once)."""
-    with _client(syftbox, email, transport) as client:
+    limits = ReceiveLimits(max_file_bytes=max_file_mb * MiB, min_free_bytes=min_free_mb * MiB)
+    with _client(syftbox, email, transport, limits) as client:
         if once:
             with reported_failures():
                 report = client.sync_once()
@@ -139,13 +170,13 @@ def sync(
             if report.quiet:
                 console.print("nothing to sync")
             return
-        console.print(f"syncing {syftbox} as {email} over {client.transport.describe()}")
+        _line(f"syncing {syftbox} as {email} over {client.transport.describe()}")
         try:
             run_forever(
                 client,
                 interval=interval,
                 on_report=print_report,
-                on_error=lambda exc: console.print(f"[yellow]sync failed, will retry:[/] {exc}"),
+                on_error=lambda exc: _line(str(exc), "sync failed, will retry:", "yellow"),
             )
         except KeyboardInterrupt:
             console.print("stopped")
@@ -168,7 +199,7 @@ def peers_add(
     """Ask a datasite owner to accept you as a peer, and follow their datasite."""
     with _client(syftbox, email, transport) as client, reported_failures():
         client.request_peer(owner, note)
-    console.print(f"asked {owner} to accept you; `syft-runner sync` picks up their answer")
+    _line(f"asked {owner} to accept you; `syft-runner sync` picks up their answer")
 
 
 @peers_app.command("list")
@@ -180,16 +211,16 @@ def peers_list(
         peers = client.peers()
         requests, problems = client.pending_requests()
     for peer in peers.accepted:
-        console.print(f"accepted   {peer}")
+        _line(peer, "accepted  ")
     for peer in peers.following:
-        console.print(f"following  {peer}")
+        _line(peer, "following ")
     for request in requests:
         note = f"  {request.note!r}" if request.note else ""
-        console.print(f"requested  {request.sender}  {request.created:%Y-%m-%d %H:%M}{note}")
+        _line(f"{request.sender}  {request.created:%Y-%m-%d %H:%M}{note}", "requested ")
     for problem in problems:
-        console.print(f"[yellow]malformed request[/yellow] {problem}")
+        _line(problem, "malformed request", "yellow")
     if not (peers.accepted or peers.following or requests):
-        console.print("no peers yet")
+        _line("no peers yet")
 
 
 @peers_app.command("accept")
@@ -204,7 +235,7 @@ def peers_accept(
         if not client.box.datasite(email).exists():
             raise PeerConfigError(f"no datasite for {email} in {syftbox}; run syft-runner init")
         added = client.accept_peer(peer)
-    console.print(f"{'accepted' if added else 'already accepted'} {peer}")
+    _line(f"{'accepted' if added else 'already accepted'} {peer}")
 
 
 def register(app: typer.Typer) -> None:

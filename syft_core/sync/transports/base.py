@@ -14,7 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from syft_core.sync.errors import InvalidKeyError, SourceChangedError, TransportError
+from syft_core.sync.errors import (
+    InvalidKeyError,
+    OversizeError,
+    SourceChangedError,
+    TransportError,
+)
 
 CHUNK_SIZE = 1 << 20
 ProgressCallback = Callable[[int], None]
@@ -32,6 +37,10 @@ def check_key(key: str) -> str:
         if not segment or segment.startswith(".") or segment == "..":
             raise InvalidKeyError(f"transport key {key!r} has an empty, '..' or dot segment")
     return key
+
+
+def oversize(key: str, max_bytes: int) -> OversizeError:
+    return OversizeError(f"transport key {key!r} holds more than the {max_bytes:,} bytes expected")
 
 
 def check_prefix(prefix: str) -> str:
@@ -118,11 +127,18 @@ class Transport(ABC):
             self.delete(key)
             raise SourceChangedError(f"{path} changed while it was being sent")
 
-    def get_file(self, key: str, dest: Path, callback: ProgressCallback = _no_progress) -> str:
-        """Write the value at `key` to the new file `dest` in chunks; return its sha256."""
+    def get_file(
+        self, key: str, dest: Path, callback: ProgressCallback = _no_progress, *, max_bytes: int
+    ) -> str:
+        """Write the value at `key` to the new file `dest` in chunks; return its sha256.
+        OversizeError as soon as it turns out longer than `max_bytes`."""
         digest = hashlib.sha256()
+        total = 0
         with self.get(key) as stream, dest.open("xb") as out:
             while chunk := stream.read(CHUNK_SIZE):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise oversize(key, max_bytes)
                 digest.update(chunk)
                 out.write(chunk)
                 callback(len(chunk))

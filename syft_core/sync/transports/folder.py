@@ -26,6 +26,7 @@ from syft_core.sync.transports.base import (
     _no_progress,
     check_key,
     check_prefix,
+    oversize,
 )
 
 SMALL_FILE_BYTES = 1 << 20  # below this, one read and write beat a kernel copy's set-up
@@ -34,19 +35,53 @@ SMALL_FILE_BYTES = 1 << 20  # below this, one read and write beat a kernel copy'
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _read_all(stream: BinaryIO, size: int) -> bytes:
-    """Everything left in `stream`, which is about `size` bytes (it may have grown since)."""
-    parts = [stream.read(size + 1)]
-    while parts[-1]:
-        parts.append(stream.read(CHUNK_SIZE))
+def _read_upto(stream: BinaryIO, limit: int) -> bytes:
+    """What is left in `stream`, but never more than `limit` + 1 bytes (so "too long" shows)."""
+    parts: list[bytes] = []
+    left = limit + 1
+    while left > 0 and (chunk := stream.read(min(left, CHUNK_SIZE))):
+        parts.append(chunk)
+        left -= len(chunk)
     return b"".join(parts)
 
 
 def _read_small(path: Path) -> bytes | None:
-    """The whole content of `path` if it is a small file, else None (it is copied by the kernel)."""
+    """The whole content of `path` if it is a small file, else None (it is copied by the kernel).
+    The file may grow while it is read: whatever is read is hashed and checked by the caller."""
     with open(path, "rb", buffering=0) as stream:
         size = os.fstat(stream.fileno()).st_size
-        return _read_all(stream, size) if size <= SMALL_FILE_BYTES else None
+        if size > SMALL_FILE_BYTES:
+            return None
+        parts = [stream.read(size + 1)]
+        while parts[-1]:
+            parts.append(stream.read(CHUNK_SIZE))
+        return b"".join(parts)
+
+
+_NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
+
+
+def _copy_upto(source: int, dest: int, limit: int) -> int:
+    """Copy from `source` to `dest` in the kernel until EOF or `limit` + 1 bytes; return how
+    many. copy_file_range where the filesystems allow it, sendfile otherwise."""
+    copied = 0
+    kernel_copy = True
+    while copied <= limit:
+        count = min(limit + 1 - copied, 1 << 30)
+        if kernel_copy:
+            try:
+                moved = os.copy_file_range(source, dest, count)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY or copied:
+                    raise
+                kernel_copy = False
+                continue
+        else:
+            moved = os.sendfile(dest, source, None, count)
+        if moved == 0:
+            break
+        copied += moved
+    return copied
 
 
 def _create_temporary(target: Path) -> tuple[str, int]:
@@ -166,26 +201,33 @@ class FolderTransport(Transport):
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
             return os.fdopen(fd, "rb")
 
-    def get_file(self, key: str, dest: Path, callback: ProgressCallback = _no_progress) -> str:
+    def get_file(
+        self, key: str, dest: Path, callback: ProgressCallback = _no_progress, *, max_bytes: int
+    ) -> str:
         source = self._path(key)
         with _os_errors(f"reading transport key {key!r}"):
             fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb", buffering=0) as stream:
                 size = os.fstat(fd).st_size
-                data = _read_all(stream, size) if size <= SMALL_FILE_BYTES else None
-            if data is not None:
+                if size > max_bytes:
+                    raise oversize(key, max_bytes)
+                if size <= SMALL_FILE_BYTES:
+                    data = _read_upto(stream, max_bytes)
+                    if len(data) > max_bytes:  # it grew since
+                        raise oversize(key, max_bytes)
+                    with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
+                        out.write(data)
+                    callback(len(data))
+                    return hashlib.sha256(data).hexdigest()
+                # A kernel copy, then the sha256 of what landed (from the page cache): about
+                # twice as fast as hashing chunk by chunk while copying through Python.
                 with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
-                    out.write(data)
-                callback(len(data))
-                return hashlib.sha256(data).hexdigest()
-            # A kernel copy, then the sha256 of what landed (from the page cache): about twice
-            # as fast as hashing chunk by chunk while copying through Python.
-            if dest.exists():
-                raise FileExistsError(errno.EEXIST, "destination exists", str(dest))
-            shutil.copyfile(source, dest)
-            callback(dest.stat().st_size)
-            with dest.open("rb") as copied:
-                return hashlib.file_digest(copied, "sha256").hexdigest()
+                    copied = _copy_upto(fd, out.fileno(), max_bytes)
+            if copied > max_bytes:
+                raise oversize(key, max_bytes)
+            callback(copied)
+            with dest.open("rb") as landed:
+                return hashlib.file_digest(landed, "sha256").hexdigest()
 
     def list_keys(self, prefix: str = "") -> list[str]:
         check_prefix(prefix)
