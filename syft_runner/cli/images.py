@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syft_core.errors import SyftError
+from syft_runner.cli.datasite import fail
 from syft_runner.engine import connect
 from syft_runner.images import build_images, image_statuses
 
@@ -26,8 +27,7 @@ def build(
     try:
         built = build_images(connect(), force=force, progress=_print_progress)
     except SyftError as exc:
-        _console.print(f"[red]images build failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        fail(f"images build failed: {exc}")
     elapsed = time.monotonic() - started
     _console.print(f"[green]{len(built)} images ready[/green] in {elapsed:.1f} s")
 
@@ -38,8 +38,7 @@ def list_images() -> None:
     try:
         statuses = image_statuses(connect())
     except SyftError as exc:
-        _console.print(f"[red]images list failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        fail(f"images list failed: {exc}")
     table = Table("runtime", "state", "image id", "size MB", "created", "provides")
     table.caption = "tags: syft-runner/<runtime>:latest"
     for s in statuses:
