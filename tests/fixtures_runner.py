@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 import yaml
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 
 from syft_core.datasite import Datasite

@@ -52,7 +52,7 @@ def make_job(
         name=name,
         type="bash",
         datasets=datasets or [],
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         submitted_by=submitter,
     )
     (job.path / "config.yaml").write_text(config.to_yaml())

@@ -35,7 +35,7 @@ def make_job(ds: Datasite, mode: str = "real", name: str = "analysis") -> JobFol
     (job.path / "code").mkdir(parents=True)
     (job.path / "run.sh").write_text("#!/bin/bash\nexec python3 code/main.py\n")
     (job.path / "code" / "main.py").write_text("print('hi')\n")
-    config = JobConfig(name=name, type="bash", mode=mode, submitted_by=SCIENTIST)  # type: ignore[arg-type]
+    config = JobConfig(name=name, type="bash", mode=mode, submitted_by=SCIENTIST)
     (job.path / "config.yaml").write_text(config.to_yaml())
     return job
 

@@ -71,7 +71,7 @@ def test_crash_between_running_marker_and_start_resumes(
     job = approve(write_job(syftbox, "crashy", "echo ran > outputs/x\necho ran\n"))
 
     class CrashBeforeStart(Executor):
-        def _start(self, job: JobFolder, container: object) -> LogStreamer:  # type: ignore[override]
+        def _start(self, job: JobFolder, container: object) -> LogStreamer:
             raise _Crash
 
     crashing = CrashBeforeStart(docker_client, runner_config(), syftbox, OWNER)
