@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -153,16 +154,20 @@ class S3Transport(Transport):
             callback(len(data))
             return
         # upload_file reads the parts in parallel (fast, memory-bounded) but out of order, so
-        # the content cannot be hashed on the way; it is re-hashed afterwards (page-cached, far
-        # faster than the upload) and the file's stat compared, so a file edited while it was
-        # being sent is never left as a blob whose key lies about its content.
-        with _s3_errors(f"writing S3 key {key!r}"):
-            self.client.upload_file(
-                str(path), self.bucket, self._key(key), Config=self.transfer, Callback=callback
-            )
+        # the content cannot be hashed on the way. It is hashed beside the upload instead (both
+        # read the page cache; hashlib and the transfer threads release the GIL), and the
+        # file's stat compared before and after, so a file edited while it was being sent is
+        # never left as a blob whose key lies about its content.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-verify") as verifier:
+            digest = verifier.submit(sha256_file, path)
+            with _s3_errors(f"writing S3 key {key!r}"):
+                self.client.upload_file(
+                    str(path), self.bucket, self._key(key), Config=self.transfer, Callback=callback
+                )
+            hashed = digest.result()
         after = path.stat()
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
-            sha256_file(path) != expected_sha
+            hashed != expected_sha
         ):
             self.delete(key)
             raise SourceChangedError(f"{path} changed while it was being sent")
