@@ -35,7 +35,14 @@ from syft_runner.config import RunnerConfig
 from syft_runner.engine import connect
 from syft_runner.executor import LABEL_SYFTBOX, Executor
 from syft_runner.images import build_images
-from syft_runner.sandbox import DEFAULT_ENVIRONMENT, WORKDIR, Limits, Mount, container_kwargs
+from syft_runner.sandbox import (
+    DEFAULT_ENVIRONMENT,
+    WORKDIR,
+    Limits,
+    Mount,
+    container_kwargs,
+    job_user,
+)
 from syft_runner.service import RunnerService
 from syft_runner.watcher import pending_job_folders
 
@@ -63,9 +70,10 @@ def wait_done(job: JobFolder, timeout: float = 60.0) -> DoneMarker:
 
 
 def bare_run(client: docker.DockerClient, image: str, job_dir: Path, out_dir: Path) -> float:
+    bench_id = uuid.uuid4().hex[:12]
     kwargs = container_kwargs(
         image=image,
-        name=f"syft-bench-{uuid.uuid4().hex[:12]}",
+        name=f"syft-bench-{bench_id}",
         labels={BENCH_LABEL: "bare"},
         command=["/bin/bash", "/job/run.sh"],
         environment=dict(DEFAULT_ENVIRONMENT),
@@ -75,6 +83,7 @@ def bare_run(client: docker.DockerClient, image: str, job_dir: Path, out_dir: Pa
         ],
         workdir=WORKDIR,
         limits=Limits(),
+        user=job_user(bench_id),
     )
     started = time.perf_counter()
     container = client.containers.create(**kwargs)

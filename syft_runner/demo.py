@@ -69,7 +69,7 @@ def write_private_customers(path: Path, rows: int) -> None:
         for i in range(rows):
             region = rng.choice(REGIONS)
             out.writerow([10_000 + i, region, rng.randint(18, 90), round(rng.uniform(5, 900), 2)])
-    path.chmod(0o644)  # the job user (uid 65532) reads it through a read-only mount
+    path.chmod(0o644)  # every job (its own uid, gid 65532) reads it through a read-only mount
 
 
 def sync(*clients: SyncClient) -> None:

@@ -75,6 +75,7 @@ from syft_runner.sandbox import (
     Mount,
     ResourceRequest,
     container_kwargs,
+    job_user,
 )
 from syft_runner.staging import (
     RUNNER_STATE_DIR,
@@ -421,6 +422,7 @@ class Executor:
             mounts=plan.mounts,
             workdir=WORKDIR,
             limits=plan.limits,
+            user=job_user(plan.staged.job_id),
         )
         try:
             container = self.client.containers.create(**kwargs)

@@ -30,12 +30,12 @@ from syft_runner.jobfs import mount_jobfs, unmount_jobfs
 from syft_runner.sandbox import (
     DEFAULT_ENVIRONMENT,
     JOB_DIR,
-    JOB_USER,
     OUTPUTS_DIR,
     WORKDIR,
     Limits,
     Mount,
     container_kwargs,
+    job_user,
 )
 
 PROBE_RUNTIME = "python"
@@ -513,16 +513,19 @@ def run_probe(
     )
     image_id = resolve_image(client, runtime)
     folder = Path(tempfile.mkdtemp(prefix="syft-probe-")).resolve()
+    probe_id = uuid.uuid4().hex[:12]
+    user = job_user(probe_id)  # a uid of its own, as every job gets
     try:
         kwargs = container_kwargs(
             image=image_id,
-            name=f"syft-probe-{uuid.uuid4().hex[:12]}",
+            name=f"syft-probe-{probe_id}",
             labels={PROBE_LABEL: "isolation"},
             command=["python3", "-c", PROBE_PROGRAM],
             environment=dict(DEFAULT_ENVIRONMENT),
-            mounts=_job_layout(folder),
+            mounts=_job_layout(folder, user),
             workdir=WORKDIR,
             limits=chosen,
+            user=user,
         )
         return parse_report(_run(client, kwargs, chosen.timeout_seconds))
     finally:
@@ -530,7 +533,7 @@ def run_probe(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _job_layout(folder: Path) -> list[Mount]:
+def _job_layout(folder: Path, user: tuple[int, int]) -> list[Mount]:
     # The same shape the executor mounts (syft_runner.staging): the staged job read-only, its
     # outputs writable inside it, both on their own filesystem when the runner can make one.
     folder.chmod(0o755)
@@ -540,9 +543,8 @@ def _job_layout(folder: Path) -> list[Mount]:
     outputs = job / "outputs"
     outputs.mkdir(parents=True)
     (job / "run.sh").write_text("# the isolation probe runs instead\n")
-    uid, gid = (int(part) for part in JOB_USER.split(":"))
     if os.geteuid() == 0:
-        os.chown(outputs, uid, gid)
+        os.chown(outputs, *user)
     else:
         outputs.chmod(0o777)
     for path in (folder / "fs", job):

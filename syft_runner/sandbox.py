@@ -29,7 +29,11 @@ DATA_DIR = "/data"
 TMP_DIR = "/tmp"  # the only writable path besides the outputs: a small tmpfs
 HOME = TMP_DIR
 JOB_HOSTNAME = "job"
-JOB_USER = "65532:65532"  # non-root uid:gid; the images create this user and own nothing as it
+JOB_GID = 65532  # the images' `job` group: every job runs in it, and no host file belongs to it
+# Each job runs as a uid of its own from this range, which no account and no host file uses
+# (above the ranges systemd and the usual /etc/subuid hand out to containers).
+JOB_UID_FIRST = 2_000_000_000
+JOB_UID_COUNT = 1_000_000
 MOUNT_ROOTS = (JOB_DIR, SYFTBOX_MOUNT, DATA_DIR)
 
 # Docker keeps a copy of stdout/stderr too; the executor streams its own capped copy, so this one
@@ -167,14 +171,25 @@ def _docker_mount(mount: Mount) -> DockerMount:
 
 
 def _ulimits(limits: Limits) -> list[Ulimit]:
-    # nproc is deliberately absent: RLIMIT_NPROC counts per uid across every container sharing
-    # uid 65532, so one job could starve another; pids_limit is the per-container bound.
+    # nproc is deliberately absent: RLIMIT_NPROC counts per uid across the host, and pids_limit
+    # is the per-container bound already.
     fsize = limits.fsize_mb * 1024 * 1024  # RLIMIT_FSIZE is in bytes
     return [
         Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
         Ulimit(name="fsize", soft=fsize, hard=fsize),
         Ulimit(name="core", soft=0, hard=0),
     ]
+
+
+def job_user(job_id: str) -> tuple[int, int]:
+    """The uid and gid of the job whose id (hex, see staging.job_id) is `job_id`.
+
+    A uid per job, so that what the kernel counts per user (inotify instances and watches, pipe
+    buffers, mqueue bytes, RLIMIT_NPROC) is not shared by jobs running at the same time: one job
+    could otherwise exhaust it for the others. Derived from the id, so a restarted runner
+    re-attaches to the same one; with 4 jobs at a time, two share one with odds of about 1 in
+    160,000, which is only what every job had before."""
+    return JOB_UID_FIRST + int(job_id[:12], 16) % JOB_UID_COUNT, JOB_GID
 
 
 def container_kwargs(
@@ -187,8 +202,10 @@ def container_kwargs(
     mounts: list[Mount],
     workdir: str,
     limits: Limits,
+    user: tuple[int, int],
 ) -> dict[str, Any]:
-    """Keyword arguments for `docker_client.containers.create(**kwargs)` of one job container."""
+    """Keyword arguments for `docker_client.containers.create(**kwargs)` of one job container,
+    run as `user` (uid, gid; see job_user)."""
     memory = limits.memory_mb * 1024 * 1024
     return {
         "image": image,
@@ -198,7 +215,7 @@ def container_kwargs(
         "environment": validate_environment(environment),
         "working_dir": workdir,
         "hostname": JOB_HOSTNAME,
-        "user": JOB_USER,
+        "user": f"{user[0]}:{user[1]}",
         "detach": True,
         "auto_remove": False,  # the runner reads State/OOMKilled and the logs before removing
         "stdin_open": False,

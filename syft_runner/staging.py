@@ -43,7 +43,7 @@ from syft_core.jobs.submission import MAX_SUBMISSION_BYTES, walk_submission
 from syft_runner.jobfs import mount_jobfs, unmount_jobfs
 from syft_runner.mounts import dataset_mounts
 from syft_runner.outputs import OutputCaps
-from syft_runner.sandbox import DATA_DIR, JOB_DIR, JOB_USER, OUTPUTS_DIR, Mount
+from syft_runner.sandbox import DATA_DIR, JOB_DIR, JOB_GID, OUTPUTS_DIR, Mount, job_user
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def stage(
             f"{job.path}: the submission changed after approval (approved "
             f"{approved_hash[:19]}…, now {staged_hash[:19]}…); it must be approved again"
         )
-    return StagedJob(jid, root, _make_outputs(dirs.outputs(jid)), dirs.data(jid))
+    return StagedJob(jid, root, _make_outputs(dirs.outputs(jid), job_user(jid)), dirs.data(jid))
 
 
 _warned_unbounded = threading.Event()
@@ -310,25 +310,20 @@ def _unavailable(config: JobConfig, detail: str, root: Path) -> DatasetUnavailab
 
 
 def unreadable_by_job(source: Path) -> str | None:
-    """Why the job user cannot read `source` (a file, or a folder and everything in it), with
-    the fix; None when it can. Judged from mode bits: the job runs as JOB_USER without
-    supplementary groups, and an ACL that would grant more is not consulted."""
-    uid, gid = job_ids()
+    """Why a job cannot read `source` (a file, or a folder and everything in it), with the fix;
+    None when it can. Judged from mode bits: a job runs as a uid of its own, which owns no host
+    file, in group JOB_GID without supplementary groups; an ACL that would grant more is not
+    consulted."""
     for path, st in _entries(source):
         need = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(st.st_mode) else 0)
-        if st.st_uid == uid:
-            allowed = st.st_mode >> 6
-        elif st.st_gid == gid:
-            allowed = st.st_mode >> 3
-        else:
-            allowed = st.st_mode
+        allowed = st.st_mode >> 3 if st.st_gid == JOB_GID else st.st_mode
         if allowed & need != need:
             kind = "folder" if stat.S_ISDIR(st.st_mode) else "file"
             recursive = "-R " if source.is_dir() else ""
             return (
-                f"the job user (uid {uid}, gid {gid}) cannot read the {kind} {path} (mode "
+                f"a job (gid {JOB_GID}, its own uid) cannot read the {kind} {path} (mode "
                 f"{stat.S_IMODE(st.st_mode):04o}, owner {st.st_uid}:{st.st_gid}); let the job "
-                f"group read it: `chgrp {recursive}{gid} {source} && chmod {recursive}g+rX "
+                f"group read it: `chgrp {recursive}{JOB_GID} {source} && chmod {recursive}g+rX "
                 f"{source}` (or everyone: `chmod {recursive}o+rX {source}`)"
             )
     return None
@@ -403,15 +398,9 @@ def _hardlink_tree(source: Path, dest: Path) -> None:
                 os.link(path, here / name, follow_symlinks=False)
 
 
-def job_ids() -> tuple[int, int]:
-    """The uid and gid every job runs as."""
-    uid, gid = JOB_USER.split(":")
-    return int(uid), int(gid)
-
-
-def _make_outputs(path: Path) -> Path:
+def _make_outputs(path: Path, user: tuple[int, int]) -> Path:
     path.mkdir(parents=True, mode=0o755, exist_ok=True)
-    uid, gid = job_ids()
+    uid, gid = user
     if os.geteuid() == 0:
         os.chown(path, uid, gid)
     else:

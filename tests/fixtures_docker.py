@@ -17,7 +17,14 @@ import pytest
 
 from syft_runner.engine import EngineUnavailableError, connect
 from syft_runner.images import build_images
-from syft_runner.sandbox import DEFAULT_ENVIRONMENT, WORKDIR, Limits, Mount, container_kwargs
+from syft_runner.sandbox import (
+    DEFAULT_ENVIRONMENT,
+    WORKDIR,
+    Limits,
+    Mount,
+    container_kwargs,
+    job_user,
+)
 
 TEST_LABEL = "org.syft.test"
 
@@ -49,6 +56,9 @@ def job_images(docker_client: docker.DockerClient) -> dict[str, str]:
     return build_images(docker_client)
 
 
+SANDBOX_USER = job_user("0" * 12)  # what run_sandboxed runs as: a job uid, the job gid
+
+
 @pytest.fixture(scope="session")
 def run_sandboxed(docker_client: docker.DockerClient, job_images: dict[str, str]) -> RunSandboxed:
     """run_sandboxed(command, runtime="python", limits=..., mounts=..., environment=...,
@@ -62,6 +72,7 @@ def run_sandboxed(docker_client: docker.DockerClient, job_images: dict[str, str]
         mounts: list[Mount] | None = None,
         environment: dict[str, str] | None = None,
         overrides: dict[str, Any] | None = None,
+        user: tuple[int, int] = SANDBOX_USER,
     ) -> SandboxResult:
         kwargs = container_kwargs(
             image=job_images[runtime],
@@ -72,6 +83,7 @@ def run_sandboxed(docker_client: docker.DockerClient, job_images: dict[str, str]
             mounts=mounts or [],
             workdir=WORKDIR,
             limits=limits or Limits(),
+            user=user,
         )
         kwargs.update(overrides or {})
         container = docker_client.containers.create(**kwargs)

@@ -331,10 +331,12 @@ def test_readability_is_judged_as_the_job_user(tmp_path: Path) -> None:
     assert unreadable_by_job(folder) is None
     secret = tmp_path / "owned.csv"
     secret.write_text("x\n")
-    secret.chmod(0o400)
+    secret.chmod(0o640)
     assert unreadable_by_job(secret) is not None
-    os.chown(secret, 65532, 0)  # the job user owns it
+    os.chown(secret, 0, 65532)  # the job group may read it
     assert unreadable_by_job(secret) is None
+    os.chown(secret, 65532, 0)  # uid 65532 is no job's uid: owning it grants a job nothing
+    assert unreadable_by_job(secret) is not None
 
 
 def test_clients_list_their_own_datasets_and_a_peers_synced_mocks(

@@ -16,7 +16,13 @@ from syft_runner.probe import (
     parse_report,
     run_probe,
 )
-from syft_runner.sandbox import ALLOWED_ENV_NAMES, Limits
+from syft_runner.sandbox import (
+    ALLOWED_ENV_NAMES,
+    JOB_GID,
+    JOB_UID_COUNT,
+    JOB_UID_FIRST,
+    Limits,
+)
 from tests.fixtures_docker import RunSandboxed
 
 KNOWN_LEAK = "host paths visible in mountinfo"  # see tests/attacks/test_proc_sys.py
@@ -80,7 +86,9 @@ def test_every_probe_line_in_a_job_container(probe: ProbeReport) -> None:
             continue
         assert check.allowed is EXPECTED_ALLOWED[check.name], (check.name, check.detail)
     facts = probe.facts
-    assert facts["uid"] == 65532 and facts["gid"] == 65532
+    uid = facts["uid"]
+    assert isinstance(uid, int) and JOB_UID_FIRST <= uid < JOB_UID_FIRST + JOB_UID_COUNT
+    assert facts["gid"] == JOB_GID
     for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert facts[field] == "0000000000000000", field
     assert facts["NoNewPrivs"] == "1" and facts["Seccomp"] == "2"

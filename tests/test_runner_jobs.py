@@ -12,7 +12,9 @@ import yaml
 
 from syft_core.jobs import Outcome, Status
 from syft_runner.executor import LABEL_SYFTBOX
+from syft_runner.sandbox import JOB_UID_COUNT, JOB_UID_FIRST, job_user
 from syft_runner.service import RunnerService, RunnerServiceError
+from syft_runner.staging import job_id
 from tests.fixtures_runner import (
     OWNER,
     StartRunner,
@@ -40,7 +42,9 @@ def test_bash_job_end_to_end(syftbox: Path, start_runner: StartRunner) -> None:
     done = wait_done(job)
     assert done.outcome is Outcome.SUCCEEDED, done.message
     assert done.exit_code == 0
-    assert job.stdout_path.read_text() == "hello from hello\n65532\n"
+    uid, _ = job_user(job_id(job, job.content_hash()))
+    assert JOB_UID_FIRST <= uid < JOB_UID_FIRST + JOB_UID_COUNT
+    assert job.stdout_path.read_text() == f"hello from hello\n{uid}\n"
     assert job.stderr_path.read_text() == "oops\n"
     assert (job.outputs_dir / "answer.txt").read_text() == "42\n"
     assert sorted(done.outputs) == ["answer.txt", "sub/y.txt"]
@@ -117,7 +121,8 @@ def test_container_is_hardened(
     assert host["IpcMode"] == "private" and host["Init"] is True
     assert not host["Devices"]
     assert {u["Name"] for u in host["Ulimits"]} == {"nofile", "fsize", "core"}
-    assert info["Config"]["User"] == "65532:65532"
+    uid, gid = job_user(job_id(job, job.content_hash()))
+    assert info["Config"]["User"] == f"{uid}:{gid}" and gid == 65532
     assert info["Config"]["Cmd"] == ["/bin/bash", "/job/run.sh"]
     env = dict(item.split("=", 1) for item in info["Config"]["Env"])
     assert env["SYFT_IS_IN_JOB"] == "true" and env["HOME"] == "/tmp"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from syft_core.jobs import JobConfig, UnsafeSubmissionError
-from syft_runner.sandbox import JOB_USER
+from syft_runner.sandbox import job_user
 from syft_runner.staging import (
     RUNNER_STATE_DIR,
     DatasetUnavailableError,
@@ -35,7 +35,7 @@ def test_stage_copies_exactly_the_submission(syftbox: Path) -> None:
     assert verify_staged(staged.root, approved)
     assert not str(staged.root).startswith(str(job.path))
     st = staged.outputs.stat()
-    assert f"{st.st_uid}:{st.st_gid}" == JOB_USER
+    assert (st.st_uid, st.st_gid) == job_user(staged.job_id)
     assert oct((staged.root / "code" / "a.py").stat().st_mode & 0o777) == "0o644"
 
 

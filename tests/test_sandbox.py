@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from syft_runner.sandbox import (
     DEFAULT_ENVIRONMENT,
     JOB_DIR,
-    JOB_USER,
     OUTPUTS_DIR,
     WORKDIR,
     ForbiddenEnvironmentError,
@@ -25,7 +24,7 @@ from syft_runner.sandbox import (
     container_kwargs,
     validate_environment,
 )
-from tests.fixtures_docker import TEST_LABEL, RunSandboxed
+from tests.fixtures_docker import SANDBOX_USER, TEST_LABEL, RunSandboxed
 
 MB = 1024 * 1024
 
@@ -138,6 +137,7 @@ def _kwargs(**overrides: Any) -> dict[str, Any]:
         "mounts": [],
         "workdir": WORKDIR,
         "limits": Limits(),
+        "user": SANDBOX_USER,
     }
     spec.update(overrides)
     return container_kwargs(**spec)
@@ -201,7 +201,7 @@ def test_host_config_is_hardened(created_container: dict[str, Any]) -> None:
 @pytest.mark.docker
 def test_container_config_is_explicit(created_container: dict[str, Any]) -> None:
     config = created_container["Config"]
-    assert config["User"] == JOB_USER
+    assert config["User"] == f"{SANDBOX_USER[0]}:{SANDBOX_USER[1]}"
     assert config["Hostname"] == "job"
     assert config["WorkingDir"] == WORKDIR
     assert config["Labels"][TEST_LABEL] == "sandbox"
@@ -213,11 +213,11 @@ def test_container_config_is_explicit(created_container: dict[str, Any]) -> None
 
 @pytest.mark.docker
 def test_limits_hold_inside_the_container(run_sandboxed: RunSandboxed, tmp_path: Path) -> None:
-    # The executor's staging must do the same: the job user (65532) needs to traverse the staged
+    # The executor's staging must do the same: the job's uid needs to traverse the staged
     # folder and own the outputs folder.
     tmp_path.chmod(0o755)
     (tmp_path / "outputs").mkdir()
-    os.chown(tmp_path / "outputs", 65532, 65532)
+    os.chown(tmp_path / "outputs", *SANDBOX_USER)
     script = (
         "ulimit -n; ulimit -c; ulimit -f; id -u; "
         "touch /job/nope 2>/dev/null && echo job-writable || echo job-read-only; "
@@ -237,7 +237,7 @@ def test_limits_hold_inside_the_container(run_sandboxed: RunSandboxed, tmp_path:
     )
     lines = result.stdout.split()
     # bash reports `ulimit -f` in 1024-byte blocks: 1 MB = 1024 blocks.
-    assert lines[:4] == ["512", "0", "1024", "65532"]
+    assert lines[:4] == ["512", "0", "1024", str(SANDBOX_USER[0])]
     assert lines[4:] == [
         "job-read-only",
         "outputs-writable",

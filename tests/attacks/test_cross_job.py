@@ -1,7 +1,8 @@
 """Attack 11: leaving something for the next job. One job plants files in /tmp and /dev/shm,
 System V shared memory, a message queue and a semaphore, a POSIX message queue, an abstract unix
 socket and an outputs file, then stays alive; a job running at the same time and one running after
-it look for every one of them and find nothing."""
+it look for every one of them and find nothing. And one job using up what the kernel counts per
+user (inotify instances) leaves a job running beside it its own."""
 
 from __future__ import annotations
 
@@ -89,3 +90,43 @@ def test_nothing_crosses_between_concurrent_or_consecutive_jobs(
         assert seen["tmp"] == [] and seen["shm"] == [] and seen["mqueue"] == []
         assert seen["outputs"] == [] and seen["ipcs_rows"] == []
         assert seen["abstract"] == "Connection refused"
+
+
+HOG_INOTIFY = r"""
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+held = []
+while len(held) < 4096 and (fd := libc.inotify_init1(0)) >= 0:
+    held.append(fd)
+print(len(held), ctypes.get_errno(), flush=True)
+time.sleep(5)
+"""
+
+NEEDS_INOTIFY = r"""
+import ctypes, os, sys, time
+time.sleep(float(sys.argv[1]))
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(0)
+print("ok" if fd >= 0 else os.strerror(ctypes.get_errno()))
+"""
+
+
+def test_a_job_cannot_use_up_a_per_user_kernel_limit_for_another(
+    syftbox: Path, start_runner: StartRunner
+) -> None:
+    """fs.inotify.max_user_instances counts per uid across the host: with one uid for every job,
+    a job holding all of them would leave none to a job running beside it."""
+    limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    if limit >= 1000:
+        pytest.skip(f"max_user_instances is {limit}: a job cannot reach it under its nofile cap")
+    hog = _python_job(syftbox, "a-inotify-hog", HOG_INOTIFY)
+    beside = _python_job(syftbox, "b-needs-inotify", NEEDS_INOTIFY, "1.5")
+    start_runner(concurrency=2)
+    hogged, needed = wait_done(hog), wait_done(beside)
+    assert hogged.outcome is Outcome.SUCCEEDED, hogged.message
+    held, errno_after = (int(x) for x in hog.stdout_path.read_text().split())
+    assert held == limit and errno_after == 24  # it took every instance its uid may have: EMFILE
+    assert needed.started_at is not None and hogged.started_at is not None
+    assert needed.started_at < hogged.started_at + timedelta(seconds=3)  # they overlapped
+    assert needed.outcome is Outcome.SUCCEEDED, needed.message
+    assert beside.stdout_path.read_text() == "ok\n"
