@@ -20,7 +20,6 @@ CODE_DIR = "code"
 MAX_SUBMISSION_FILES = 10_000
 MAX_SUBMISSION_BYTES = 256 * 1024 * 1024
 MAX_DEPTH = 32
-_CHUNK = 1024 * 1024
 
 
 class UnsafeSubmissionError(JobError):
@@ -118,12 +117,9 @@ def walk_submission(job_dir: Path) -> list[SubmittedFile]:
 
 def file_sha256(path: Path) -> str:
     """sha256 of a regular file, opened without following a symlink at the last component."""
-    digest = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(fd, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _files_hash(files: list[SubmittedFile]) -> str:

@@ -17,7 +17,6 @@ from syft_core.atomic import atomic_write_text
 from syft_core.sync.errors import SourceChangedError
 
 RACY_SECONDS = 2.0
-_CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
@@ -29,12 +28,9 @@ def sha256_as_scanned(path: Path, st: os.stat_result) -> str:
     """The sha256 of `path`, which a scan found with stat `st`. SourceChangedError if the
     content read is not `st.st_size` bytes long: the file is being written, and a digest that
     disagrees with the size a message declares would make the receiver refuse the message."""
-    digest = hashlib.sha256()
-    size = 0
     with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+        digest = hashlib.file_digest(fh, "sha256")
+        size = fh.tell()  # read from 0 to EOF: the bytes the digest covers
     if size != st.st_size:
         raise SourceChangedError(f"{path} changed while it was being read")
     return digest.hexdigest()

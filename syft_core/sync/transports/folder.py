@@ -9,7 +9,6 @@ following symlinks so that a write can never be redirected outside the folder.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import secrets
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from syft_core.sync.errors import MissingKeyError, SourceChangedError, TransportError
+from syft_core.sync.hashing import sha256_bytes, sha256_file
 from syft_core.sync.transports.base import (
     CHUNK_SIZE,
     ProgressCallback,
@@ -52,10 +52,7 @@ def _read_small(path: Path) -> bytes | None:
         size = os.fstat(stream.fileno()).st_size
         if size > SMALL_FILE_BYTES:
             return None
-        parts = [stream.read(size + 1)]
-        while parts[-1]:
-            parts.append(stream.read(CHUNK_SIZE))
-        return b"".join(parts)
+        return stream.readall()  # to EOF, however far: a grown file then fails its sha check
 
 
 _NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
@@ -164,7 +161,7 @@ class FolderTransport(Transport):
             self._put_large(key, path, expected_sha)
         else:
             # Hashed before anything is written: a changed source leaves no trace at all.
-            if hashlib.sha256(data).hexdigest() != expected_sha:
+            if sha256_bytes(data) != expected_sha:
                 raise SourceChangedError(f"{path} changed while it was being sent")
             self._write_small(key, data)
         callback(len(data) if data is not None else path.stat().st_size)
@@ -188,9 +185,7 @@ class FolderTransport(Transport):
             # shutil.copyfile uses the kernel's copy_file_range/sendfile (no bytes pass through
             # Python); the copy is then hashed from the page cache.
             shutil.copyfile(path, tmp)
-            with open(tmp, "rb") as written:
-                actual = hashlib.file_digest(written, "sha256").hexdigest()
-            if actual != expected_sha:
+            if sha256_file(Path(tmp)) != expected_sha:
                 raise SourceChangedError(f"{path} changed while it was being sent")
 
         self._commit(key, fill)
@@ -218,7 +213,7 @@ class FolderTransport(Transport):
                     with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
                         out.write(data)
                     callback(len(data))
-                    return hashlib.sha256(data).hexdigest()
+                    return sha256_bytes(data)
                 # A kernel copy, then the sha256 of what landed (from the page cache): about
                 # twice as fast as hashing chunk by chunk while copying through Python.
                 with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
@@ -226,8 +221,7 @@ class FolderTransport(Transport):
             if copied > max_bytes:
                 raise oversize(key, max_bytes)
             callback(copied)
-            with dest.open("rb") as landed:
-                return hashlib.file_digest(landed, "sha256").hexdigest()
+            return sha256_file(dest)
 
     def list_keys(self, prefix: str = "") -> list[str]:
         check_prefix(prefix)
