@@ -23,6 +23,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -190,15 +191,22 @@ def _facts(datasite: Datasite, job: JobFolder) -> _JobFacts | None:
         return None  # an invalid config is never approved or released by a policy
 
 
-def decide_approval(datasite: Datasite, job: JobFolder) -> Policy | None:
-    """The first policy that auto-approves this inbox job, or None (manual review)."""
-    if job.state().status is not Status.INBOX:
-        return None
+def _first_holding(
+    datasite: Datasite, job: JobFolder, enabled: Callable[[Policy], bool]
+) -> Policy | None:
+    """The first policy, in name order, that is `enabled` for this decision and holds for `job`."""
     facts = _facts(datasite, job)
     if facts is None:
         return None
     policies, _ = load_policies(datasite)
-    return next((p for p in policies if p.auto_approve and _holds(p, facts)), None)
+    return next((p for p in policies if enabled(p) and _holds(p, facts)), None)
+
+
+def decide_approval(datasite: Datasite, job: JobFolder) -> Policy | None:
+    """The first policy that auto-approves this inbox job, or None (manual review)."""
+    if job.state().status is not Status.INBOX:
+        return None
+    return _first_holding(datasite, job, lambda p: p.auto_approve)
 
 
 def decide_release(datasite: Datasite, job: JobFolder) -> Policy | None:
@@ -206,11 +214,7 @@ def decide_release(datasite: Datasite, job: JobFolder) -> Policy | None:
     state = job.state()
     if state.status is not Status.DONE or state.released is not None:
         return None
-    facts = _facts(datasite, job)
-    if facts is None:
-        return None
-    policies, _ = load_policies(datasite)
-    return next((p for p in policies if p.auto_release and _holds(p, facts)), None)
+    return _first_holding(datasite, job, lambda p: p.auto_release)
 
 
 def apply_policies(datasite: Datasite, job: JobFolder, by: str) -> str | None:
