@@ -5,24 +5,13 @@ from __future__ import annotations
 import typer
 
 from syft_core.release import release_job
-from syft_runner.cli.datasite import (
-    EmailOption,
-    SyftboxOption,
-    fail,
-    owner_client,
-    reported_failures,
-    visible,
-)
-from syft_runner.cli.jobs import JobArg
+from syft_runner.cli.datasite import EmailOption, SyftboxOption, reported_failures, visible
+from syft_runner.cli.jobs import JobArg, find_job
 
 
 def release(syftbox: SyftboxOption, email: EmailOption, job_key: JobArg) -> None:
     """Release a done job's results (logs/, outputs/) to its submitter."""
-    jobs = owner_client(syftbox, email).owner_jobs
-    try:
-        job = jobs.find(job_key)
-    except KeyError as exc:
-        fail(str(exc.args[0]))
+    job = find_job(syftbox, email, job_key)
     with reported_failures():
         marker = release_job(job.folder, by=email)
     typer.echo(
