@@ -61,7 +61,7 @@ from syft_core.jobs.config import describe_problems
 from syft_core.jobs.markers import read_marker
 from syft_core.policies import decide_release
 from syft_core.release import AUTO_MOCK, release_job
-from syft_runner.config import RunnerConfig
+from syft_runner.config import MiB, RunnerConfig
 from syft_runner.images import ImageMissingError, image_tag, resolve_image
 from syft_runner.jobfs import JobFsError
 from syft_runner.logs import LogStreamer
@@ -162,7 +162,7 @@ class Evidence:
     def container(self) -> Container | None:
         if self.running is None:
             return None
-        return next((c for c in self.containers if c.name == self.running.container), None)
+        return _named(self.containers, self.running.container)
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,6 @@ class Usage:
 SIGNALLED_EXIT_CODES = (137, 143)
 StopReason = Literal["exited", "timed_out", "cancelled", "disk_full", "engine_stopped"]
 ENGINE_STOP_SLACK_SECONDS = 5.0  # the engine stops containers just before its socket closes
-MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -308,7 +307,7 @@ class Executor:
         if state.status is Status.RUNNING:
             assert state.running is not None
             running = state.running
-            found = next((c for c in containers if c.name == running.container), None)
+            found = _named(containers, running.container)
             exec_state = ExecState.LOST if found is None else _container_state(found)
             return Evidence(exec_state, containers, state.approved, running)
         if state.status is Status.APPROVED:
@@ -318,7 +317,8 @@ class Executor:
             raise ApprovalStale(state.reason or "submission changed after approval")
         return Evidence(ExecState.NOT_APPROVED, containers, reason=state.reason)
 
-    def containers_of(self, job: JobFolder) -> list[Container]:
+    def containers_of(self, job: JobFolder | None = None) -> list[Container]:
+        """This runner's containers of `job`; without one, of every job of this owner."""
         return list(
             self.client.containers.list(
                 all=True, ignore_removed=True, filters={"label": self._selector(job)}
@@ -695,11 +695,8 @@ class Executor:
         vanished or never started) and runner folders without a container. Returns how many
         containers were removed. Containers of running jobs are left for re-attachment."""
         removed = 0
-        containers = self.client.containers.list(
-            all=True, ignore_removed=True, filters={"label": self._selector()}
-        )
         kept: set[str] = set()
-        for container in containers:
+        for container in self.containers_of():
             job = self._job_of(container.labels.get(LABEL_JOB, "").partition("/")[2])
             if job is not None:
                 self._restore_events(job)
@@ -772,7 +769,7 @@ def classify(
             "timeout_seconds in config.yaml (up to the owner's maximum)"
         )
     peak = ending.usage.peak_memory_bytes
-    near_limit = peak is not None and peak >= OOM_NEAR_LIMIT * limits.memory_mb * 1024 * 1024
+    near_limit = peak is not None and peak >= OOM_NEAR_LIMIT * limits.memory_mb * MiB
     if oom_killed or (exit_code == 137 and near_limit):
         return Outcome.OOM_KILLED, (
             f"ran out of memory: the limit is {limits.memory_mb} MiB; use less, or ask for more "
@@ -806,6 +803,10 @@ def _with_outputs_note(message: str, collected: CollectedOutputs) -> str:
 def container_limits(container: Container) -> Limits:
     """The limits a container was created with (a label: survives runner restarts)."""
     return Limits.model_validate_json(container.labels[LABEL_LIMITS])
+
+
+def _named(containers: list[Container], name: str) -> Container | None:
+    return next((c for c in containers if c.name == name), None)
 
 
 def _container_state(container: Container) -> ExecState:
