@@ -14,7 +14,6 @@ then judges every check against `EXPECTED_ALLOWED`. `syft-runner doctor --probe`
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import uuid
@@ -37,6 +36,7 @@ from syft_runner.sandbox import (
     container_kwargs,
     job_user,
 )
+from syft_runner.staging import make_outputs
 
 PROBE_RUNTIME = "python"
 PROBE_LABEL = "org.syft.probe"
@@ -540,13 +540,8 @@ def _job_layout(folder: Path, user: tuple[int, int]) -> list[Mount]:
     defaults = RunnerConfig()
     mount_jobfs(folder / "fs.img", folder / "fs", defaults.output_max_total_bytes, 1000)
     job = folder / "fs" / "job"
-    outputs = job / "outputs"
-    outputs.mkdir(parents=True)
+    outputs = make_outputs(job / "outputs", user)
     (job / "run.sh").write_text("# the isolation probe runs instead\n")
-    if os.geteuid() == 0:
-        os.chown(outputs, *user)
-    else:
-        outputs.chmod(0o777)
     for path in (folder / "fs", job):
         path.chmod(0o755)
     return [

@@ -236,7 +236,7 @@ def stage(
             f"{job.path}: the submission changed after approval (approved "
             f"{approved_hash[:19]}…, now {staged_hash[:19]}…); it must be approved again"
         )
-    return StagedJob(jid, root, _make_outputs(dirs.outputs(jid), job_user(jid)), dirs.data(jid))
+    return StagedJob(jid, root, make_outputs(dirs.outputs(jid), job_user(jid)), dirs.data(jid))
 
 
 _warned_unbounded = threading.Event()
@@ -398,7 +398,8 @@ def _hardlink_tree(source: Path, dest: Path) -> None:
                 os.link(path, here / name, follow_symlinks=False)
 
 
-def _make_outputs(path: Path, user: tuple[int, int]) -> Path:
+def make_outputs(path: Path, user: tuple[int, int]) -> Path:
+    """The job's writable outputs folder at `path`, writable by the job `user` (uid, gid)."""
     path.mkdir(parents=True, mode=0o755, exist_ok=True)
     uid, gid = user
     if os.geteuid() == 0:
