@@ -1,4 +1,5 @@
-"""Fixtures for the runner tests: job folders written directly, and a runner serving in a thread.
+"""Fixtures for the runner tests: job folders written directly, a runner serving in a thread, and
+`syft-runner serve` as a subprocess.
 
 Job folders are written by hand (run.sh, config.yaml, code/...) rather than through the client
 API, so these tests depend only on the job protocol. Every container a test's runner creates
@@ -7,8 +8,14 @@ carries the test's own syftbox path as a label, and is removed at teardown.
 
 from __future__ import annotations
 
+import os
+import resource
+import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +25,7 @@ import docker
 import psutil
 import pytest
 import yaml
+from docker.models.containers import Container
 
 from syft_core.datasite import Datasite
 from syft_core.jobs import DoneMarker, JobFolder
@@ -99,12 +107,29 @@ def runner_config(**overrides: Any) -> RunnerConfig:
     return RunnerConfig.model_validate(settings)
 
 
-def remove_test_containers(client: docker.DockerClient, syftbox: Path) -> None:
+def job_containers(
+    client: docker.DockerClient, syftbox: Path, *, include_stopped: bool = True
+) -> list[Container]:
+    """The job containers of this test's syftbox (only the running ones if not include_stopped)."""
     label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
-    for container in client.containers.list(
-        all=True, ignore_removed=True, filters={"label": label}
-    ):
+    return list(
+        client.containers.list(all=include_stopped, ignore_removed=True, filters={"label": label})
+    )
+
+
+def remove_test_containers(client: docker.DockerClient, syftbox: Path) -> None:
+    for container in job_containers(client, syftbox):
         container.remove(force=True)
+
+
+def wait_runner_clean(client: docker.DockerClient, syftbox: Path) -> None:
+    """Wait until the runner has removed every job container and its staging/scratch folders."""
+    wait_for(lambda: not job_containers(client, syftbox), what="job containers removed")
+    state = syftbox.resolve() / ".syft-runner" / OWNER
+    wait_for(
+        lambda: not [p for kind in ("staging", "scratch") for p in (state / kind).glob("*")],
+        what="runner folders removed",
+    )
 
 
 def host_processes(token: str) -> list[psutil.Process]:
@@ -176,4 +201,91 @@ def start_runner(
     yield start
     for runner in started:
         runner.shutdown()
+    remove_test_containers(docker_client, syftbox)
+
+
+# -- a runner in its own process ---------------------------------------------------------------
+SYFT_RUNNER = Path(sys.executable).with_name("syft-runner")
+
+
+@dataclass
+class ServeProcess:
+    """`syft-runner serve` as a subprocess: for tests that kill or may damage the runner process."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def open_fds(self) -> int:
+        return int(psutil.Process(self.proc.pid).num_fds())
+
+    def rss(self) -> int:
+        return int(psutil.Process(self.proc.pid).memory_info().rss)
+
+    def kill9(self) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM, and SIGKILL if the runner has not exited after 15 s."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+
+def write_runner_config(syftbox: Path, **overrides: Any) -> Path:
+    """A runner.yaml with fast test settings and a runner id no other test uses."""
+    settings: dict[str, Any] = {
+        "rescan_seconds": 0.3,
+        "grace_seconds": 1,
+        "concurrency": 2,
+        "runner_id": f"h8-{uuid.uuid4().hex[:8]}",
+    }
+    settings.update(overrides)
+    path = syftbox.parent / f"runner-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def start_serve(
+    syftbox: Path,
+    config: Path,
+    *,
+    once: bool = False,
+    nofile: int | None = None,
+    env: dict[str, str] | None = None,
+) -> ServeProcess:
+    """Start `syft-runner serve` for OWNER; its JSON log goes to a file beside the syftbox."""
+    log = syftbox.parent / f"serve-{uuid.uuid4().hex[:6]}.log"
+    command = [str(SYFT_RUNNER), "serve", "--syftbox", str(syftbox), "--email", OWNER]
+    command += ["--config", str(config)] + (["--once"] if once else [])
+
+    def limit_fds() -> None:  # runs in the child before exec
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})}
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=environment, preexec_fn=limit_fds
+        )
+    return ServeProcess(proc, log)
+
+
+@pytest.fixture
+def serve_processes(
+    docker_client: docker.DockerClient, job_images: dict[str, str], syftbox: Path
+) -> Iterator[list[ServeProcess]]:
+    """Runner subprocesses a test starts are appended here and stopped (by PID) at teardown,
+    and their containers removed."""
+    started: list[ServeProcess] = []
+    yield started
+    for serve in started:
+        serve.kill9()
     remove_test_containers(docker_client, syftbox)

@@ -35,8 +35,16 @@ from syft_core.jobs import (
 )
 from syft_core.jobs.markers import MARKER_TYPES, read_marker
 from syft_core.permissions import AccessLevel, SyftPermContext
-from tests.attacks.conftest import ServeProcess, start_serve, write_runner_config
-from tests.fixtures_runner import OWNER, SCIENTIST, approve, done_of, write_job
+from tests.fixtures_runner import (
+    OWNER,
+    SCIENTIST,
+    ServeProcess,
+    approve,
+    done_of,
+    start_serve,
+    write_job,
+    write_runner_config,
+)
 
 FAST = settings(
     max_examples=60,

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -24,32 +24,24 @@ import pytest
 from syft_core.datasite import Datasite
 from syft_core.jobs import JobFolder, Outcome, Status
 from syft_runner.executor import LABEL_JOB, LABEL_SYFTBOX
-from tests.attacks.conftest import (
+from tests.fixtures_runner import (
+    OWNER,
     ServeProcess,
+    approve,
+    done_of,
     job_containers,
     start_serve,
+    wait_done,
+    wait_for,
+    write_job,
     write_runner_config,
 )
-from tests.fixtures_runner import OWNER, approve, done_of, wait_done, wait_for, write_job
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 RecordProperty = Callable[[str, object], None]
 DOCKERD_PIDFILE = Path("/run/syft-runner-dockerd.pid")
 ENSURE_DOCKER = Path(__file__).resolve().parents[1] / "scripts" / "ensure-docker.sh"
-
-
-@pytest.fixture
-def serve_processes(
-    docker_client: docker.DockerClient, job_images: dict[str, str], syftbox: Path
-) -> Iterator[list[ServeProcess]]:
-    """Runner subprocesses this test starts; killed by PID and their containers removed after."""
-    started: list[ServeProcess] = []
-    yield started
-    for serve in started:
-        serve.kill9()
-    for container in job_containers(docker_client, syftbox):
-        container.remove(force=True)
 
 
 def _container_events(

@@ -23,6 +23,8 @@ from tests.fixtures_runner import (
     OWNER,
     StartRunner,
     approve,
+    job_containers,
+    remove_test_containers,
     runner_config,
     wait_done,
     wait_for,
@@ -160,14 +162,10 @@ def test_a_vanished_container_is_an_error_not_a_rerun(
     runner = start_runner()
     label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
     wait_for(
-        lambda: bool(docker_client.containers.list(ignore_removed=True, filters={"label": label})),
-        what="start",
+        lambda: bool(job_containers(docker_client, syftbox, include_stopped=False)), what="start"
     )
     runner.shutdown()  # the runner stops; its container keeps running
-    for container in docker_client.containers.list(
-        all=True, ignore_removed=True, filters={"label": label}
-    ):
-        container.remove(force=True)
+    remove_test_containers(docker_client, syftbox)
     start_runner()
     done = wait_done(job)
     assert done.outcome is Outcome.ERROR

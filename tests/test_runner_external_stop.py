@@ -7,18 +7,18 @@ from pathlib import Path
 
 import docker
 import pytest
-from docker.models.containers import Container
 
 from syft_core.jobs import Outcome
-from syft_runner.executor import LABEL_SYFTBOX
-from tests.fixtures_runner import StartRunner, approve, wait_done, wait_for, write_job
+from tests.fixtures_runner import (
+    StartRunner,
+    approve,
+    job_containers,
+    wait_done,
+    wait_for,
+    write_job,
+)
 
 pytestmark = pytest.mark.docker
-
-
-def _job_containers(client: docker.DockerClient, syftbox: Path) -> list[Container]:
-    label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
-    return list(client.containers.list(ignore_removed=True, filters={"label": label}))
 
 
 def test_a_stop_from_outside_the_runner_is_an_error_not_the_jobs_failure(
@@ -27,7 +27,7 @@ def test_a_stop_from_outside_the_runner_is_an_error_not_the_jobs_failure(
     job = approve(write_job(syftbox, "stopped", "echo begun\nsleep 60\n"))
     start_runner()
     wait_for(lambda: job.stdout_path.exists() and "begun" in job.stdout_path.read_text(), 30)
-    (container,) = _job_containers(docker_client, syftbox)
+    (container,) = job_containers(docker_client, syftbox, include_stopped=False)
     container.stop(timeout=2)  # as an administrator would, from outside the runner
     done = wait_done(job)
     assert done.outcome is Outcome.ERROR, done.message

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from syft_core.jobs import Outcome, Status
-from syft_runner.executor import LABEL_SYFTBOX
 from syft_runner.sandbox import JOB_UID_COUNT, JOB_UID_FIRST, job_user
 from syft_runner.service import RunnerService, RunnerServiceError
 from syft_runner.staging import job_id
@@ -20,9 +19,11 @@ from tests.fixtures_runner import (
     StartRunner,
     approve,
     done_of,
+    job_containers,
     runner_config,
     wait_done,
     wait_for,
+    wait_runner_clean,
     write_job,
 )
 
@@ -100,14 +101,13 @@ def test_container_is_hardened(
         write_job(syftbox, "inspect-me", "sleep 30\n", config={"resources": {"memory_mb": 300}})
     )
     start_runner()
-    label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
 
     def started() -> bool:
-        found = docker_client.containers.list(ignore_removed=True, filters={"label": label})
+        found = job_containers(docker_client, syftbox, include_stopped=False)
         return bool(found) and found[0].status == "running"
 
     wait_for(started, what="the job container to run")
-    container = docker_client.containers.list(ignore_removed=True, filters={"label": label})[0]
+    container = job_containers(docker_client, syftbox, include_stopped=False)[0]
     info = docker_client.api.inspect_container(container.id)
     host = info["HostConfig"]
     assert host["NetworkMode"] == "none"
@@ -259,20 +259,7 @@ def test_runner_folders_and_containers_are_cleaned(
     start_runner()
     for job in jobs:
         assert wait_done(job).outcome is Outcome.SUCCEEDED
-    label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
-    wait_for(
-        lambda: (
-            not docker_client.containers.list(
-                all=True, ignore_removed=True, filters={"label": label}
-            )
-        ),
-        what="containers removed",
-    )
-    state_dir = syftbox.resolve() / ".syft-runner" / OWNER
-    wait_for(
-        lambda: not [p for kind in ("staging", "scratch") for p in (state_dir / kind).glob("*")],
-        what="staging removed",
-    )
+    wait_runner_clean(docker_client, syftbox)
 
 
 def test_one_runner_per_datasite(

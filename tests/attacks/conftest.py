@@ -3,19 +3,17 @@
 Jobs are written and approved with the runner fixtures (`syftbox`, `start_runner`); these helpers
 add the evidence side: Docker's own event history (was a container ever created or started for a
 job?), a secret planted in the owner's private folder and searched for in everything a job left,
-host disk usage measured without following links, host processes searched by a unique token, and a
-`syft-runner serve` subprocess for attacks that could harm the process running them.
+host disk usage measured without following links, and host processes searched by a unique token.
+(`syft-runner serve` as a subprocess, for attacks that could harm the process running them, is
+`start_serve` in tests/fixtures_runner.py.)
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
-import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,16 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import psutil
 import pytest
-import yaml
 
 from syft_core.jobs import DoneMarker, JobFolder
-from syft_runner.executor import LABEL_JOB, LABEL_SYFTBOX
+from syft_runner.executor import LABEL_JOB
 from syft_runner.staging import RUNNER_STATE_DIR
-from tests.fixtures_runner import OWNER, StartRunner, approve, wait_done, write_job
-
-SYFT_RUNNER = Path(sys.executable).with_name("syft-runner")
+from tests.fixtures_runner import (
+    OWNER,
+    StartRunner,
+    approve,
+    job_containers,
+    wait_done,
+    write_job,
+)
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,6 @@ def container_actions(
     return [str(event.get("Action", event.get("status"))) for event in stream]
 
 
-def job_containers(client: docker.DockerClient, syftbox: Path) -> list[Any]:
-    label = f"{LABEL_SYFTBOX}={syftbox.resolve()}"
-    return list(client.containers.list(ignore_removed=True, all=True, filters={"label": label}))
-
-
 def run_jobs(
     syftbox: Path,
     start_runner: StartRunner,
@@ -119,6 +115,22 @@ def run_jobs(
     return {name: (job, wait_done(job, timeout)) for name, job in jobs.items()}
 
 
+def python_job(
+    syftbox: Path, name: str, program: str, *, args: str = "", **job_options: Any
+) -> JobFolder:
+    """Write and approve a python job that runs `program` as `python3 code/main.py <args>`."""
+    return approve(
+        write_job(
+            syftbox,
+            name,
+            f"python3 code/main.py {args}\n",
+            job_type="python",
+            code={"main.py": program},
+            **job_options,
+        )
+    )
+
+
 def probe_job(
     syftbox: Path,
     start_runner: StartRunner,
@@ -131,97 +143,12 @@ def probe_job(
 ) -> tuple[JobFolder, DoneMarker, dict[str, Any]]:
     """Run a python job (`python3 code/main.py <args>`) whose last stdout line is a JSON object
     of observations."""
-    job = approve(
-        write_job(
-            syftbox,
-            name,
-            f"python3 code/main.py {args}\n",
-            job_type="python",
-            code={"main.py": program},
-            **job_options,
-        )
-    )
+    job = python_job(syftbox, name, program, args=args, **job_options)
     start_runner()
     done = wait_done(job, timeout)
     lines = job.stdout_path.read_text().strip().splitlines()
     assert lines, f"{name}: no output; stderr: {job.stderr_path.read_text()[-2000:]}"
     return job, done, json.loads(lines[-1])
-
-
-# -- a runner in its own process ---------------------------------------------------------------
-@dataclass
-class ServeProcess:
-    """`syft-runner serve` as a subprocess: for attacks that may damage the runner process."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def open_fds(self) -> int:
-        return int(psutil.Process(self.proc.pid).num_fds())
-
-    def rss(self) -> int:
-        return int(psutil.Process(self.proc.pid).memory_info().rss)
-
-    def kill9(self) -> None:
-        if self.alive():
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-
-def write_runner_config(syftbox: Path, **overrides: Any) -> Path:
-    """A runner.yaml with fast test settings and a runner id no other test uses."""
-    settings: dict[str, Any] = {
-        "rescan_seconds": 0.3,
-        "grace_seconds": 1,
-        "concurrency": 2,
-        "runner_id": f"h8-{uuid.uuid4().hex[:8]}",
-    }
-    settings.update(overrides)
-    path = syftbox.parent / f"runner-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump(settings))
-    return path
-
-
-def start_serve(
-    syftbox: Path,
-    config: Path,
-    *,
-    once: bool = False,
-    nofile: int | None = None,
-    env: dict[str, str] | None = None,
-) -> ServeProcess:
-    """Start `syft-runner serve` for OWNER; its JSON log goes to a file beside the syftbox."""
-    log = syftbox.parent / f"serve-{uuid.uuid4().hex[:6]}.log"
-    command = [str(SYFT_RUNNER), "serve", "--syftbox", str(syftbox), "--email", OWNER]
-    command += ["--config", str(config)] + (["--once"] if once else [])
-
-    def limit_fds() -> None:  # runs in the child before exec
-        if nofile is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})}
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, env=environment, preexec_fn=limit_fds
-        )
-    return ServeProcess(proc, log)
-
-
-@pytest.fixture
-def serve_processes(
-    docker_client: docker.DockerClient, job_images: dict[str, str], syftbox: Path
-) -> Iterator[list[ServeProcess]]:
-    """Runner subprocesses a test starts are appended here and stopped (by PID) at teardown,
-    and their containers removed."""
-    started: list[ServeProcess] = []
-    yield started
-    for serve in started:
-        serve.kill9()
-    for container in job_containers(docker_client, syftbox):
-        container.remove(force=True)
 
 
 def remove_tree(path: Path) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from syft_core.jobs import JobFolder, Outcome
-from tests.fixtures_runner import StartRunner, approve, wait_done, write_job
+from syft_core.jobs import Outcome
+from tests.attacks.conftest import python_job
+from tests.fixtures_runner import StartRunner, wait_done
 
 pytestmark = pytest.mark.docker
 
@@ -54,26 +55,14 @@ print(json.dumps({
 """
 
 
-def _python_job(syftbox: Path, name: str, program: str, args: str = "") -> JobFolder:
-    return approve(
-        write_job(
-            syftbox,
-            name,
-            f"python3 code/main.py {args}\n",
-            job_type="python",
-            code={"main.py": program},
-        )
-    )
-
-
 def test_nothing_crosses_between_concurrent_or_consecutive_jobs(
     syftbox: Path, start_runner: StartRunner
 ) -> None:
-    planter = _python_job(syftbox, "a-planter", PLANT)
-    during = _python_job(syftbox, "b-during", LOOK, "1.5")
+    planter = python_job(syftbox, "a-planter", PLANT)
+    during = python_job(syftbox, "b-during", LOOK, args="1.5")
     start_runner(concurrency=2)
     planted, seen_during = wait_done(planter), wait_done(during)
-    after = _python_job(syftbox, "c-after", LOOK, "0")
+    after = python_job(syftbox, "c-after", LOOK, args="0")
     seen_after = wait_done(after)
     assert planted.outcome is Outcome.SUCCEEDED, planted.message
     # The planter really made them: its own ipcs lists a segment, a queue and a semaphore.
@@ -119,8 +108,8 @@ def test_a_job_cannot_use_up_a_per_user_kernel_limit_for_another(
     limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
     if limit >= 1000:
         pytest.skip(f"max_user_instances is {limit}: a job cannot reach it under its nofile cap")
-    hog = _python_job(syftbox, "a-inotify-hog", HOG_INOTIFY)
-    beside = _python_job(syftbox, "b-needs-inotify", NEEDS_INOTIFY, "1.5")
+    hog = python_job(syftbox, "a-inotify-hog", HOG_INOTIFY)
+    beside = python_job(syftbox, "b-needs-inotify", NEEDS_INOTIFY, args="1.5")
     start_runner(concurrency=2)
     hogged, needed = wait_done(hog), wait_done(beside)
     assert hogged.outcome is Outcome.SUCCEEDED, hogged.message

@@ -19,17 +19,24 @@ from syft_core.jobs.markers import MAX_MARKER_BYTES
 from syft_runner.jobfs import INODE_SLACK
 from tests.attacks.conftest import (
     PeakSampler,
-    ServeProcess,
     disk_bytes,
     files_under,
-    job_containers,
     remove_tree,
     run_jobs,
     scratch_root,
+)
+from tests.fixtures_runner import (
+    ServeProcess,
+    StartRunner,
+    approve,
+    done_of,
+    job_containers,
     start_serve,
+    wait_done,
+    wait_for,
+    write_job,
     write_runner_config,
 )
-from tests.fixtures_runner import StartRunner, approve, done_of, wait_done, wait_for, write_job
 
 pytestmark = pytest.mark.docker
 

@@ -10,8 +10,8 @@ import docker
 import pytest
 
 from syft_core.jobs import Outcome
-from tests.attacks.conftest import PeakSampler, job_containers, run_jobs
-from tests.fixtures_runner import StartRunner, host_processes, wait_for
+from tests.attacks.conftest import PeakSampler, run_jobs
+from tests.fixtures_runner import StartRunner, host_processes, job_containers, wait_for
 
 pytestmark = pytest.mark.docker
 
