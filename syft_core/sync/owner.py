@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,7 +67,11 @@ class OwnerSyncer:
         self.pool = pool
         self.progress = progress
         self.perms = SyftPermContext(datasite=datasite.root)
-        self.hashes = HashCache(state.hash_cache_file)
+
+    @cached_property
+    def hashes(self) -> HashCache:
+        """The digest cache of my datasite, read from disk only by a pass that needs it."""
+        return HashCache(self.state.hash_cache_file)
 
     def sync(self, report: SyncReport) -> None:
         accepted = PeerBook(self.datasite).load().accepted
