@@ -176,14 +176,14 @@ def overhead(
     for i in range(n):  # interleaved, so that load from elsewhere hits both alike
         bare.append(bare_run(client, image, job_dir, out_dir))
         job = write_job(root, f"direct-{i}")
-        job.approve(OWNER)
+        job.approve(OWNER, without_review=True)
         direct.append(timed(lambda job=job: executor.run(job)))  # type: ignore[misc]
     served, latency = [], []
     with Serving(root, config, client):
         for i in range(n):
             job = write_job(root, f"served-{i}")
             started = time.perf_counter()
-            approved = job.approve(OWNER)
+            approved = job.approve(OWNER, without_review=True)
             done = wait_done(job)
             served.append(time.perf_counter() - started)
             assert done.started_at is not None, done.message
@@ -216,7 +216,7 @@ def throughput(
     with Serving(root, config, client):
         started = time.perf_counter()
         for job in jobs:
-            job.approve(OWNER)
+            job.approve(OWNER, without_review=True)
         for job in jobs:
             wait_done(job)
         runner_rate = n / (time.perf_counter() - started)

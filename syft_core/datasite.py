@@ -32,31 +32,47 @@ def default_permission_files(owner: str) -> dict[str, dict[str, Any]]:
     - private/: terminal and empty: only the owner, and no deeper file can open it up.
     - api_data/: no rules yet; the owner grants specific peers.
     - jobs/: the single gateway. A submitter may write only run.sh, config.yaml and code/** inside
-      their own `jobs/<self>/<job>/` folders and read their own jobs except logs/** and outputs/**;
-      status markers, logs and outputs are writable by nobody but the owner (who is always
-      allowed). Results on real data leave only once the owner releases them: syft_core.release
-      then adds a job-folder syft.pub.yaml that governs instead of these rules.
+      their own `jobs/<self>/<job>/` folders, and read only those and the status markers: an
+      allow-list, so nothing else the owner's side writes there (logs/, outputs/, the results
+      report, anything added later) is readable until the owner releases it. The owner is always
+      allowed. Releasing writes a job-folder syft.pub.yaml (syft_core.release) that governs
+      instead of these rules.
     """
     del owner  # the owner needs no rule: they are always allowed
-    own = "{{.UserEmail}}"
     return {
         "public": {"terminal": False, "rules": [{"pattern": "**", "access": {"read": ["*"]}}]},
         "private": {"terminal": True, "rules": []},
         "api_data": {"terminal": False, "rules": []},
-        "jobs": {
-            "terminal": False,
-            "rules": [
-                {"pattern": f"{own}/*/run.sh", "access": {"write": ["USER"]}},
-                {"pattern": f"{own}/*/config.yaml", "access": {"write": ["USER"]}},
-                {"pattern": f"{own}/*/code/**", "access": {"write": ["USER"]}},
-                # Empty access denies: these are more specific (more literal segments) than the
-                # read rule below, so they decide first for anything under logs/ or outputs/.
-                {"pattern": f"{own}/*/logs/**", "access": {}},
-                {"pattern": f"{own}/*/outputs/**", "access": {}},
-                {"pattern": f"{own}/**", "access": {"read": ["USER"]}},
-            ],
-        },
+        "jobs": {"terminal": False, "rules": _jobs_rules()},
     }
+
+
+_OWN = "{{.UserEmail}}"
+SUBMITTED = ("run.sh", "config.yaml", "code/**")
+# The status markers (syft_core.jobs.markers.MARKER_TYPES), readable before release.
+STATUS_MARKERS = ("approved", "rejected", "cancel", "running", "done", "released")
+
+
+def _jobs_rules() -> list[dict[str, Any]]:
+    writes = [{"pattern": f"{_OWN}/*/{p}", "access": {"write": ["USER"]}} for p in SUBMITTED]
+    reads = [{"pattern": f"{_OWN}/*/{m}", "access": {"read": ["USER"]}} for m in STATUS_MARKERS]
+    return writes + reads
+
+
+# The jobs/ rules of datasites made before the allow-list: they let a submitter read everything
+# of their jobs but logs/ and outputs/, so a new runner-written file would leak. `init` replaces
+# them (and only them: a file the owner edited is theirs).
+_PREVIOUS_JOBS_RULES: dict[str, Any] = {
+    "terminal": False,
+    "rules": [
+        {"pattern": f"{_OWN}/*/run.sh", "access": {"write": ["USER"]}},
+        {"pattern": f"{_OWN}/*/config.yaml", "access": {"write": ["USER"]}},
+        {"pattern": f"{_OWN}/*/code/**", "access": {"write": ["USER"]}},
+        {"pattern": f"{_OWN}/*/logs/**", "access": {}},
+        {"pattern": f"{_OWN}/*/outputs/**", "access": {}},
+        {"pattern": f"{_OWN}/**", "access": {"read": ["USER"]}},
+    ],
+}
 
 
 class Datasite:
@@ -107,7 +123,7 @@ class Datasite:
             target = self.root / folder
             target.mkdir(parents=True, exist_ok=True)
             perm_file = target / PERMISSION_FILE
-            if not perm_file.exists():
+            if not perm_file.exists() or (folder == "jobs" and _is_previous_default(perm_file)):
                 atomic_write_text(perm_file, yaml.safe_dump(perms, sort_keys=False))
         (self.root / EVENT_LOG).parent.mkdir(parents=True, exist_ok=True)
         self.events.append(self.email, "datasite.init", "")
@@ -141,6 +157,13 @@ class Datasite:
             max_rows=max_rows,
             min_category_count=min_category_count,
         )
+
+
+def _is_previous_default(path: Path) -> bool:
+    try:
+        return bool(yaml.safe_load(path.read_text()) == _PREVIOUS_JOBS_RULES)
+    except (OSError, yaml.YAMLError):
+        return False
 
 
 class SyftBox:

@@ -19,7 +19,7 @@ from typing import overload
 from syft_core.errors import JobError
 from syft_core.jobs.config import JobConfig
 from syft_core.jobs.folder import JobFolder, JobState, Status
-from syft_core.jobs.markers import DoneMarker, Outcome
+from syft_core.jobs.markers import DoneMarker, Outcome, ResultsReport
 from syft_core.release import is_released, release_job, results_waiting
 
 _LOG_READ_LIMIT = 64 * 1024 * 1024  # the runner caps logs well below this; never read unbounded
@@ -152,6 +152,12 @@ class Job:
         return LogFile(self.folder.stderr_path)
 
     @property
+    def results(self) -> ResultsReport | None:
+        """The runner's report of what the job produced (output names, refusals, peak memory,
+        truncated logs); None until the job is done and, for a submitter, released and synced."""
+        return self.folder.results()
+
+    @property
     def outputs(self) -> list[Path]:
         """Regular files under outputs/, sorted; links and special files are not listed."""
         root = self.folder.outputs_dir
@@ -167,8 +173,24 @@ class Job:
         return sorted(found)
 
     # -- actions ------------------------------------------------------------------------------
-    def approve(self, reason: str | None = None) -> Job:
-        self.folder.approve(self.user, reason=reason)
+    @property
+    def content_hash(self) -> str:
+        """The hash of the submission as it is now: what `approve(expected_hash=...)` compares."""
+        return self.folder.content_hash()
+
+    def approve(
+        self,
+        reason: str | None = None,
+        *,
+        expected_hash: str | None = None,
+        without_review: bool = False,
+    ) -> Job:
+        """Approve exactly the content reviewed: `expected_hash` is the hash shown with it
+        (`syft-runner show`, `Snapshot.content_hash`); ContentChangedError if the submission
+        differs now. `without_review=True` approves unread (recorded as such), for scripts."""
+        self.folder.approve(
+            self.user, expected_hash=expected_hash, without_review=without_review, reason=reason
+        )
         return self
 
     def reject(self, reason: str) -> Job:

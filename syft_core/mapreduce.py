@@ -108,9 +108,9 @@ def _waiting_for(job: Job) -> str | None:
         return None
     if state.released is None:
         return f"done; the results wait for {job.owner} to release them"
-    here = sum((job.folder.outputs_dir / rel).is_file() for rel in state.done.outputs)
-    if here < len(state.done.outputs):
-        return f"released; {here} of {len(state.done.outputs)} outputs synced so far"
+    here = len(job.outputs)
+    if here < state.done.output_count:
+        return f"released; {here} of {state.done.output_count} outputs synced so far"
     return None
 
 

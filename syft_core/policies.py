@@ -11,11 +11,15 @@ every job waits for a manual decision. Example:
     submitters: ["*@lab.example.org"]   # emails or fnmatch globs; ["*"] means anyone
     datasets: [customers]                # the job's datasets must be a subset; ["*"] means any
     mode: mock                           # mock | real | any
-    same_code_as_approved: false         # true: run.sh + code/ identical to a job from the same
-                                         # submitter the owner approved by hand and that succeeded
+    same_code_as_approved: false         # true: run.sh, code/ and every config field the job can
+                                         # see (all but name, description, submitted_at/_by)
+                                         # identical to a job of the same submitter that the owner
+                                         # approved by hand with a reviewed hash and that succeeded
 
 All conditions must hold. Policies are tried in name order; the first that applies decides. A
 policy file that is malformed is ignored with a logged error naming the file: it never approves.
+A policy decides on one read of the job and approves exactly the content it read; a job with
+review warnings (syft_core.jobs.snapshot) is never approved by a policy.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import fnmatch
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -33,10 +38,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from syft_core.datasite import Datasite
 from syft_core.errors import JobError, SyftError
 from syft_core.identity import is_valid_email
-from syft_core.jobs.config import JobConfig, describe_problems
-from syft_core.jobs.folder import JobFolder, Status, iter_job_folders
+from syft_core.jobs.config import MAX_CONFIG_BYTES, JobConfig, describe_problems
+from syft_core.jobs.folder import ContentChangedError, JobFolder, Status, iter_job_folders
 from syft_core.jobs.markers import ApprovedMarker, DoneMarker, Outcome, read_marker
-from syft_core.jobs.submission import code_hash, submission_hash
+from syft_core.jobs.snapshot import Snapshot
 from syft_core.yamlio import read_untrusted_yaml
 
 logger = logging.getLogger(__name__)
@@ -133,16 +138,20 @@ def _load_policy(path: Path) -> Policy:
 
 
 class _JobFacts:
-    """What the conditions look at, each read at most once per decision."""
+    """What the conditions look at: one snapshot of the job (syft_core.jobs.snapshot), so the
+    decision and the approval it leads to bind the same bytes."""
 
-    def __init__(self, job: JobFolder, config: JobConfig) -> None:
+    def __init__(self, job: JobFolder, config: JobConfig, snapshot: Snapshot | None) -> None:
         self.job = job
         self.config = config
+        self.snapshot = snapshot
 
     @cached_property
     def same_code_as_approved(self) -> bool:
+        if self.snapshot is None:
+            return False
         try:
-            current = code_hash(self.job.path)
+            current = self.snapshot.run_hash
         except JobError:
             return False
         return any(
@@ -152,22 +161,22 @@ class _JobFacts:
         )
 
 
-def _approved_by_hand_and_succeeded(job: JobFolder, wanted_code_hash: str) -> bool:
-    """Approved manually, finished succeeded, and its run.sh + code/ hash is `wanted_code_hash`,
-    with the files still exactly those approved (a submitter may edit a finished job's run.sh;
-    such a job no longer counts)."""
+def _approved_by_hand_and_succeeded(job: JobFolder, wanted_run_hash: str) -> bool:
+    """Approved manually with a reviewed hash, finished succeeded, its files still exactly those
+    approved (a submitter may edit a finished job's files; such a job no longer counts), and its
+    run hash (run.sh, code/ and every config field the job can see) is `wanted_run_hash`."""
     try:
         approved = read_marker(job.marker_path("approved"), ApprovedMarker)
         done = read_marker(job.marker_path("done"), DoneMarker)
-        if approved is None or done is None or approved.method != "manual":
+        if approved is None or done is None or approved.method != "manual" or approved.unreviewed:
             return False
         if done.outcome is not Outcome.SUCCEEDED:
             return False
         if done.content_hash not in (None, approved.content_hash):
             return False
-        return (
-            code_hash(job.path) == wanted_code_hash
-            and submission_hash(job.path) == approved.content_hash
+        snapshot = Snapshot.take(job.path, keep_bytes=MAX_CONFIG_BYTES)
+        return snapshot.content_hash == approved.content_hash and snapshot.run_hash == (
+            wanted_run_hash
         )
     except JobError:
         return False
@@ -182,46 +191,81 @@ def _holds(policy: Policy, facts: _JobFacts) -> bool:
     )
 
 
-def _facts(datasite: Datasite, job: JobFolder) -> _JobFacts | None:
+def _check_datasite(datasite: Datasite, job: JobFolder) -> None:
     if job.owner != datasite.email or job.datasite_root != datasite.root:
         raise JobError(f"{job.path}: not a job in {datasite.email}'s datasite")
-    try:
-        return _JobFacts(job, job.config())
-    except JobError:
-        return None  # an invalid config is never approved or released by a policy
 
 
 def _first_holding(
-    datasite: Datasite, job: JobFolder, enabled: Callable[[Policy], bool]
+    datasite: Datasite, facts: _JobFacts, enabled: Callable[[Policy], bool]
 ) -> Policy | None:
-    """The first policy, in name order, that is `enabled` for this decision and holds for `job`."""
-    facts = _facts(datasite, job)
-    if facts is None:
-        return None
+    """The first policy, in name order, that is `enabled` for this decision and holds."""
     policies, _ = load_policies(datasite)
     return next((p for p in policies if enabled(p) and _holds(p, facts)), None)
 
 
-def decide_approval(datasite: Datasite, job: JobFolder) -> Policy | None:
-    """The first policy that auto-approves this inbox job, or None (manual review)."""
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """A policy approves exactly the content it decided on."""
+
+    policy: Policy
+    content_hash: str
+
+
+def decide_approval(datasite: Datasite, job: JobFolder) -> ApprovalDecision | None:
+    """The first policy that auto-approves this inbox job, with the content hash of the one read
+    it decided on; None for manual review. A job with review warnings (bytecode, shadowed
+    modules, hidden characters ...: Snapshot.warnings) or an invalid config is never approved by
+    a policy: a person must read the warnings first."""
+    _check_datasite(datasite, job)
     if job.state().status is not Status.INBOX:
         return None
-    return _first_holding(datasite, job, lambda p: p.auto_approve)
+    try:
+        snapshot = Snapshot.take(job.path)
+        facts = _JobFacts(job, snapshot.config(), snapshot)
+    except JobError:
+        return None
+    policy = _first_holding(datasite, facts, lambda p: p.auto_approve)
+    if policy is None:
+        return None
+    if snapshot.warnings:
+        logger.info(
+            "policy %s would approve %s, but it has review warnings: left for manual review",
+            policy.name,
+            job.relpath,
+        )
+        return None
+    return ApprovalDecision(policy, snapshot.content_hash)
 
 
-def decide_release(datasite: Datasite, job: JobFolder) -> Policy | None:
-    """The first policy that auto-releases this done, unreleased job's results, or None."""
+def decide_release(datasite: Datasite, job: JobFolder, ran: JobConfig) -> Policy | None:
+    """The first policy that auto-releases this done, unreleased job's results, or None. `ran` is
+    the config the job ran with (the runner's verified copy), never the folder's config.yaml,
+    which its submitter may have edited since."""
+    _check_datasite(datasite, job)
     state = job.state()
     if state.status is not Status.DONE or state.released is not None:
         return None
-    return _first_holding(datasite, job, lambda p: p.auto_release)
+    return _first_holding(datasite, _JobFacts(job, ran, None), lambda p: p.auto_release)
 
 
 def apply_policies(datasite: Datasite, job: JobFolder, by: str) -> str | None:
     """Approve an inbox job if a policy says so (method "policy:<name>", recorded in the approved
-    marker and the event log); the policy's name, or None when the job stays for manual review."""
-    policy = decide_approval(datasite, job)
-    if policy is None:
+    marker and the event log), bound to the content the policy decided on: if the folder changed
+    since, the approval fails and the next pass decides again. The policy's name, or None when
+    the job stays for manual review."""
+    decision = decide_approval(datasite, job)
+    if decision is None:
         return None
-    job.approve(by, reason=f"approved by policy {policy.name}", method=f"policy:{policy.name}")
-    return policy.name
+    name = decision.policy.name
+    try:
+        job.approve(
+            by,
+            expected_hash=decision.content_hash,
+            reason=f"approved by policy {name}",
+            method=f"policy:{name}",
+        )
+    except ContentChangedError:
+        logger.info("%s changed while policy %s decided: not approved", job.relpath, name)
+        return None
+    return name

@@ -22,6 +22,8 @@ from rich.text import Text
 from syft_core import get_client
 from syft_core.datasets import create_dataset
 from syft_core.datasite import SyftBox
+from syft_core.jobs import Snapshot
+from syft_core.names import visible
 from syft_core.release import release_job
 from syft_core.sync import FolderTransport, SyncClient
 from syft_runner.config import default_config_path, load_runner_config
@@ -130,13 +132,16 @@ def main() -> int:
     step("Owner reviews and approves; the runner runs it on the private data")
     alice = get_client(owner_box, OWNER)
     job = alice.jobs["Count customers"]
+    # One read of the submission: what is shown is what the approval binds to (its hash).
+    reviewed = Snapshot.take(job.location)
+    code_file = reviewed.file("code/count_customers.py")
     console.print(
         Panel(
-            Text((job.location / "code/count_customers.py").read_text()),
-            title=f"{job.submitted_by}: {job.name} ({job.status})",
+            Text(visible(code_file.text() or "", keep_newlines=True) if code_file else "?"),
+            title=f"{job.submitted_by}: {job.name} ({job.status}), {reviewed.content_hash}",
         )
     )
-    job.approve(reason="aggregate counts only")
+    job.approve(reason="aggregate counts only", expected_hash=reviewed.content_hash)
     service = RunnerService(
         owner_box, OWNER, load_runner_config(default_config_path(owner_box, OWNER)), connect()
     )

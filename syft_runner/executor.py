@@ -58,7 +58,7 @@ from syft_core.jobs import (
     walk_submission,
 )
 from syft_core.jobs.config import describe_problems
-from syft_core.jobs.markers import read_marker
+from syft_core.jobs.markers import ResultsReport, read_marker, write_marker
 from syft_core.policies import decide_release
 from syft_core.release import AUTO_MOCK, release_job
 from syft_runner.config import MiB, RunnerConfig
@@ -257,9 +257,13 @@ class Executor:
         except JobFailure as exc:
             self._end_with_error(job, str(exc))
             return RunResult.FINISHED
-        except Exception as exc:
+        except Exception:
+            # The exception's text stays in the owner's log: it may name what the job wrote
+            # (an output's file name), and `done` is readable before release.
             log.exception("runner error while running a job", extra=_job_fields(job))
-            self._end_with_error(job, f"the runner failed while running this job: {exc}")
+            self._end_with_error(
+                job, "the runner failed while running this job; the owner's runner log has why"
+            )
             return RunResult.FINISHED
 
     def detach(self) -> None:
@@ -489,12 +493,9 @@ class Executor:
         }
 
     def _environment(self, config: JobConfig) -> dict[str, str]:
-        # An allowlist built from nothing: never the runner's own os.environ.
-        return {
-            **DEFAULT_ENVIRONMENT,
-            **job_environment(self.owner, config.mode),
-            "SYFT_JOB_NAME": config.name,
-        }
+        # An allowlist built from nothing: never the runner's own os.environ. Nothing of the
+        # config's metadata (its name, times): a job sees only what a policy compares.
+        return {**DEFAULT_ENVIRONMENT, **job_environment(self.owner, config.mode)}
 
     # -- supervise / terminate ----------------------------------------------------------------
     def supervise(
@@ -580,6 +581,21 @@ class Executor:
         collected = collect_outputs(
             self.dirs.outputs(container.labels[LABEL_JOB_ID]), job.path, self.caps
         )
+        # The report first: a `done` job always has one, and it leaves only with the release.
+        write_marker(
+            job.results_path,
+            ResultsReport(
+                outputs=collected.listed,
+                output_count=len(collected.files),
+                output_bytes=collected.total_bytes,
+                refused_outputs=collected.refused,
+                refused_count=collected.refused_count,
+                note=collected.stopped,
+                peak_memory_bytes=ending.usage.peak_memory_bytes,
+                stdout_truncated=ending.stdout_truncated,
+                stderr_truncated=ending.stderr_truncated,
+            ),
+        )
         done = DoneMarker(
             by=self.owner,
             outcome=outcome,
@@ -587,16 +603,13 @@ class Executor:
             exit_code=exit_code,
             started_at=started if started > _NEVER else None,
             duration_seconds=round(max(0.0, (finished - started).total_seconds()), 3),
-            peak_memory_bytes=ending.usage.peak_memory_bytes,
             cpu_seconds=ending.usage.cpu_seconds,
             memory_limit_mb=limits.memory_mb,
             timeout_seconds=limits.timeout_seconds,
             image_id=str(container.attrs.get("Image")),
             content_hash=container.labels.get(LABEL_CONTENT_HASH),
-            outputs=collected.listed,
-            refused_outputs=collected.refused,
-            stdout_truncated=ending.stdout_truncated,
-            stderr_truncated=ending.stderr_truncated,
+            output_count=len(collected.files),
+            refused_count=collected.refused_count,
         )
         job.finish(done)
         log.info(
@@ -643,8 +656,8 @@ class Executor:
         e.g. to say `mode: mock`. A failure leaves the results for a manual release."""
         labels = container.labels
         try:
-            staged = load_config(self.dirs.staging(labels[LABEL_JOB_ID]) / "config.yaml")
-            method = AUTO_MOCK if staged.mode == "mock" else self._policy_release(job)
+            staged = load_config(self.dirs.staged_config(labels[LABEL_JOB_ID]))
+            method = AUTO_MOCK if staged.mode == "mock" else self._policy_release(job, staged)
             if method is None:
                 return
             # Checked after the decision, so one made on edited files is caught (unless they
@@ -657,8 +670,8 @@ class Executor:
             return
         log.info("results released", extra=_job_fields(job, method=method))
 
-    def _policy_release(self, job: JobFolder) -> str | None:
-        policy = decide_release(Datasite(job.datasite_root.parent, self.owner), job)
+    def _policy_release(self, job: JobFolder, ran: JobConfig) -> str | None:
+        policy = decide_release(Datasite(job.datasite_root.parent, self.owner), job, ran)
         return None if policy is None else f"policy:{policy.name}"
 
     # -- cleanup ------------------------------------------------------------------------------
@@ -795,7 +808,8 @@ def _signal_note(exit_code: int, limits: Limits) -> str:
 
 
 def _with_outputs_note(message: str, collected: CollectedOutputs) -> str:
-    if collected.refused_count or collected.stopped or len(collected.listed) < len(collected.files):
+    """Counts only (`done` is readable before release); the names are in logs/results.yaml."""
+    if collected.refused_count or collected.stopped:
         return f"{message}; {collected.summary()}"
     return message
 

@@ -1,8 +1,10 @@
 """Collecting a job's outputs from its scratch folder into `<job>/outputs/`, following nothing.
 
 The scratch folder was writable by the job, so everything in it is hostile: it is walked with
-directory descriptors (`dir_fd`, O_NOFOLLOW), only regular files are copied, and sizes, counts
-and names are capped. What is refused is reported, not silently dropped. Files are copied into
+directory descriptors (`dir_fd`, O_NOFOLLOW), only regular files are copied, sizes and counts are
+capped, and names must pass the one output-name policy (syft_core.jobs.outputs: nothing that could
+act as a permission file or marker, nothing hidden or misleading). What is refused is reported in
+the results report, not silently dropped. Files are copied into
 `outputs.partial/` and renamed to `outputs/` only when complete, so a crash never leaves partial
 outputs that look finished.
 """
@@ -16,14 +18,14 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syft_core.errors import UnsafePathError
 from syft_core.jobs import RefusedOutput
+from syft_core.jobs.outputs import output_name_problem
 from syft_core.jobs.submission import file_kind
-from syft_core.paths import normalize_relpath
+from syft_core.names import visible
 
-PARTIAL_DIR = "outputs.partial"
+# A dot-folder: no `*`/`**` permission rule matches it, so nothing half-copied is ever synced.
+PARTIAL_DIR = ".outputs.partial"
 MAX_DEPTH = 32
-MAX_PATH_CHARS = 255
 # What `done` lists is bounded by size, so the marker stays far below MAX_MARKER_BYTES (256 KiB)
 # whatever the names; the files themselves are all in outputs/ and refusals are all counted.
 MAX_LISTED = 500
@@ -72,12 +74,10 @@ class CollectedOutputs:
         return shown
 
     def summary(self) -> str:
-        text = f"{len(self.files)} output file(s), {self.total_bytes} bytes"
+        """Counts and fixed reasons only: it goes into `done`, readable before release."""
+        text = f"{len(self.files)} output file(s)"
         if self.refused_count:
-            listed = len(self.refused)
-            text += f"; {self.refused_count} refused (first {listed} in refused_outputs)"
-        if len(self.listed) < len(self.files):
-            text += f"; the first {len(self.listed)} are listed"
+            text += f"; {self.refused_count} refused (which and why: logs/results.yaml)"
         if self.stopped:
             text += f"; {self.stopped}"
         return text
@@ -87,53 +87,6 @@ def yaml_size(text: str) -> int:
     """An upper bound of `text`'s size as a YAML list item: an escaped astral character takes
     10 bytes (\\UXXXXXXXX), any other non-ASCII one at most 6, ASCII at most 2."""
     return 8 + sum(10 if ord(c) > 0xFFFF else 6 if ord(c) > 0x7F else 2 for c in text)
-
-
-def printable(name: str) -> str:
-    """A name as it can be shown and stored unambiguously: backslashes doubled, control
-    characters and undecodable bytes (surrogate-escaped by os.scandir) written as \\xNN."""
-    return "".join(_printable_char(c) for c in name)
-
-
-def _printable_char(c: str) -> str:
-    code = ord(c)
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode escapes it
-        return f"\\x{code - 0xDC00:02x}"
-    if c == "\\":
-        return "\\\\"
-    if code < 32 or code == 127:
-        return f"\\x{code:02x}"
-    return c
-
-
-def _name_problem(relpath: str) -> str | None:
-    try:
-        relpath.encode("utf-8")
-    except UnicodeEncodeError:
-        return "name is not valid UTF-8"
-    if len(relpath) > MAX_PATH_CHARS:
-        return f"path is longer than {MAX_PATH_CHARS} characters"
-    try:
-        normalize_relpath(relpath, what="output")
-    except UnsafePathError as exc:
-        return _short_reason(exc)
-    return None
-
-
-def _short_reason(exc: UnsafePathError) -> str:
-    # normalize_relpath says "output '<name>' contains ..."; the name is already in `path`.
-    message = str(exc)
-    for phrase, reason in _NAME_REASONS.items():
-        if phrase in message:
-            return reason
-    return message
-
-
-_NAME_REASONS = {
-    "control characters": "name has control characters",
-    "a backslash": "name has a backslash",
-    "NFC unicode form": "name is not in NFC unicode form",
-}
 
 
 def collect_outputs(scratch: Path, job_dir: Path, caps: OutputCaps) -> CollectedOutputs:
@@ -186,7 +139,7 @@ def _walk(
             except FileNotFoundError:
                 continue  # gone since it was listed: nothing to collect
             except _Refused as refusal:
-                result.refuse(printable(child), str(refusal))
+                result.refuse(visible(child), str(refusal))
                 continue
             if sub is not None:
                 try:
@@ -206,7 +159,7 @@ def _visit(
 ) -> int | None:
     """Handle one entry; returns a directory descriptor to descend into, or None.
     _Refused for anything not collected."""
-    problem = _name_problem(relpath)
+    problem = output_name_problem(relpath)
     if problem:
         raise _Refused(problem)
     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)

@@ -39,7 +39,12 @@ from pathlib import Path, PurePosixPath
 from syft_core.datasets import DatasetError, DatasetNotFoundError
 from syft_core.errors import JobError, UnsafePathError
 from syft_core.jobs import JobConfig, JobFolder, UnsafeSubmissionError, submission_hash
-from syft_core.jobs.submission import MAX_SUBMISSION_BYTES, walk_submission
+from syft_core.jobs.submission import (
+    MAX_SUBMISSION_BYTES,
+    open_dir_beneath,
+    open_submitted,
+    walk_submission,
+)
 from syft_runner.jobfs import mount_jobfs, unmount_jobfs
 from syft_runner.mounts import dataset_mounts
 from syft_runner.outputs import OutputCaps
@@ -106,6 +111,11 @@ class RunnerDirs:
 
     def staging(self, jid: str) -> Path:
         return self.jobfs(jid) / "job"
+
+    def staged_config(self, jid: str) -> Path:
+        """The approved config.yaml: beside the staged job, not in it, so the job never sees its
+        metadata (name, times); see JobConfig.run_fields."""
+        return self.jobfs(jid) / "config.yaml"
 
     def outputs(self, jid: str) -> Path:
         return self.staging(jid) / "outputs"
@@ -190,13 +200,18 @@ def _clear_entry(top: int, name: str, fresh: Iterator[str]) -> None:
 @dataclass(frozen=True)
 class StagedJob:
     job_id: str
-    root: Path  # mounted read-only at /job
+    root: Path  # mounted read-only at /job: run.sh and code/
     outputs: Path  # mounted read-write at /job/outputs
     data: Path  # private data hardlinked under its public names
 
     @property
     def config_path(self) -> Path:
-        return self.root / "config.yaml"
+        return staged_config_path(self.root)
+
+
+def staged_config_path(staged_root: Path) -> Path:
+    """Where the approved config.yaml of the staged job at `staged_root` is kept (beside it)."""
+    return staged_root.parent / "config.yaml"
 
 
 def stage(
@@ -224,12 +239,14 @@ def stage(
     try:
         budget = MAX_SUBMISSION_BYTES
         for f in files:
-            budget -= _copy_beneath(job_fd, f.relpath, root, budget)
+            # config.yaml goes beside the staged job: the job does not see it (run_fields).
+            dest = root.parent if f.relpath == "config.yaml" else root
+            budget -= _copy_beneath(job_fd, f.relpath, dest, budget)
     finally:
         os.close(job_fd)
     # The outputs mount point must exist in the read-only /job before the container starts.
     (root / "outputs").mkdir(mode=0o755)  # also where the job's outputs folder is
-    staged_hash = submission_hash(root)
+    staged_hash = submission_hash(root, config_path=staged_config_path(root))
     if staged_hash != approved_hash:
         dirs.remove(jid)
         raise SubmissionChangedError(
@@ -255,7 +272,8 @@ def _warn_unbounded_once() -> None:
 def verify_staged(staged_root: Path, approved_hash: str) -> bool:
     """Whether an existing staging folder still holds exactly the approved submission."""
     try:
-        return submission_hash(staged_root) == approved_hash
+        config = staged_config_path(staged_root)
+        return submission_hash(staged_root, config_path=config) == approved_hash
     except (JobError, OSError):
         return False
 
@@ -414,38 +432,14 @@ def _open_job_dir(job: JobFolder) -> int:
     """A descriptor of the job folder, reached from the datasite without following a link."""
     fd = os.open(job.datasite_root, _DIR_FLAGS)
     for part in ("jobs", job.submitter, job.name):
-        fd = _openat_dir(fd, part, job.path)
+        fd = open_dir_beneath(fd, part, job.path)
     return fd
-
-
-def _openat_dir(parent_fd: int, name: str, where: Path) -> int:
-    """Open `name` under `parent_fd` as a directory (no link followed); closes `parent_fd`."""
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    except OSError as exc:
-        raise UnsafeSubmissionError(
-            f"{where}: cannot open {name!r} as a plain folder: {exc.strerror}"
-        ) from None
-    finally:
-        os.close(parent_fd)
 
 
 def _copy_beneath(job_fd: int, relpath: str, dest_root: Path, budget: int) -> int:
     """Copy one submitted file reached component by component from `job_fd`; returns its size."""
-    *folders, name = relpath.split("/")
-    fd = os.dup(job_fd)
-    for part in folders:
-        fd = _openat_dir(fd, part, Path(relpath))
+    src = open_submitted(job_fd, relpath)
     try:
-        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
-    except OSError as exc:
-        raise UnsafeSubmissionError(f"{relpath}: cannot open: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    try:
-        st = os.fstat(src)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-            raise UnsafeSubmissionError(f"{relpath}: refused, no longer a single regular file")
         dest = dest_root / relpath
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         return _copy_fd(src, dest, budget, relpath)

@@ -28,7 +28,7 @@ import yaml
 from docker.models.containers import Container
 
 from syft_core.datasite import Datasite
-from syft_core.jobs import DoneMarker, JobFolder
+from syft_core.jobs import DoneMarker, JobFolder, ResultsReport
 from syft_core.jobs.markers import read_marker
 from syft_runner.config import RunnerConfig
 from syft_runner.executor import LABEL_SYFTBOX
@@ -68,12 +68,20 @@ def write_job(
 
 
 def approve(job: JobFolder) -> JobFolder:
-    job.approve(job.owner)
+    """Approve as an owner who reviewed the job as it is now."""
+    job.approve(job.owner, expected_hash=job.content_hash())
     return job
 
 
 def done_of(job: JobFolder) -> DoneMarker | None:
     return read_marker(job.marker_path("done"), DoneMarker)
+
+
+def results_of(job: JobFolder) -> ResultsReport:
+    """The runner's results report of a done job (it is written before `done`)."""
+    report = job.results()
+    assert report is not None, f"{job.path}: no results report"
+    return report
 
 
 def wait_done(job: JobFolder, timeout: float = 60.0) -> DoneMarker:

@@ -22,6 +22,7 @@ from syft_runner.cli import app as full_app
 from syft_runner.cli import datasite as datasite_cli
 from syft_runner.cli import jobs as jobs_cli
 from syft_runner.cli.sync import print_report
+from tests.fixtures_runner import approve
 
 DO = "alice@example.org"
 DS = "bob@example.org"
@@ -140,7 +141,7 @@ def test_a_sync_report_prints_what_peers_chose_verbatim(capsys: pytest.CaptureFi
 # -- jobs / show ----------------------------------------------------------------------------------
 def test_jobs_lists_every_submitter_and_filters_by_status(app: typer.Typer, box: Path) -> None:
     submit(box, "My Analysis")
-    submit(box, "Other", by="carol@example.org").approve(DO)
+    approve(submit(box, "Other", by="carol@example.org"))
 
     listed = run(app, box, "jobs")
     assert listed.exit_code == 0, listed.output
@@ -212,14 +213,16 @@ def test_job_names_resolve_or_fail_clearly(app: typer.Typer, box: Path) -> None:
 # -- approve / reject / cancel ---------------------------------------------------------------------
 def test_approve_binds_and_refuses_twice(app: typer.Typer, box: Path) -> None:
     folder = submit(box, "J")
-    result = run(app, box, "approve", "J", "--reason", "reviewed")
+    shown = folder.content_hash()
+    result = run(app, box, "approve", "J", "--hash", shown, "--reason", "reviewed")
     assert result.exit_code == 0, result.output
-    assert f"approved {DS}/J (sha256:" in result.stdout
+    assert f"approved {DS}/J ({shown})" in result.stdout
     state = folder.state()
     assert state.status is Status.APPROVED
     assert state.approved is not None and state.approved.reason == "reviewed"
+    assert state.approved.content_hash == shown and not state.approved.unreviewed
 
-    again = run(app, box, "approve", "J")
+    again = run(app, box, "approve", "J", "--hash", shown)
     assert again.exit_code == 1
     assert "cannot approve a job that is approved" in again.stderr
 
@@ -235,7 +238,7 @@ def test_reject_records_the_reason(app: typer.Typer, box: Path) -> None:
 def test_cancel_ends_a_waiting_job_and_asks_a_running_one(app: typer.Typer, box: Path) -> None:
     waiting = submit(box, "waiting")
     running = submit(box, "running")
-    running.approve(DO)
+    running.approve(DO, expected_hash=running.content_hash())
     running.start(DO, container="c", image="i", image_id="x", content_hash=running.content_hash())
 
     first = run(app, box, "cancel", "waiting", "--reason", "not needed")
@@ -265,7 +268,7 @@ def test_logs_print_stdout_or_stderr(app: typer.Typer, box: Path) -> None:
 
 def test_logs_follow_tails_until_done(app: typer.Typer, box: Path) -> None:
     folder = submit(box, "J")
-    folder.approve(DO)
+    folder.approve(DO, expected_hash=folder.content_hash())
 
     def runner_side() -> None:
         time.sleep(0.3)

@@ -388,7 +388,7 @@ def test_seed_owner_review_loop_approves_every_inbox_job(
         if job.status == "inbox":
             print(f"Job from {job.submitted_by}: {job.name}")
             print(open(job.location / "run.sh").read())  # noqa: SIM115 (the seed's own example)
-            job.approve()
+            job.approve(expected_hash=job.content_hash)
 
     out = capsys.readouterr().out
     assert f"Job from {DS}: My Analysis" in out
@@ -399,7 +399,7 @@ def test_seed_owner_review_loop_approves_every_inbox_job(
 
 def test_seed_scientist_reads_stderr_of_a_failed_job(owner: Client, scientist: Client) -> None:
     scientist.submit_bash_job(user=DO, script=SEED_SCRIPT, job_name="My Analysis")
-    owner.jobs["My Analysis"].approve()
+    owner.jobs["My Analysis"].approve(without_review=True)
     owner_job = owner.jobs["My Analysis"]
     owner_job.folder.logs_dir.mkdir()
     owner_job.folder.stderr_path.write_text("Traceback: KeyError: 'customer_id'\n")
@@ -476,13 +476,13 @@ def test_job_properties_read_the_folder_each_time(owner: Client, scientist: Clie
     )
     assert job.outputs == []
 
-    job.approve(reason="fine")
+    job.approve(expected_hash=job.content_hash, reason="fine")
     assert job.status == Status.APPROVED
     (job.location / "run.sh").write_text("#!/bin/bash\necho changed\n")
     assert status_of(job) == "inbox"  # read again from the folder
     assert job.status_reason is not None and "changed after approval" in job.status_reason
 
-    job.approve()
+    job.approve(expected_hash=job.content_hash)
     outputs = job.location / "outputs"
     (outputs / "nested").mkdir(parents=True)
     (outputs / "count.csv").write_text("3\n")
@@ -532,7 +532,7 @@ def test_reject_and_cancel(owner: Client, scientist: Client) -> None:
 # -- wait ------------------------------------------------------------------------------------------
 def test_wait_times_out_naming_the_job_and_its_status(owner: Client, scientist: Client) -> None:
     scientist.submit_bash_job(DO, "echo", "Slow one")
-    owner.jobs["Slow one"].approve()
+    owner.jobs["Slow one"].approve(without_review=True)
     job = scientist.jobs["Slow one"]
 
     started = time.monotonic()
@@ -545,7 +545,7 @@ def test_wait_times_out_naming_the_job_and_its_status(owner: Client, scientist: 
 def test_wait_returns_once_the_job_is_done(owner: Client, scientist: Client) -> None:
     scientist.submit_bash_job(DO, "echo", "Quick")
     owner_job = owner.jobs["Quick"]
-    owner_job.approve()
+    owner_job.approve(expected_hash=owner_job.content_hash)
     finisher = threading.Timer(0.2, finish, args=(owner_job,))
     finisher.start()
     try:

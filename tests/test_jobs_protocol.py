@@ -156,7 +156,7 @@ def test_a_change_after_approval_sends_the_job_back_to_the_inbox(
     tmp_path: Path, change: Callable[[JobFolder], object]
 ) -> None:
     folder = make_job(tmp_path)
-    marker = folder.approve(OWNER, reason="looks fine")
+    marker = folder.approve(OWNER, expected_hash=folder.content_hash(), reason="looks fine")
     assert folder.state().status is Status.APPROVED
     assert marker.content_hash == submission_hash(folder.path)
 
@@ -168,20 +168,20 @@ def test_a_change_after_approval_sends_the_job_back_to_the_inbox(
     with pytest.raises(JobError, match="cannot start a job that is inbox"):
         start(folder)
 
-    folder.approve(OWNER, reason="reviewed again")
+    folder.approve(OWNER, expected_hash=folder.content_hash(), reason="reviewed again")
     assert folder.state().status is Status.APPROVED
 
 
 def test_a_symlink_put_in_after_approval_voids_it(tmp_path: Path) -> None:
     folder = make_job(tmp_path)
-    folder.approve(OWNER)
+    folder.approve(OWNER, expected_hash=folder.content_hash())
     (folder.code_dir / "data").symlink_to(tmp_path / OWNER / "private")
 
     state = folder.state()
     assert state.status is Status.INBOX
     assert state.reason is not None and "symlink" in state.reason
     with pytest.raises(UnsafeSubmissionError, match="code/data: refused, it is a symlink"):
-        folder.approve(OWNER)
+        folder.approve(OWNER, expected_hash=folder.content_hash())
 
 
 def test_a_hardlinked_code_file_is_refused(tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ def test_a_corrupt_marker_reads_as_inbox_naming_the_file(tmp_path: Path) -> None
 # -- transitions -----------------------------------------------------------------------------------
 def test_the_happy_path_and_one_event_per_transition(tmp_path: Path) -> None:
     folder = make_job(tmp_path)
-    folder.approve(OWNER, reason="ok")
+    folder.approve(OWNER, expected_hash=folder.content_hash(), reason="ok")
     start(folder)
     assert folder.state().status is Status.RUNNING
     folder.finish(done())
@@ -224,7 +224,7 @@ def test_the_happy_path_and_one_event_per_transition(tmp_path: Path) -> None:
 
 def test_restore_events_logs_a_marker_whose_event_a_crash_lost(tmp_path: Path) -> None:
     folder = make_job(tmp_path)
-    folder.approve(OWNER)
+    folder.approve(OWNER, expected_hash=folder.content_hash())
     start(folder)
     write_marker(folder.marker_path("done"), done())  # the process died before logging it
 
@@ -252,7 +252,7 @@ def test_restore_events_ignores_an_event_from_an_earlier_run(tmp_path: Path) -> 
 def test_only_the_owner_may_change_a_job(tmp_path: Path) -> None:
     folder = make_job(tmp_path)
     for action in (
-        lambda: folder.approve(DS),
+        lambda: folder.approve(DS, expected_hash=folder.content_hash()),
         lambda: folder.reject(DS, "no"),
         lambda: folder.request_cancel(DS),
     ):
@@ -267,15 +267,15 @@ def test_a_job_that_is_not_in_the_inbox_cannot_be_approved(tmp_path: Path) -> No
     rejected = make_job(tmp_path, "rejected")
     rejected.reject(OWNER, "reads private data")
     running = make_job(tmp_path, "running")
-    running.approve(OWNER)
+    running.approve(OWNER, expected_hash=running.content_hash())
     start(running)
     finished = make_job(tmp_path, "done")
-    finished.approve(OWNER)
+    finished.approve(OWNER, expected_hash=finished.content_hash())
     finished.finish(done())
 
     for folder, status in ((rejected, "rejected"), (running, "running"), (finished, "done")):
         with pytest.raises(JobError, match=f"cannot approve a job that is {status}"):
-            folder.approve(OWNER)
+            folder.approve(OWNER, expected_hash=folder.content_hash())
     assert rejected.state().reason == "reads private data"
 
 
@@ -284,7 +284,7 @@ def test_unapproved_or_rejected_jobs_cannot_start(tmp_path: Path) -> None:
     with pytest.raises(JobError, match="cannot start a job that is inbox"):
         start(inbox)
     rejected = make_job(tmp_path, "rejected")
-    rejected.approve(OWNER)
+    rejected.approve(OWNER, expected_hash=rejected.content_hash())
     rejected.reject(OWNER, "changed my mind")
     with pytest.raises(JobError, match="cannot start a job that is rejected"):
         start(rejected)
@@ -293,7 +293,7 @@ def test_unapproved_or_rejected_jobs_cannot_start(tmp_path: Path) -> None:
 
 def test_done_is_final(tmp_path: Path) -> None:
     folder = make_job(tmp_path)
-    folder.approve(OWNER)
+    folder.approve(OWNER, expected_hash=folder.content_hash())
     folder.finish(done(Outcome.FAILED))
     with pytest.raises(JobError, match="cannot reject a job that is done"):
         folder.reject(OWNER, "late")
@@ -313,7 +313,7 @@ def test_cancelling_an_inbox_job_ends_it_as_cancelled(tmp_path: Path) -> None:
 
 def test_cancelling_a_running_job_asks_the_runner(tmp_path: Path) -> None:
     folder = make_job(tmp_path)
-    folder.approve(OWNER)
+    folder.approve(OWNER, expected_hash=folder.content_hash())
     start(folder)
     state = folder.request_cancel(OWNER, reason="too slow")
     assert state.status is Status.RUNNING

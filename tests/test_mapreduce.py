@@ -60,7 +60,7 @@ def code(tmp_path: Path) -> Path:
 
 def _owner_approves_runs_and_releases(box: Path, owner: str, client: docker.DockerClient) -> None:
     job = get_client(box, owner).jobs["count"]
-    job.approve(reason="an aggregate count")
+    job.approve(expected_hash=job.content_hash, reason="an aggregate count")
     RunnerService(box, owner, runner_config(), client).run(threading.Event(), once=True)
     job.release()
 
@@ -98,7 +98,7 @@ def test_count_customers_across_three_owners_totals_their_private_rows(
 def _finish(client: Client, owner: str, outcome: Outcome, outputs: dict[str, str]) -> JobFolder:
     """The owner's side of a job, written through the job protocol: approve, run, finish."""
     job = get_client(client.syftbox.root, owner).jobs["count"]
-    job.approve()
+    job.approve(expected_hash=job.content_hash)
     folder = job.folder
     content = folder.content_hash()
     folder.start(owner, container="c", image="i", image_id="sha256:1", content_hash=content)
@@ -106,7 +106,9 @@ def _finish(client: Client, owner: str, outcome: Outcome, outputs: dict[str, str
         (folder.outputs_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder.outputs_dir / rel).write_text(text)
     folder.finish(
-        DoneMarker(by=owner, outcome=outcome, message=f"it {outcome.value}", outputs=list(outputs))
+        DoneMarker(
+            by=owner, outcome=outcome, message=f"it {outcome.value}", output_count=len(outputs)
+        )
     )
     return folder
 

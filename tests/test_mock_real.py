@@ -115,7 +115,7 @@ def test_the_same_script_reads_mock_rows_locally_and_private_rows_on_the_owner(
     )
     assert (folder / "code" / "analysis.py").read_bytes() == code.read_bytes()
     job = get_client(owner_box, OWNER).jobs["spend"]
-    job.approve()
+    job.approve(expected_hash=job.content_hash)
     _serve_once(owner_box, docker_client)
     assert job.outcome is Outcome.SUCCEEDED, job.state
     assert job.stdout.text.strip() == f"mode=real rows=7 spend={sum(PRIVATE_SPEND)}"
@@ -166,7 +166,7 @@ def test_a_mock_mode_job_on_the_owner_reads_the_mock_and_is_released_at_once(
         OWNER, code, "mock-spend", datasets=["customers"], mode="mock"
     )
     job = get_client(owner_box, OWNER).jobs["mock-spend"]
-    job.approve()
+    job.approve(expected_hash=job.content_hash)
     _serve_once(owner_box, docker_client)
     assert job.stdout.text.strip() == f"mode=mock rows=3 spend={sum(MOCK_SPEND)}"
     assert job.released and not job.results_waiting

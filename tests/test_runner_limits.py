@@ -13,6 +13,7 @@ from tests.fixtures_runner import (
     StartRunner,
     approve,
     host_processes,
+    results_of,
     wait_done,
     wait_for,
     write_job,
@@ -100,7 +101,7 @@ def test_huge_stdout_is_capped_with_a_marker(syftbox: Path, start_runner: StartR
     start_runner(log_max_bytes=100_000)
     done = wait_done(job)
     assert done.outcome is Outcome.SUCCEEDED
-    assert done.stdout_truncated and not done.stderr_truncated
+    assert results_of(job).stdout_truncated and not results_of(job).stderr_truncated
     text = job.stdout_path.read_bytes()
     assert text.startswith(b"y\ny\n")
     assert text.endswith(

@@ -74,7 +74,7 @@ def test_the_seed_story_with_the_real_runner(
 
     job = get_client(owner_box, OWNER).jobs["Count"]
     assert job.status == "inbox" and job.submitted_by == SCI
-    job.approve(reason="aggregate only")
+    job.approve(expected_hash=job.content_hash, reason="aggregate only")
     RunnerService(owner_box, OWNER, runner_config(), docker_client).run(
         threading.Event(), once=True
     )

@@ -1,7 +1,13 @@
 """The job protocol: job folders, their config, status markers and validated transitions."""
 
 from syft_core.jobs.config import JobConfig, JobResources, load_config
-from syft_core.jobs.folder import JobFolder, JobState, Status, iter_job_folders
+from syft_core.jobs.folder import (
+    ContentChangedError,
+    JobFolder,
+    JobState,
+    Status,
+    iter_job_folders,
+)
 from syft_core.jobs.markers import (
     ApprovedMarker,
     CancelMarker,
@@ -10,19 +16,16 @@ from syft_core.jobs.markers import (
     RefusedOutput,
     RejectedMarker,
     ReleasedMarker,
+    ResultsReport,
     RunningMarker,
 )
-from syft_core.jobs.submission import (
-    SubmittedFile,
-    UnsafeSubmissionError,
-    code_hash,
-    submission_hash,
-    walk_submission,
-)
+from syft_core.jobs.snapshot import Snapshot, submission_hash
+from syft_core.jobs.submission import SubmittedFile, UnsafeSubmissionError, walk_submission
 
 __all__ = [
     "ApprovedMarker",
     "CancelMarker",
+    "ContentChangedError",
     "DoneMarker",
     "JobConfig",
     "JobFolder",
@@ -32,11 +35,12 @@ __all__ = [
     "RefusedOutput",
     "RejectedMarker",
     "ReleasedMarker",
+    "ResultsReport",
     "RunningMarker",
+    "Snapshot",
     "Status",
     "SubmittedFile",
     "UnsafeSubmissionError",
-    "code_hash",
     "iter_job_folders",
     "load_config",
     "submission_hash",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from syft_core.errors import JobError
 from syft_core.events import utcnow
-from syft_core.yamlio import read_untrusted_yaml
+from syft_core.yamlio import load_untrusted_yaml, read_untrusted_yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
+# What a config says about the job rather than how it runs: labels for people and the log.
+METADATA_FIELDS = ("name", "description", "submitted_at", "submitted_by")
 
 
 class JobResources(BaseModel):
@@ -60,6 +62,12 @@ class JobConfig(BaseModel):
                 raise ValueError(f"entrypoint {self.entrypoint!r} must be a relative .py path")
         return self
 
+    def run_fields(self) -> dict[str, Any]:
+        """Everything but METADATA_FIELDS, as JSON-ready data: what decides how the job runs. The
+        job sees none of the metadata (config.yaml is not in its container, nor is the name in
+        its environment), so two jobs with the same code and run fields behave alike."""
+        return self.model_dump(mode="json", exclude=set(METADATA_FIELDS))
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
@@ -72,6 +80,21 @@ def load_config(path: Path) -> JobConfig:
         raise JobError(f"{path}: missing config.yaml") from None
     except ValueError as exc:
         raise JobError(f"{path}: config.yaml {exc}") from None
+    return _validated(data, path)
+
+
+def parse_config(text: bytes, path: Path) -> JobConfig:
+    """Like load_config, from bytes already read (syft_core.jobs.snapshot); `path` names them."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise JobError(f"{path}: config.yaml is {len(text)} bytes, over {MAX_CONFIG_BYTES}")
+    try:
+        data = load_untrusted_yaml(text)
+    except ValueError as exc:
+        raise JobError(f"{path}: config.yaml {exc}") from None
+    return _validated(data, path)
+
+
+def _validated(data: object, path: Path) -> JobConfig:
     if not isinstance(data, dict):
         raise JobError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
     try:

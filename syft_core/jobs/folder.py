@@ -23,7 +23,7 @@ from syft_core.datasite import EVENT_LOG
 from syft_core.errors import AccessDeniedError, JobError, SyftError
 from syft_core.events import EventLog
 from syft_core.identity import is_valid_email
-from syft_core.jobs.config import JobConfig, load_config
+from syft_core.jobs.config import MAX_CONFIG_BYTES, JobConfig, load_config
 from syft_core.jobs.markers import (
     ApprovedMarker,
     CancelMarker,
@@ -32,12 +32,18 @@ from syft_core.jobs.markers import (
     Outcome,
     RejectedMarker,
     ReleasedMarker,
+    ResultsReport,
     RunningMarker,
     read_marker,
+    read_results,
     write_marker,
 )
-from syft_core.jobs.submission import submission_hash
+from syft_core.jobs.snapshot import Snapshot, submission_hash
 from syft_core.paths import normalize_relpath
+
+
+class ContentChangedError(JobError):
+    """The submission differs from the content hash the approver reviewed."""
 
 
 class Status(StrEnum):
@@ -116,6 +122,14 @@ class JobFolder:
     @property
     def stderr_path(self) -> Path:
         return self.logs_dir / "stderr.txt"
+
+    @property
+    def results_path(self) -> Path:
+        """The runner's ResultsReport: under logs/, so it leaves only with the release."""
+        return self.logs_dir / "results.yaml"
+
+    def results(self) -> ResultsReport | None:
+        return read_results(self.results_path)
 
     @property
     def outputs_dir(self) -> Path:
@@ -211,15 +225,51 @@ class JobFolder:
     def _record(self, by: str, what: str, **details: object) -> None:
         self.events.append(by, f"job.{what}", self.relpath, **details)
 
-    def approve(self, by: str, reason: str | None = None, method: str = "manual") -> ApprovedMarker:
+    def approve(
+        self,
+        by: str,
+        *,
+        expected_hash: str | None = None,
+        without_review: bool = False,
+        reason: str | None = None,
+        method: str = "manual",
+    ) -> ApprovedMarker:
+        """Approve exactly what was reviewed: `expected_hash` is the content hash the approver
+        was shown (`syft-runner show`, Snapshot.content_hash). ContentChangedError when the
+        submission differs from it now, so a file swapped between review and approval is never
+        approved. `without_review=True` approves the current content unread, for scripts; the
+        marker and the event log record that it was unreviewed."""
         self._require_owner(by, "approve")
+        if expected_hash is None and not without_review:
+            raise JobError(
+                f"{self.path}: approving needs the content hash that was reviewed "
+                "(`syft-runner show` prints it; pass it as --hash / expected_hash), or "
+                "without_review=True to approve whatever the folder holds now"
+            )
         self._require(self.state(), {Status.INBOX}, "approve")
-        self.config()  # a job whose config is invalid cannot be approved
+        snapshot = Snapshot.take(self.path, keep_bytes=MAX_CONFIG_BYTES)
+        snapshot.config()  # a job whose config is invalid cannot be approved
+        if expected_hash is not None and snapshot.content_hash != expected_hash:
+            raise ContentChangedError(
+                f"{self.path}: the submission is not what was reviewed (reviewed "
+                f"{expected_hash[:19]}…, now {snapshot.content_hash[:19]}…); review it again"
+            )
         marker = ApprovedMarker(
-            by=by, reason=reason, method=method, content_hash=self.content_hash()
+            by=by,
+            reason=reason,
+            method=method,
+            content_hash=snapshot.content_hash,
+            unreviewed=without_review,
         )
         write_marker(self.marker_path("approved"), marker)
-        self._record(by, "approved", method=method, reason=reason, hash=marker.content_hash)
+        self._record(
+            by,
+            "approved",
+            method=method,
+            reason=reason,
+            hash=marker.content_hash,
+            unreviewed=without_review,
+        )
         return marker
 
     def reject(self, by: str, reason: str) -> RejectedMarker:

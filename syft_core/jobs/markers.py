@@ -41,6 +41,8 @@ class ApprovedMarker(Marker):
     reason: str | None = None
     method: str = "manual"  # "manual" or "policy:<name>"
     content_hash: str
+    # True when approved without a reviewed hash to compare (JobFolder.approve without_review).
+    unreviewed: bool = False
 
 
 class RejectedMarker(Marker):
@@ -70,19 +72,37 @@ class RefusedOutput(BaseModel):
 
 
 class DoneMarker(Marker):
+    """How a job ended. The submitter may read it before release (the default jobs/ rules), so it
+    holds only status, outcome, exit code, timing and counts: nothing a job chooses (output names,
+    sizes, memory use) that could carry data out. The rest is in ResultsReport, under logs/."""
+
     outcome: Outcome
     message: str
     exit_code: int | None = None
     started_at: datetime | None = None
     duration_seconds: float | None = None
-    peak_memory_bytes: int | None = None
     cpu_seconds: float | None = None
     memory_limit_mb: int | None = None
     timeout_seconds: int | None = None
     image_id: str | None = None
     content_hash: str | None = None
-    outputs: list[str] = Field(default_factory=list)
+    output_count: int = 0
+    refused_count: int = 0
+
+
+class ResultsReport(BaseModel):
+    """What a job produced, for the owner and, once released, the submitter: `logs/results.yaml`,
+    written by the runner before `done`. Output names are exactly the files in outputs/."""
+
+    model_config = ConfigDict(extra="allow")
+
+    outputs: list[str] = Field(default_factory=list)  # the first ones, as many as fit a budget
+    output_count: int = 0
+    output_bytes: int = 0
     refused_outputs: list[RefusedOutput] = Field(default_factory=list)
+    refused_count: int = 0
+    note: str | None = None  # why collection stopped early, when it did
+    peak_memory_bytes: int | None = None
     stdout_truncated: bool = False
     stderr_truncated: bool = False
 
@@ -110,7 +130,18 @@ def read_marker(path: Path, kind: type[M]) -> M | None:
         raise JobError(f"{path}: unreadable status marker: {exc}") from None
 
 
-def write_marker(path: Path, marker: Marker) -> None:
+def read_results(path: Path) -> ResultsReport | None:
+    """The results report at `path`; None when absent (not finished, or not released and synced
+    yet); JobError naming the file when it is unreadable."""
+    try:
+        return ResultsReport.model_validate(read_untrusted_yaml(path, max_bytes=MAX_MARKER_BYTES))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise JobError(f"{path}: unreadable results report: {exc}") from None
+
+
+def write_marker(path: Path, marker: Marker | ResultsReport) -> None:
     atomic_write_text(
         path, yaml.safe_dump(marker.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     )

@@ -2,18 +2,18 @@
 
 Every path is lstat'ed: symlinks, hardlinks (st_nlink > 1), devices, fifos and sockets are refused,
 because the runner copies these files on the host and must never be led elsewhere by them. The same
-walk gives the content hash that approval binds to.
+walk gives the content hash that approval binds to (syft_core.jobs.snapshot).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from syft_core.errors import JobError
+from syft_core.names import name_problem, visible
 
 SUBMISSION_FILES = ("run.sh", "config.yaml")
 CODE_DIR = "code"
@@ -54,16 +54,12 @@ def _check_regular(path: Path, relpath: str, st: os.stat_result) -> None:
 
 
 def _check_name(where: str, name: str) -> None:
-    """Refuse names that cannot travel or be shown safely: not UTF-8 (they would break hashing,
-    sync and every listing) or holding control characters (newlines, terminal escapes)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UnsafeSubmissionError(
-            f"{where}/{name!r}: refused, the name is not valid UTF-8"
-        ) from None
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise UnsafeSubmissionError(f"{where}/{name!r}: refused, the name has control characters")
+    """Refuse names that cannot travel or be shown safely (syft_core.names): not UTF-8 (they would
+    break hashing, sync and every listing), or holding control, format, bidi or other hidden
+    characters, which would make the file reviewed look unlike the file that runs."""
+    problem = name_problem(name)
+    if problem:
+        raise UnsafeSubmissionError(f"{where}/{visible(name)}: refused, {problem}")
 
 
 def _walk_code(job_dir: Path, found: list[SubmittedFile]) -> None:
@@ -89,11 +85,13 @@ def _walk_code(job_dir: Path, found: list[SubmittedFile]) -> None:
                     raise UnsafeSubmissionError(f"more than {MAX_SUBMISSION_FILES} files submitted")
 
 
-def walk_submission(job_dir: Path) -> list[SubmittedFile]:
-    """The submitted files in a stable order; UnsafeSubmissionError on anything unsafe/too big."""
+def walk_submission(job_dir: Path, *, config_path: Path | None = None) -> list[SubmittedFile]:
+    """The submitted files in a stable order; UnsafeSubmissionError on anything unsafe/too big.
+    `config_path`: where config.yaml is when not in `job_dir` (the runner's staged copy keeps it
+    out of the folder the job sees)."""
     found: list[SubmittedFile] = []
     for name in SUBMISSION_FILES:
-        path = job_dir / name
+        path = config_path if name == "config.yaml" and config_path else job_dir / name
         try:
             st = path.lstat()
         except FileNotFoundError:
@@ -115,27 +113,38 @@ def walk_submission(job_dir: Path) -> list[SubmittedFile]:
     return sorted(found, key=lambda f: f.relpath)
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a regular file, opened without following a symlink at the last component."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def _files_hash(files: list[SubmittedFile]) -> str:
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f"{f.relpath}\0{f.size}\0{file_sha256(f.path)}\n".encode())
-    return "sha256:" + digest.hexdigest()
+def open_dir_beneath(parent_fd: int, name: str, where: Path | str) -> int:
+    """Open `name` under `parent_fd` as a directory, no link followed; closes `parent_fd`."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        raise UnsafeSubmissionError(
+            f"{where}: cannot open {name!r} as a plain folder: {exc.strerror}"
+        ) from None
+    finally:
+        os.close(parent_fd)
 
 
-def submission_hash(job_dir: Path) -> str:
-    """sha256 over (path, size, content sha256) of every submitted file: what approval binds to."""
-    return _files_hash(walk_submission(job_dir))
-
-
-def code_hash(job_dir: Path) -> str:
-    """Like submission_hash, over run.sh and code/** only. config.yaml is left out because every
-    re-submission carries a new name and timestamp there; job policies use this to recognise the
-    same code sent again (their conditions check the config's datasets and mode separately)."""
-    return _files_hash([f for f in walk_submission(job_dir) if f.relpath != "config.yaml"])
+def open_submitted(root_fd: int, relpath: str) -> int:
+    """A read descriptor of one submitted file, reached component by component from `root_fd`
+    without following any link (a folder swapped for a link after the walk is refused), and
+    checked to be still one regular file. The caller closes it."""
+    *folders, name = relpath.split("/")
+    fd = os.dup(root_fd)
+    for part in folders:
+        fd = open_dir_beneath(fd, part, relpath)
+    try:
+        src = os.open(name, _FILE_FLAGS, dir_fd=fd)
+    except OSError as exc:
+        raise UnsafeSubmissionError(f"{relpath}: cannot open: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    st = os.fstat(src)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(src)
+        raise UnsafeSubmissionError(f"{relpath}: refused, no longer a single regular file")
+    return src

@@ -10,6 +10,8 @@ next reload regardless (the "racy" rule git uses for its index).
 
 Like the reference (`Path.rglob`), the scan does not descend into symlinked folders. A
 `syft.pub.yaml` that is a symlink is never followed: it counts as a broken file (grants nothing).
+Unlike the reference, a `syft.pub.yaml` in or below any folder named `outputs` is ignored: jobs
+write those folders, and nothing a job writes may grant access (the nearest file above governs).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from syft_core.permissions.ruleset import (
 )
 
 RACY_WINDOW_NS = 2_000_000_000
+OUTPUTS = "outputs"
 
 Signature = tuple[int, int, int, int]
 
@@ -47,6 +50,12 @@ def _lstat(path: str) -> os.stat_result | None:
         return os.lstat(path)
     except OSError:
         return None
+
+
+def below_outputs(folder: str) -> bool:
+    """Whether `folder` is, or is inside, a folder named `outputs`: what a job produced lives
+    there, and no file a job wrote may ever act as a permission file, so none there is read."""
+    return OUTPUTS in folder.split("/")
 
 
 def _join(folder: str, name: str) -> str:
@@ -240,7 +249,7 @@ class PermissionTree:
 
     def _sync_file(self, folder: str, now: int, report: ReloadReport) -> None:
         path = f"{self._abs(folder)}/{PERMISSION_FILE}"
-        st = _lstat(path)
+        st = None if below_outputs(folder) else _lstat(path)
         known = self._files.get(folder)
         if st is None:
             self._remove_file(folder, report)

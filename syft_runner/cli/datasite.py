@@ -4,7 +4,6 @@ operation is reported (exit code 1, the reason on stderr; typer itself exits 2 o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from syft_core import names
 from syft_core.client import Client, get_client
 from syft_core.datasite import PERMISSION_FILE, Datasite, default_permission_files
 from syft_core.errors import SyftError
@@ -47,21 +47,9 @@ EmailOption = Annotated[
 ]
 
 
-# C0/C1 controls except tab and newline, DEL, zero-width characters, unicode line separators and
-# bidi overrides/isolates: all can hide or reorder what the owner reads.
-_INVISIBLE = re.compile(
-    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
-)
-
-
 def visible(text: str) -> str:
-    """`text` with control and bidi characters replaced by escapes such as `\\x1b`."""
-
-    def escape(m: re.Match[str]) -> str:
-        code = ord(m.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _INVISIBLE.sub(escape, text)
+    """`text` with every hidden character escaped (syft_core.names), tabs and newlines kept."""
+    return names.visible(text, keep_newlines=True)
 
 
 def fail(message: str) -> NoReturn:

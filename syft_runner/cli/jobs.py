@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -26,7 +25,8 @@ from rich.text import Text
 from syft_core.errors import JobError
 from syft_core.job import Job
 from syft_core.jobs.folder import Status
-from syft_core.jobs.submission import walk_submission
+from syft_core.jobs.snapshot import Snapshot, SnapshotFile
+from syft_core.review import changes, last_review, record_review
 from syft_runner.cli.datasite import (
     EmailOption,
     SyftboxOption,
@@ -37,7 +37,6 @@ from syft_runner.cli.datasite import (
 )
 
 FOLLOW_POLL_SECONDS = 0.2
-MAX_SHOWN_RUN_SH = 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 
 JobArg = Annotated[
@@ -94,14 +93,26 @@ def list_jobs(
 
 # -- show -----------------------------------------------------------------------------------------
 def show(syftbox: SyftboxOption, email: EmailOption, job_key: JobArg) -> None:
-    """Everything to review before approving: config, files, run.sh, datasets, hash, status."""
+    """Everything to review before approving: status, config, every file's text, warnings, and
+    the content hash to approve with (`approve JOB --hash HASH`)."""
     job = find_job(syftbox, email, job_key)
     with reported_failures():
         _echo(f"job:          {job.name}  ({job.key})")
         _echo(f"location:     {job.location}")
         _show_status(job)
-        _show_config(job)
-        _show_files(job)
+        try:
+            snapshot = Snapshot.take(job.location)
+        except JobError as exc:
+            # Nothing here can be approved; say what is wrong with each part.
+            try:
+                _echo(f"datasets:     {', '.join(job.config.datasets) or 'none'}")
+            except JobError as config_error:
+                _echo(f"config:       INVALID: {config_error}")
+            _echo(f"files:        UNSAFE OR INCOMPLETE: {exc}")
+            return
+        _print_snapshot(snapshot)
+        if job.status is Status.INBOX:
+            record_review(job.folder, snapshot)
 
 
 def _show_status(job: Job) -> None:
@@ -116,43 +127,53 @@ def _show_status(job: Job) -> None:
         _echo(f"outcome:      {d.outcome.value}{exit_code}")
 
 
-def _show_config(job: Job) -> None:
+def _print_snapshot(snapshot: Snapshot) -> None:
+    """The submission as read once: what is printed here is what the hash below stands for."""
     try:
-        config = job.config
+        _echo(f"datasets:     {', '.join(snapshot.config().datasets) or 'none'}")
     except JobError as exc:
         _echo(f"config:       INVALID: {exc}")
-        return
-    datasets = ", ".join(config.datasets) or "none"
-    _echo(f"datasets:     {datasets}")
-    _echo("config.yaml:")
-    dumped = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-    _echo("  " + dumped.rstrip("\n").replace("\n", "\n  "))
-
-
-def _show_files(job: Job) -> None:
-    try:
-        files = walk_submission(job.location)
-        content_hash = job.folder.content_hash()
-    except JobError as exc:
-        _echo(f"files:        UNSAFE OR INCOMPLETE: {exc}")
-        return
-    _echo(f"content hash: {content_hash}")
     _echo("files:")
-    for f in files:
+    for f in snapshot.files:
         _echo(f"  {f.size:>10}  {f.relpath}")
-    _echo("run.sh:")
-    text, total = _read_head(job.folder.run_sh, MAX_SHOWN_RUN_SH)
-    for line in text.rstrip("\n").split("\n"):  # only \n ends a line for bash
-        _echo(f"  | {line}")
-    if total > MAX_SHOWN_RUN_SH:
-        _echo(f"  (run.sh is {total} bytes; only the first {MAX_SHOWN_RUN_SH} are shown)")
+    for f in snapshot.files:
+        _print_file(f)
+    if snapshot.warnings:
+        _echo(f"WARNINGS ({len(snapshot.warnings)}): this submission may run other than it reads")
+        for warning in snapshot.warnings:
+            _echo(f"  ! {warning}")
+    _echo(f"content hash: {snapshot.content_hash}")
 
 
-def _read_head(path: Path, limit: int) -> tuple[str, int]:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as fh:
-        total = os.fstat(fh.fileno()).st_size
-        return fh.read(limit).decode("utf-8", errors="replace"), total
+def _print_file(f: SnapshotFile) -> None:
+    _echo(f"--- {f.relpath}")
+    text = f.text()
+    if text is None:
+        what = "too large to show" if f.data is None else "binary (not UTF-8)"
+        _echo(f"  ({what}, {f.size} bytes, sha256 {f.sha256})")
+        return
+    # Only \n ends a line for bash and python; every hidden character is escaped.
+    for line in text.split("\n"):
+        typer.echo(f"  | {visible(line)}")
+
+
+def _print_changes(job: Job, snapshot: Snapshot) -> None:
+    """Before an approval without --hash: what differs from what `show` printed last."""
+    review = last_review(job.folder)
+    if review is None:
+        _echo("This job was not shown before; here it is:")
+        _print_snapshot(snapshot)
+    elif review.content_hash != snapshot.content_hash:
+        _echo("CHANGED since you last ran `show` on it:")
+        for line in changes(review, snapshot):
+            typer.echo(f"  {line}")
+        if snapshot.warnings:
+            _echo(f"WARNINGS ({len(snapshot.warnings)}):")
+            for warning in snapshot.warnings:
+                _echo(f"  ! {warning}")
+    else:
+        _echo("Unchanged since you last ran `show` on it.")
+    _echo(f"content hash: {snapshot.content_hash}")
 
 
 # -- approve / reject / cancel --------------------------------------------------------------------
@@ -160,15 +181,37 @@ def approve(
     syftbox: SyftboxOption,
     email: EmailOption,
     job_key: JobArg,
+    content_hash: Annotated[
+        str | None,
+        typer.Option(
+            "--hash",
+            help="The content hash `show` printed: the approval fails if the job differs from it.",
+            show_default=False,
+        ),
+    ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
 ) -> None:
-    """Approve a job in your inbox: the approval binds to its current content hash."""
+    """Approve a job in your inbox, bound to the content you reviewed: give --hash, or confirm
+    interactively after any change since `show` is shown."""
     job = find_job(syftbox, email, job_key)
     with reported_failures():
-        job.approve(reason)
-        approved = job.state.approved
-    content_hash = approved.content_hash if approved else ""
+        if content_hash is None:
+            content_hash = _confirmed_hash(job)
+        job.approve(reason, expected_hash=content_hash)
     _echo(f"approved {job.key} ({content_hash})")
+
+
+def _confirmed_hash(job: Job) -> str:
+    if not sys.stdin.isatty():
+        fail(
+            f"approving {job.key} needs the content hash you reviewed: run `syft-runner show "
+            f"{job.key}`, then `syft-runner approve {job.key} --hash <content hash>`"
+        )
+    snapshot = Snapshot.take(job.location)
+    _print_changes(job, snapshot)
+    if not typer.confirm(f"Approve {job.key} with exactly this content?", default=False):
+        fail(f"{job.key}: not approved")
+    return snapshot.content_hash
 
 
 def reject(

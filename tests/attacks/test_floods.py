@@ -31,6 +31,7 @@ from tests.fixtures_runner import (
     approve,
     done_of,
     job_containers,
+    results_of,
     start_serve,
     wait_done,
     wait_for,
@@ -70,7 +71,7 @@ def test_yes_to_stdout_and_stderr_is_capped(
         )
     job, done = results["yes"]
     assert done.outcome is Outcome.TIMED_OUT
-    assert done.stdout_truncated and done.stderr_truncated
+    assert results_of(job).stdout_truncated and results_of(job).stderr_truncated
     for path in (job.stdout_path, job.stderr_path):
         data = path.read_bytes()
         assert data.startswith(b"y\ny\n") and data.endswith(TRUNCATED)
@@ -89,7 +90,7 @@ def test_one_endless_line_is_capped(syftbox: Path, start_runner: StartRunner) ->
         config={"timeout_seconds": 3},
     )
     job, done = results["line"]
-    assert done.outcome is Outcome.TIMED_OUT and done.stdout_truncated
+    assert done.outcome is Outcome.TIMED_OUT and results_of(job).stdout_truncated
     data = job.stdout_path.read_bytes()
     assert data.startswith(b"aaaa") and data.endswith(TRUNCATED)
     assert data.count(b"\n") == 2 and len(data) < LOG_CAP + 200
@@ -117,10 +118,10 @@ def test_giant_and_sparse_files_are_bounded_and_refused(
         codes[k] in ("1", "153") for k in ("giant", "sparse", "seek")
     )
     assert "File size limit exceeded" in job.stderr_path.read_text()
-    refused = {r.path: r.reason for r in done.refused_outputs}
+    refused = {r.path: r.reason for r in results_of(job).refused_outputs}
     assert "per-file limit" in refused["giant"] and "per-file limit" in refused["sparse-7m"]
     # What truncate/dd managed to create before the limit stopped them is empty.
-    assert sorted(done.outputs) == ["fine.txt", "seek-1t", "sparse-1t"]
+    assert sorted(results_of(job).outputs) == ["fine.txt", "seek-1t", "sparse-1t"]
     assert (job.outputs_dir / "seek-1t").stat().st_size == 0
     assert (job.outputs_dir / "sparse-1t").stat().st_size == 0
     assert disk_bytes(job.outputs_dir) < 64 * 1024
@@ -159,8 +160,10 @@ def test_a_million_tiny_files_are_bounded(syftbox: Path, start_runner: StartRunn
     assert 1_000 <= made <= CAPS["output_max_files"] + INODE_SLACK, made
     assert "No space left on device" in job.stderr_path.read_text()
     # The cap counts files and the folders made to hold them: 100 entries in all.
-    folders = {path.rsplit("/", 1)[0] for path in done.outputs if "/" in path}
-    assert len(done.outputs) + len(folders) == 100 and "more than 100 files" in done.message
+    folders = {path.rsplit("/", 1)[0] for path in results_of(job).outputs if "/" in path}
+    assert (
+        len(results_of(job).outputs) + len(folders) == 100 and "more than 100 files" in done.message
+    )
     assert sum(1 for _ in job.outputs_dir.rglob("*")) == 100
     wait_for(lambda: not any(scratch_root(syftbox).iterdir()), 60, "the scratch folder removed")
     assert elapsed < 40, f"{made} files took {elapsed:.0f} s to settle"
@@ -205,7 +208,7 @@ def test_deep_nesting_in_outputs_is_refused_at_the_depth_cap(
     start_runner(**CAPS)
     done = wait_done(job)
     assert done.outcome is Outcome.SUCCEEDED and job.stdout_path.read_text() == "made it\n"
-    assert any("nested deeper than 32" in r.reason for r in done.refused_outputs)
+    assert any("nested deeper than 32" in r.reason for r in results_of(job).refused_outputs)
     depth = max(
         (len(p.relative_to(job.outputs_dir).parts) for p, _ in files_under(job.outputs_dir)),
         default=0,
@@ -273,8 +276,8 @@ def test_hostile_output_names_are_refused_and_shown_escaped(
     results = run_jobs(syftbox, start_runner, {"names": script}, runner=CAPS)
     job, done = results["names"]
     assert done.outcome is Outcome.SUCCEEDED, done.message
-    assert sorted(done.outputs) == ["-rf", "...", "fine.txt"]
-    reasons = {r.path: r.reason for r in done.refused_outputs}
+    assert sorted(results_of(job).outputs) == ["-rf", "...", "fine.txt"]
+    reasons = {r.path: r.reason for r in results_of(job).refused_outputs}
     assert "control characters" in reasons["new\\x0aline"]
     assert any("control characters" in r for p, r in reasons.items() if p.startswith("\\x1b"))
     assert "not valid UTF-8" in reasons["\\xff\\xfe"]
@@ -326,7 +329,9 @@ def test_locked_down_outputs_are_still_collected_and_removed(
     results = run_jobs(syftbox, start_runner, {"locked": script}, runner=CAPS)
     job, done = results["locked"]
     assert done.outcome is Outcome.SUCCEEDED, done.message
-    assert sorted(done.outputs) == ["locked/deeper/f.txt", "top.txt"], done.refused_outputs
+    assert sorted(results_of(job).outputs) == ["locked/deeper/f.txt", "top.txt"], results_of(
+        job
+    ).refused_outputs
     assert (job.outputs_dir / "locked/deeper/f.txt").read_text() == "secret-ok\n"
     for path, st in files_under(job.outputs_dir):
         assert st.st_mode & 0o777 in (0o644, 0o755), (path, oct(st.st_mode))

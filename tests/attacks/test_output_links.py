@@ -15,7 +15,7 @@ import pytest
 from syft_core.jobs import Outcome
 from syft_runner.outputs import OutputCaps, collect_outputs
 from tests.attacks.conftest import Secret, assert_not_leaked, files_under, run_jobs
-from tests.fixtures_runner import StartRunner, approve, wait_done, write_job
+from tests.fixtures_runner import StartRunner, approve, results_of, wait_done, write_job
 
 
 @pytest.mark.docker
@@ -45,8 +45,8 @@ def test_symlinks_in_outputs_are_refused_and_nothing_is_followed(
     )
     done = wait_done(attack)
     assert done.outcome is Outcome.SUCCEEDED, done.message
-    assert sorted(done.outputs) == ["hard.txt", "real.txt"]
-    refused = {r.path: r.reason for r in done.refused_outputs}
+    assert sorted(results_of(attack).outputs) == ["hard.txt", "real.txt"]
+    refused = {r.path: r.reason for r in results_of(attack).refused_outputs}
     links = ["shadow", "runsh", "private", "private-dir", "other-job", "other-result", "root"]
     for name in [*links, "sub/etc", "up"]:
         assert "symlink" in refused[name], (name, refused)
@@ -77,10 +77,10 @@ def test_link_swapped_in_by_a_process_left_running_after_exit(
     assert done.outcome is Outcome.SUCCEEDED, done.message
     assert job.stdout_path.read_text() == "main-exited\n"
     assert_not_leaked(job.path, secret.token)
-    if "x" in done.outputs:
+    if "x" in results_of(job).outputs:
         assert (job.outputs_dir / "x").read_text() == "ok\n"
     else:
-        assert any(r.path == "x" and "symlink" in r.reason for r in done.refused_outputs)
+        assert any(r.path == "x" and "symlink" in r.reason for r in results_of(job).refused_outputs)
 
 
 def test_collector_never_follows_a_link_swapped_in_during_collection(tmp_path: Path) -> None:

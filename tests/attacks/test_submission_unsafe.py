@@ -105,7 +105,7 @@ def test_unsafe_entry_refused_at_approval_and_after_it(
     early = _job(syftbox, f"{case}-early")
     plant(early, secret)
     with pytest.raises(JobError) as refused:
-        early.approve(early.owner)
+        early.approve(early.owner, expected_hash=early.content_hash())
     message = str(refused.value)
     assert relpath in message and (kind in message or "not a regular file" in message), message
     # After approval: planted by the submitter, who keeps write access to code/ and run.sh.

@@ -197,7 +197,7 @@ def test_entrypoint_traversal_is_refused(syftbox: Path, start_runner: StartRunne
         config={"entrypoint": "../../../private/secret.py"},
     )
     with pytest.raises(JobError, match="entrypoint"):
-        job.approve(OWNER)
+        job.approve(OWNER, expected_hash=job.content_hash())
     # A buggy owner client that wrote the approval anyway: the runner still refuses it.
     marker = {"by": OWNER, "content_hash": job.content_hash(), "method": "manual"}
     job.marker_path("approved").write_text(yaml.safe_dump(marker))
