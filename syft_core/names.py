@@ -65,12 +65,17 @@ def _escape(c: str) -> str:
 def visible(text: str, *, keep_newlines: bool = False) -> str:
     """`text` as it can be printed unambiguously: each hidden character written as an escape
     (`\\x1b`, `\\u202e`, `\\U000e0020`) and backslashes doubled, so an escape in the text cannot
-    pass for one of ours. With `keep_newlines`, tabs and newlines stay (for showing files)."""
+    pass for one of ours. In text that is not in NFC form, combining marks are escaped too, so a
+    decomposed look-alike (`e` + U+0301) does not pass for the composed name. With
+    `keep_newlines`, tabs and newlines stay (for showing files)."""
+    decomposed = not unicodedata.is_normalized("NFC", text)
     out: list[str] = []
     for c in text:
         if c == "\\":
             out.append("\\\\")
-        elif hidden_char(c) and not (keep_newlines and c in _KEPT_IN_TEXT):
+        elif (hidden_char(c) and not (keep_newlines and c in _KEPT_IN_TEXT)) or (
+            decomposed and unicodedata.category(c).startswith("M")
+        ):
             out.append(_escape(c))
         else:
             out.append(c)

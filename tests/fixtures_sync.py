@@ -43,16 +43,21 @@ class Shared:
     env: dict[str, dict[str, str]]  # email -> environment for the CLI (credentials)
 
 
+def folder_shared(tmp_path: Path) -> Shared:
+    """A shared folder both parties reach (for tests that need only one transport)."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    return Shared(
+        transports={who: lambda: FolderTransport(folder) for who in (OWNER, SCI)},
+        url=f"folder:{folder}",
+        env={OWNER: {}, SCI: {}},
+    )
+
+
 @pytest.fixture(params=["folder", "s3"])
 def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Shared:
     if request.param == "folder":
-        folder = tmp_path / "shared"
-        folder.mkdir()
-        return Shared(
-            transports={who: lambda: FolderTransport(folder) for who in (OWNER, SCI)},
-            url=f"folder:{folder}",
-            env={OWNER: {}, SCI: {}},
-        )
+        return folder_shared(tmp_path)
     server: S3Server = request.getfixturevalue("s3")
     return Shared(
         transports={who: functools.partial(server.transport, who) for who in (OWNER, SCI)},

@@ -36,7 +36,7 @@ def test_bash_job_end_to_end(syftbox: Path, start_runner: StartRunner) -> None:
         write_job(
             syftbox,
             "hello",
-            "echo hello from $SYFT_JOB_NAME\nid -u\necho oops >&2\n"
+            "echo hello from $SYFT_RUN_MODE\nid -u\necho oops >&2\n"
             "echo 42 > outputs/answer.txt\nmkdir outputs/sub && echo x > outputs/sub/y.txt\n",
         )
     )
@@ -46,7 +46,7 @@ def test_bash_job_end_to_end(syftbox: Path, start_runner: StartRunner) -> None:
     assert done.exit_code == 0
     uid, _ = job_user(job_id(job, job.content_hash()))
     assert JOB_UID_FIRST <= uid < JOB_UID_FIRST + JOB_UID_COUNT
-    assert job.stdout_path.read_text() == f"hello from hello\n{uid}\n"
+    assert job.stdout_path.read_text() == f"hello from real\n{uid}\n"
     assert job.stderr_path.read_text() == "oops\n"
     assert (job.outputs_dir / "answer.txt").read_text() == "42\n"
     assert sorted(results_of(job).outputs) == ["answer.txt", "sub/y.txt"]

@@ -137,7 +137,6 @@ def test_the_job_environment_says_mode_datasite_and_name(
         f"SYFT_DATASITE={OWNER}",
         "SYFT_DATA_DIR=/data",
         "SYFT_IS_IN_JOB=true",
-        "SYFT_JOB_NAME=env",
         "SYFT_OUTPUT_DIR=/job/outputs",
         "SYFT_RUN_MODE=mock",
     ]

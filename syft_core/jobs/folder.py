@@ -248,12 +248,12 @@ class JobFolder:
             )
         self._require(self.state(), {Status.INBOX}, "approve")
         snapshot = Snapshot.take(self.path, keep_bytes=MAX_CONFIG_BYTES)
-        snapshot.config()  # a job whose config is invalid cannot be approved
         if expected_hash is not None and snapshot.content_hash != expected_hash:
             raise ContentChangedError(
                 f"{self.path}: the submission is not what was reviewed (reviewed "
                 f"{expected_hash[:19]}…, now {snapshot.content_hash[:19]}…); review it again"
             )
+        snapshot.config()  # a job whose config is invalid cannot be approved
         marker = ApprovedMarker(
             by=by,
             reason=reason,

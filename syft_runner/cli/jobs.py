@@ -125,6 +125,27 @@ def _show_status(job: Job) -> None:
         d = state.done
         exit_code = "" if d.exit_code is None else f", exit code {d.exit_code}"
         _echo(f"outcome:      {d.outcome.value}{exit_code}")
+        _show_results(job)
+
+
+def _show_results(job: Job) -> None:
+    """What the job produced, from the runner's report: the names are the files in outputs/."""
+    try:
+        report = job.results
+    except JobError as exc:
+        _echo(f"results:      UNREADABLE: {exc}")
+        return
+    if report is None:
+        return
+    _echo(f"outputs:      {report.output_count} file(s), {report.output_bytes} bytes")
+    for name in report.outputs:
+        _echo(f"  {name}")
+    if report.output_count > len(report.outputs):
+        _echo(f"  ... and {report.output_count - len(report.outputs)} more in outputs/")
+    if report.refused_count:
+        _echo(f"refused:      {report.refused_count} (not collected)")
+        for refused in report.refused_outputs:
+            _echo(f"  {refused.path}: {refused.reason}")
 
 
 def _print_snapshot(snapshot: Snapshot) -> None:
@@ -201,8 +222,12 @@ def approve(
     _echo(f"approved {job.key} ({content_hash})")
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
 def _confirmed_hash(job: Job) -> str:
-    if not sys.stdin.isatty():
+    if not _interactive():
         fail(
             f"approving {job.key} needs the content hash you reviewed: run `syft-runner show "
             f"{job.key}`, then `syft-runner approve {job.key} --hash <content hash>`"
