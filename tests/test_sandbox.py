@@ -12,6 +12,7 @@ import docker
 import pytest
 from pydantic import ValidationError
 
+from syft_runner.jobfs import MOUNT_OPTIONS
 from syft_runner.sandbox import (
     DEFAULT_ENVIRONMENT,
     JOB_DIR,
@@ -122,6 +123,16 @@ def test_mount_rejects_relative_and_symlinked_sources(tmp_path: Path) -> None:
 def test_mount_rejects_targets_outside_the_convention(tmp_path: Path, target: str) -> None:
     with pytest.raises(ValidationError, match="mount target"):
         Mount(source=tmp_path, target=target)
+
+
+def test_every_writable_mount_is_noexec_nosuid_nodev() -> None:
+    # /tmp is Docker's tmpfs; /job/outputs is a bind of the job's filesystem, whose flags a bind
+    # inherits (Docker's bind mounts take no noexec of their own); /dev/shm is Docker's own
+    # nosuid,nodev,noexec tmpfs (seen inside a container by the probe).
+    hardened = {"noexec", "nosuid", "nodev"}
+    for target, options in _kwargs()["tmpfs"].items():
+        assert hardened <= set(options.split(",")), target
+    assert hardened <= set(MOUNT_OPTIONS.split(","))
 
 
 # --- The real container --------------------------------------------------------------------
