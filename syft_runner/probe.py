@@ -34,6 +34,7 @@ from syft_runner.sandbox import (
     Limits,
     Mount,
     container_kwargs,
+    create_container,
     job_user,
 )
 from syft_runner.staging import make_outputs
@@ -551,7 +552,7 @@ def _job_layout(folder: Path, user: tuple[int, int]) -> list[Mount]:
 
 
 def _run(client: docker.DockerClient, kwargs: dict[str, object], timeout: int) -> str:
-    container = client.containers.create(**kwargs)
+    container = create_container(client, **kwargs)
     try:
         container.start()
         try:
