@@ -41,6 +41,7 @@ from syft_runner.sandbox import (
     Limits,
     Mount,
     container_kwargs,
+    create_container,
     job_user,
 )
 from syft_runner.service import RunnerService
@@ -86,7 +87,7 @@ def bare_run(client: docker.DockerClient, image: str, job_dir: Path, out_dir: Pa
         user=job_user(bench_id),
     )
     started = time.perf_counter()
-    container = client.containers.create(**kwargs)
+    container = create_container(client, **kwargs)
     try:
         container.start()
         container.wait()

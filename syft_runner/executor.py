@@ -75,6 +75,7 @@ from syft_runner.sandbox import (
     Mount,
     ResourceRequest,
     container_kwargs,
+    create_container,
     job_user,
 )
 from syft_runner.staging import (
@@ -429,7 +430,7 @@ class Executor:
             user=job_user(plan.staged.job_id),
         )
         try:
-            container = self.client.containers.create(**kwargs)
+            container = create_container(self.client, **kwargs)
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # the name is the lock: another runner holds this job
                 log.warning(

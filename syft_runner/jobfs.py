@@ -13,9 +13,16 @@ The mount is also what keeps host paths out of the job's /proc/self/mountinfo: a
 "root" there is its source path within its own filesystem, here `/job` and `/job/outputs`, the
 paths the job already knows.
 
+It is mounted `noexec,nosuid,nodev`, and a bind mount inherits its source mount's flags: the
+job's writable `/job/outputs` is therefore noexec too, so a job cannot run (execve, the ELF
+loader, an executable mapping of a library) a file it wrote there. Interpreters reading a script
+are unaffected: `/bin/bash /job/run.sh` and `python3 /job/code/main.py` run as before. (Docker
+remounts the read-only `/job` bind, which drops the flags on that one; it is not writable.)
+
 Needs root (mount) and mkfs.ext4. Without them `mount_jobfs` returns False and the folder stays
 a plain one on the host: outputs are then only bounded by the runner's free-disk reserve while the
-job runs (the runner logs this once).
+job runs, and executable unless the host filesystem under the runner's state folder is itself
+mounted noexec (the runner logs both once; see `noexec`).
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ log = logging.getLogger(__name__)
 METADATA_SLACK_BYTES = 1024 * 1024  # block and inode bitmaps, group descriptors, root folders
 INODE_SLACK = 4096  # entries beyond output_max_files: root, lost+found, the staged job, folders
 INODE_BYTES = 256
-MOUNT_OPTIONS = "loop,nosuid,nodev"
+# noexec: what a job writes into its outputs can never be executed (see the module docstring).
+MOUNT_OPTIONS = "loop,noexec,nosuid,nodev"
 _TOOL_SECONDS = 30
 MAX_STACKED_MOUNTS = 16  # unmount_jobfs gives up after this many layers
 
@@ -44,6 +52,12 @@ class JobFsError(OSError):
 def supported() -> bool:
     """Whether this process can make and mount per-job filesystems."""
     return os.geteuid() == 0 and all(shutil.which(t) for t in ("mkfs.ext4", "mount", "umount"))
+
+
+def noexec(path: Path) -> bool:
+    """Whether files under `path` cannot be executed: its filesystem is mounted noexec (the job
+    filesystem is; a plain host folder, the fallback, is unless its host mount is)."""
+    return bool(os.statvfs(path).f_flag & os.ST_NOEXEC)
 
 
 def image_size(content_bytes: int, max_entries: int) -> int:

@@ -34,6 +34,7 @@ from syft_runner.sandbox import (
     Limits,
     Mount,
     container_kwargs,
+    create_container,
     job_user,
 )
 from syft_runner.staging import make_outputs
@@ -70,10 +71,17 @@ EXPECTED_ALLOWED: dict[str, bool] = {
     "write /tmp": True,
     "write /dev/shm": True,
     "execute a file from /tmp": False,
+    "execute a file from /dev/shm": False,
+    "execute a file from /job/outputs": False,
+    "run a file from /job/outputs through the ELF loader": False,
+    "map a file from /job/outputs executable": False,
+    "writable mount without noexec, nosuid or nodev": False,
     "write /proc/sys": False,
     "write /proc/sysrq-trigger": False,
     "write /sys/fs/cgroup": False,
     "read /proc/kcore": False,
+    "see host block devices or filesystem counters": False,
+    "read a loop device's backing file": False,
     "see host processes": False,
     "host paths visible in mountinfo": False,
     "host cgroup paths visible": False,
@@ -90,7 +98,7 @@ EXPECTED_ALLOWED: dict[str, bool] = {
 }
 
 PROBE_PROGRAM = r'''
-import ctypes, json, os, socket, stat, subprocess, sys
+import ctypes, glob, json, mmap, os, re, shutil, socket, stat, subprocess, sys
 
 CHECKS = []
 FACTS = {}
@@ -196,18 +204,73 @@ def metadata():
     except OSError as exc:
         return False, exc.strerror or str(exc)
 
-def exec_tmp():
-    path = "/tmp/syft-probe-exec"
-    with open(path, "w") as fh:
-        fh.write("#!/bin/sh\nexit 0\n")
+TRUE = shutil.which("true") or "/bin/true"
+
+def drop(folder):
+    """A copy of an executable (`true`) written into `folder`, made executable."""
+    path = os.path.join(folder, ".syft-probe-exec-%d" % os.getpid())
+    shutil.copyfile(TRUE, path)
     os.chmod(path, 0o755)
-    try:
-        code = subprocess.run([path], capture_output=True).returncode
-        return code == 0, "exit code %d" % code
-    except OSError as exc:
-        return False, exc.strerror or str(exc)
-    finally:
-        os.unlink(path)
+    return path
+
+def with_dropped(folder, use):
+    def attempt():
+        try:
+            path = drop(folder)
+        except OSError as exc:
+            return False, "cannot write there: %s" % (exc.strerror or exc)
+        try:
+            return use(path)
+        except OSError as exc:
+            return False, exc.strerror or str(exc)
+        finally:
+            os.unlink(path)
+    return attempt
+
+def execute(path):
+    code = subprocess.run([path], capture_output=True).returncode
+    return code == 0, "exit code %d" % code
+
+def through_loader(path):
+    # The ELF loader maps the file itself instead of asking execve: only noexec on its mount
+    # (which refuses executable mappings) stops this.
+    loaders = sorted(glob.glob("/lib64/ld-linux*.so*") + glob.glob("/lib/ld-linux*.so*"))
+    if not loaders:
+        return False, "no ELF loader in the image"
+    proc = subprocess.run([loaders[0], path], capture_output=True)
+    detail = proc.stderr.decode("utf-8", "replace").strip()[-200:]
+    return proc.returncode == 0, "%s: exit code %d %s" % (loaders[0], proc.returncode, detail)
+
+def map_executable(path):
+    with open(path, "rb") as fh:
+        prot = mmap.PROT_READ | mmap.PROT_EXEC
+        mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=prot).close()
+    return True, "mapped with PROT_EXEC"
+
+def unescape(field):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+def unhardened_writable_mounts():
+    # Every mount whose folder (or file) this job can write must be noexec, nosuid and nodev.
+    found = []
+    writable = []
+    for line in open("/proc/self/mountinfo"):
+        fields = line.split(" - ")[0].split()
+        target, options = unescape(fields[4]), fields[5].split(",")
+        try:
+            st = os.stat(target)
+        except OSError:
+            continue
+        if "ro" in options or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            continue
+        if not os.access(target, os.W_OK):
+            continue
+        writable.append("%s %s" % (target, fields[5]))
+        missing = [o for o in ("noexec", "nosuid", "nodev") if o not in options]
+        if missing:
+            found.append("%s (%s)" % (target, ", ".join("no " + o for o in missing)))
+    fact("writable mounts", writable)
+    return bool(found), "; ".join(found) or "every mount this job can write is noexec,nosuid,nodev"
 
 def kcore():
     try:
@@ -227,6 +290,40 @@ def processes():
     fact("processes", names)
     # A private pid namespace holds the init, this probe and at most a child or two.
     return len(pids) > 4, "%d processes: %s" % (len(pids), ", ".join(names))
+
+# The host's block devices and filesystems: masked (empty) in a job container.
+BLOCK_FOLDERS = ("/sys/block", "/sys/class/block", "/sys/dev/block", "/sys/devices/virtual/block",
+                 "/sys/class/bdi", "/sys/devices/virtual/bdi", "/sys/fs/ext4", "/proc/fs/ext4")
+BLOCK_FILES = ("/proc/diskstats", "/proc/partitions", "/proc/swaps")
+
+def block_devices():
+    seen = []
+    for path in BLOCK_FOLDERS:
+        try:
+            entries = os.listdir(path)
+        except OSError:
+            continue
+        if entries:
+            seen.append("%s: %s" % (path, " ".join(sorted(entries)[:8])))
+    for path in BLOCK_FILES:
+        try:
+            text = read(path)
+        except OSError:
+            continue
+        if text:
+            seen.append("%s: %d lines" % (path, len(text.splitlines())))
+    return bool(seen), "; ".join(seen) or "empty: " + ", ".join(BLOCK_FOLDERS + BLOCK_FILES)
+
+def backing_files():
+    found = {}
+    for index in ("/sys/block", "/sys/devices/virtual/block", "/sys/dev/block"):
+        pattern = index + "/*/loop/backing_file"
+        for path in glob.glob(pattern):
+            try:
+                found[os.path.realpath(path)] = read(path)
+            except OSError:
+                pass
+    return bool(found), "; ".join("%s: %s" % item for item in sorted(found.items())) or "none"
 
 JOB_MOUNT_ROOTS = ("/job", "/data", "/syftbox")
 
@@ -398,13 +495,21 @@ for folder in ("/", "/etc", "/usr/bin", "/var", "/job", "/job/outputs", "/tmp", 
     check("write " + folder, writable(folder))
 fact("writable paths", [c["name"][6:] for c in CHECKS if c["name"].startswith("write /")
                         and c["allowed"]])
-check("execute a file from /tmp", exec_tmp)
+check("execute a file from /tmp", with_dropped("/tmp", execute))
+check("execute a file from /dev/shm", with_dropped("/dev/shm", execute))
+check("execute a file from /job/outputs", with_dropped("/job/outputs", execute))
+check("run a file from /job/outputs through the ELF loader",
+      with_dropped("/job/outputs", through_loader))
+check("map a file from /job/outputs executable", with_dropped("/job/outputs", map_executable))
+check("writable mount without noexec, nosuid or nodev", unhardened_writable_mounts)
 check("write /proc/sys", write_existing("/proc/sys/kernel/hostname", "syft-probe"))
 check("write /proc/sysrq-trigger", write_existing("/proc/sysrq-trigger", "h"))
 check("write /sys/fs/cgroup", write_existing(
     "/sys/fs/cgroup/pids/pids.max" if os.path.exists("/sys/fs/cgroup/pids/pids.max")
     else "/sys/fs/cgroup/pids.max", "max"))
 check("read /proc/kcore", kcore)
+check("see host block devices or filesystem counters", block_devices)
+check("read a loop device's backing file", backing_files)
 check("see host processes", processes)
 check("host paths visible in mountinfo", host_paths)
 check("host cgroup paths visible", cgroup_paths)
@@ -551,7 +656,7 @@ def _job_layout(folder: Path, user: tuple[int, int]) -> list[Mount]:
 
 
 def _run(client: docker.DockerClient, kwargs: dict[str, object], timeout: int) -> str:
-    container = client.containers.create(**kwargs)
+    container = create_container(client, **kwargs)
     try:
         container.start()
         try:

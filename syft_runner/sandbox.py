@@ -7,12 +7,15 @@ do. Everything here is deliberately explicit (no daemon defaults relied upon) so
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
+import docker
+from docker.models.containers import Container
 from docker.types import LogConfig, Ulimit
 from docker.types import Mount as DockerMount
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -41,6 +44,70 @@ MOUNT_ROOTS = (JOB_DIR, SYFTBOX_MOUNT, DATA_DIR)
 LOG_MAX_SIZE = "10m"
 # Under host memory pressure the kernel should pick a job before the runner or the daemon.
 JOB_OOM_SCORE_ADJ = 500
+
+# /proc and /sys paths a job sees as empty: a folder as an empty read-only tmpfs, a file as
+# /dev/null (HostConfig.MaskedPaths, applied by runc). Setting them REPLACES Docker's own list, so
+# that list (20.10's) comes first.
+DOCKER_MASKED_PATHS = (
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+)
+# The host's block devices and filesystems. Every loop device's backing file names the runner's
+# state folder and another job's image; their counters (I/O, in flight, bytes written per
+# filesystem) and the device-event sequence number follow other jobs live. A job needs none of it.
+BLOCK_MASKED_PATHS = (
+    "/sys/block",
+    "/sys/class/block",
+    "/sys/dev/block",
+    "/sys/devices/virtual/block",  # loop*, zram*, dm-*: what the indexes above point to
+    "/sys/class/bdi",
+    "/sys/devices/virtual/bdi",  # one entry per block device (7:N for loop devices)
+    "/sys/module/loop",
+    "/sys/fs/ext4",  # one folder per mounted ext4 (loopN: every job), lifetime_write_kbytes...
+    "/sys/fs/btrfs",
+    "/sys/fs/xfs",
+    "/sys/fs/f2fs",
+    "/sys/kernel/uevent_seqnum",  # counts device events: a loop device attached or detached
+    "/proc/fs",  # ext4/<dev>/ (every mounted ext4), jbd2, xfs, nfsd statistics
+    "/proc/diskstats",
+    "/proc/partitions",
+    "/proc/swaps",
+)
+# Docker's own read-only paths (20.10's), stated so that inspect_container shows them.
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+HOST_BLOCK_INDEX = Path("/sys/block")
+
+
+def host_block_devices(index: Path = HOST_BLOCK_INDEX) -> list[str]:
+    """Where this host's physical block devices (and their partitions) live in sysfs, e.g.
+    /sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda: with /sys/block masked their counters
+    are still reachable by walking /sys/devices. (The engine is on this host: jobs bind-mount
+    its paths.)"""
+    try:
+        names = sorted(os.listdir(index))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        real = os.path.realpath(index / name)
+        if real.startswith("/sys/devices/") and not real.startswith("/sys/devices/virtual/"):
+            found.append(real)
+    return found
+
+
+def masked_paths(index: Path = HOST_BLOCK_INDEX) -> list[str]:
+    """Every path masked in a job container: Docker's defaults, the host's block devices and
+    filesystems (a path absent on this kernel is skipped by runc)."""
+    return [*DOCKER_MASKED_PATHS, *BLOCK_MASKED_PATHS, *host_block_devices(index)]
+
 
 DEFAULT_ENVIRONMENT: MappingProxyType[str, str] = MappingProxyType(
     {
@@ -204,8 +271,10 @@ def container_kwargs(
     limits: Limits,
     user: tuple[int, int],
 ) -> dict[str, Any]:
-    """Keyword arguments for `docker_client.containers.create(**kwargs)` of one job container,
-    run as `user` (uid, gid; see job_user)."""
+    """Keyword arguments for `create_container(docker_client, **kwargs)` of one job container,
+    run as `user` (uid, gid; see job_user). `masked_paths` and `readonly_paths` have no
+    docker-py parameter: `client.containers.create` refuses them, so a job container cannot be
+    made without them by mistake."""
     memory = limits.memory_mb * 1024 * 1024
     return {
         "image": image,
@@ -240,4 +309,30 @@ def container_kwargs(
         "log_config": LogConfig(
             type=LogConfig.types.JSON, config={"max-size": LOG_MAX_SIZE, "max-file": "1"}
         ),
+        "masked_paths": masked_paths(),
+        "readonly_paths": list(READONLY_PATHS),
     }
+
+
+# container_kwargs' keys that docker-py has no parameter for, and their HostConfig names.
+_RAW_HOST_CONFIG = {"masked_paths": "MaskedPaths", "readonly_paths": "ReadonlyPaths"}
+
+
+def create_container(client: docker.DockerClient, **kwargs: Any) -> Container:
+    """Create (not start) a job container from `container_kwargs(...)`: what
+    `client.containers.create(**kwargs)` does, through the low-level API so that HostConfig also
+    gets MaskedPaths and ReadonlyPaths, which docker-py cannot pass (the engine honours them:
+    tests/attacks/test_sandbox_edges.py looks from inside). Both are required. Docker's errors
+    (APIError 409 for a name in use, ...) pass through unchanged."""
+    missing = [key for key in _RAW_HOST_CONFIG if key not in kwargs]
+    if missing:
+        raise ValueError(f"create_container needs {', '.join(missing)} (see container_kwargs)")
+    raw = {name: list(kwargs.pop(key)) for key, name in _RAW_HOST_CONFIG.items()}
+    create_parameters = inspect.signature(client.api.create_container).parameters
+    create = {key: kwargs.pop(key) for key in list(kwargs) if key in create_parameters}
+    host_config = client.api.create_host_config(**kwargs)  # TypeError on anything unknown
+    host_config.update(raw)
+    # use_config_proxy=False: no proxy variables from the runner's ~/.docker/config.json either;
+    # the environment is exactly the allowlisted one.
+    created = client.api.create_container(host_config=host_config, use_config_proxy=False, **create)
+    return client.containers.get(created["Id"])

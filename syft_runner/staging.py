@@ -45,7 +45,7 @@ from syft_core.jobs.submission import (
     open_submitted,
     walk_submission,
 )
-from syft_runner.jobfs import mount_jobfs, unmount_jobfs
+from syft_runner.jobfs import mount_jobfs, noexec, unmount_jobfs
 from syft_runner.mounts import dataset_mounts
 from syft_runner.outputs import OutputCaps
 from syft_runner.sandbox import DATA_DIR, JOB_DIR, JOB_GID, OUTPUTS_DIR, Mount, job_user
@@ -234,6 +234,8 @@ def stage(
     root = dirs.staging(jid)
     root.mkdir(parents=True, mode=0o755)
     root.chmod(0o755)
+    if not noexec(root):
+        _warn_executable_once(root)
     dirs.remember_job(jid, job.relpath)
     job_fd = _open_job_dir(job)
     try:
@@ -266,6 +268,21 @@ def _warn_unbounded_once() -> None:
             "job outputs are plain host folders, bounded on disk only by min_free_disk_mb while "
             "a job runs: per-job capped filesystems need the runner to run as root with "
             "mkfs.ext4 installed (docs/runner.md)"
+        )
+
+
+_warned_executable = threading.Event()
+
+
+def _warn_executable_once(root: Path) -> None:
+    if not _warned_executable.is_set():
+        _warned_executable.set()
+        log.warning(
+            "job outputs are executable: %s is on a host filesystem mounted without noexec, so a "
+            "job can run files it writes into /job/outputs; per-job filesystems (a root runner "
+            "with mkfs.ext4) are noexec, otherwise set state_dir to a folder on a filesystem "
+            "mounted noexec,nosuid,nodev (docs/runner.md)",
+            root,
         )
 
 

@@ -23,6 +23,7 @@ from syft_runner.sandbox import (
     Limits,
     Mount,
     container_kwargs,
+    create_container,
     job_user,
 )
 
@@ -86,7 +87,7 @@ def run_sandboxed(docker_client: docker.DockerClient, job_images: dict[str, str]
             user=user,
         )
         kwargs.update(overrides or {})
-        container = docker_client.containers.create(**kwargs)
+        container = create_container(docker_client, **kwargs)
         try:
             container.start()
             status = container.wait(timeout=60)

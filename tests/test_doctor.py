@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from syft_runner.cli import _register_all, app
-from syft_runner.cli.doctor import isolation_checks
+from syft_runner.cli import doctor as doctor_cli
+from syft_runner.cli.doctor import isolation_checks, jobfs_check
 from syft_runner.engine import EngineUnavailableError, connect, engine_info, pool_size
 from syft_runner.probe import EXPECTED_ALLOWED, ProbeReport, parse_report
 
@@ -51,6 +52,17 @@ def test_a_check_the_probe_did_not_report_fails() -> None:
     ]
 
 
+def test_doctor_says_when_jobs_get_no_filesystem_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(doctor_cli, "supported", lambda: False)
+    check = jobfs_check()
+    assert not check.ok
+    assert "executable" in check.detail and "state_dir" in check.detail
+    monkeypatch.setattr(doctor_cli, "supported", lambda: True)
+    assert jobfs_check().ok and "noexec" in jobfs_check().detail
+
+
 def test_unreachable_engine_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     with pytest.raises(EngineUnavailableError, match=r"DOCKER_HOST=.*make setup"):
@@ -86,6 +98,9 @@ def test_doctor_passes_on_this_machine(cli: CliRunner, job_images: dict[str, str
         "run without a seccomp filter: blocked",
         "socket AF_INET: blocked",
         "image python",
+        "per-job filesystems",
+        "execute a file from /job/outputs: blocked",
+        "see host block devices or filesystem counters: blocked",
     ):
         assert f"PASS {name}" in result.output
 

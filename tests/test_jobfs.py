@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from syft_runner.jobfs import mount_jobfs, supported, unmount_jobfs
+from syft_runner.jobfs import mount_jobfs, noexec, supported, unmount_jobfs
 
 pytestmark = pytest.mark.skipif(not supported(), reason="needs root, mkfs.ext4 and loop devices")
 
@@ -41,3 +42,20 @@ def test_the_filesystem_caps_bytes(tmp_path: Path) -> None:
     finally:
         unmount_jobfs(tmp_path / "j.img", mountpoint)
     assert not os.path.ismount(mountpoint)
+
+
+def test_the_filesystem_is_noexec_nosuid_nodev(tmp_path: Path) -> None:
+    # The job's writable /job/outputs is a bind mount of this filesystem and inherits its flags.
+    mountpoint = tmp_path / "fs"
+    assert mount_jobfs(tmp_path / "x.img", mountpoint, 1 << 20, 100)
+    try:
+        flags = os.statvfs(mountpoint).f_flag
+        assert flags & os.ST_NOEXEC and flags & os.ST_NOSUID and flags & os.ST_NODEV
+        assert noexec(mountpoint) and not noexec(tmp_path)
+        binary = mountpoint / "true"
+        shutil.copyfile("/bin/true", binary)
+        binary.chmod(0o755)
+        with pytest.raises(PermissionError):
+            subprocess.run([str(binary)], check=False)
+    finally:
+        unmount_jobfs(tmp_path / "x.img", mountpoint)

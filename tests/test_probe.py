@@ -4,10 +4,13 @@ container, and a control run in a weakened container proving the probe sees what
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import docker
 import pytest
 
+from syft_runner.jobfs import mount_jobfs, supported, unmount_jobfs
 from syft_runner.probe import (
     EXPECTED_ALLOWED,
     PROBE_PROGRAM,
@@ -18,12 +21,16 @@ from syft_runner.probe import (
 )
 from syft_runner.sandbox import (
     ALLOWED_ENV_NAMES,
+    DOCKER_MASKED_PATHS,
+    JOB_DIR,
     JOB_GID,
     JOB_UID_COUNT,
     JOB_UID_FIRST,
+    OUTPUTS_DIR,
     Limits,
+    Mount,
 )
-from tests.fixtures_docker import RunSandboxed
+from tests.fixtures_docker import SANDBOX_USER, RunSandboxed
 
 KNOWN_LEAK = "host paths visible in mountinfo"  # see tests/attacks/test_proc_sys.py
 
@@ -94,6 +101,10 @@ def test_every_probe_line_in_a_job_container(probe: ProbeReport) -> None:
     assert facts["NoNewPrivs"] == "1" and facts["Seccomp"] == "2"
     assert facts["interfaces"] == ["lo"]
     assert facts["writable paths"] == ["/job/outputs", "/tmp", "/dev/shm"]
+    writable = facts["writable mounts"]
+    assert isinstance(writable, list)
+    assert {m.split()[0] for m in writable} >= {"/job/outputs", "/tmp", "/dev/shm"}
+    assert all({"noexec", "nosuid", "nodev"} <= set(m.split()[1].split(",")) for m in writable)
     defaults = Limits()
     assert facts["pids.max"] == str(defaults.pids)
     assert facts["memory.limit"] == str(defaults.memory_mb * 1024 * 1024)
@@ -162,3 +173,46 @@ def test_probe_detects_a_weakened_container(run_sandboxed: RunSandboxed) -> None
         "mknod a device",
     }
     assert expected <= weakened, expected - weakened
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(not supported(), reason="needs root, mkfs.ext4 and loop devices")
+def test_probe_detects_executable_outputs_and_visible_block_devices(
+    run_sandboxed: RunSandboxed, tmp_path: Path
+) -> None:
+    # Control: what a job got before issue #9 — outputs on a host folder mounted without noexec
+    # (as without a job filesystem) and only Docker's own masked paths — while another job's
+    # filesystem is mounted on the host.
+    tmp_path.chmod(0o755)
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    os.chown(outputs, *SANDBOX_USER)
+    assert mount_jobfs(tmp_path / "other.img", tmp_path / "other", 1 << 20, 100)
+    try:
+        result = run_sandboxed(
+            ["python3", "-c", PROBE_PROGRAM],
+            mounts=[
+                Mount(source=tmp_path, target=JOB_DIR),
+                Mount(source=outputs, target=OUTPUTS_DIR, read_only=False),
+            ],
+            overrides={"masked_paths": list(DOCKER_MASKED_PATHS)},
+        )
+    finally:
+        unmount_jobfs(tmp_path / "other.img", tmp_path / "other")
+    assert result.exit_code == 0, result.stderr
+    report = parse_report(result.stdout)
+    weakened = {c.name for c in report.failures()}
+    assert weakened == {
+        "execute a file from /job/outputs",
+        "run a file from /job/outputs through the ELF loader",
+        "map a file from /job/outputs executable",
+        "writable mount without noexec, nosuid or nodev",
+        "see host block devices or filesystem counters",
+        "read a loop device's backing file",
+        "host paths visible in mountinfo",  # host folders, not a job filesystem
+    }, report.table()
+    assert str(tmp_path / "other.img") in report.check("read a loop device's backing file").detail
+    assert (
+        "/job/outputs (no noexec"
+        in report.check("writable mount without noexec, nosuid or nodev").detail
+    )

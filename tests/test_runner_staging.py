@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from syft_core.jobs import JobConfig, UnsafeSubmissionError
+from syft_runner import staging
+from syft_runner.jobfs import noexec, supported
+from syft_runner.outputs import OutputCaps
 from syft_runner.sandbox import job_user
 from syft_runner.staging import (
     RUNNER_STATE_DIR,
@@ -102,3 +107,36 @@ def test_runner_dirs_remove_and_list(syftbox: Path) -> None:
     dirs.remove("def")
     assert dirs.job_ids() == set()
     assert oct(dirs.root.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_executable_outputs_are_logged_once(
+    syftbox: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without a per-job filesystem (no caps here, as without root or mkfs.ext4) the outputs are a
+    # plain host folder, executable unless the host filesystem is mounted noexec: say so.
+    monkeypatch.setattr(staging, "_warned_executable", threading.Event())
+    dirs = RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER)
+    assert not noexec(dirs.root)  # this test's host folder, as in the fallback
+    for name in ("e1", "e2"):
+        job = write_job(syftbox, name, "echo hi\n")
+        with caplog.at_level(logging.WARNING, logger="syft_runner.staging"):
+            stage(job, job.content_hash(), dirs)
+    warnings = [m for m in caplog.messages if "outputs are executable" in m]
+    assert len(warnings) == 1 and "state_dir" in warnings[0], warnings
+
+
+@pytest.mark.skipif(not supported(), reason="needs root, mkfs.ext4 and loop devices")
+def test_outputs_on_the_job_filesystem_are_noexec(
+    syftbox: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(staging, "_warned_executable", threading.Event())
+    dirs = RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER)
+    job = write_job(syftbox, "fs", "echo hi\n")
+    caps = OutputCaps(max_file_bytes=1 << 20, max_total_bytes=1 << 20, max_files=100)
+    with caplog.at_level(logging.WARNING, logger="syft_runner.staging"):
+        staged = stage(job, job.content_hash(), dirs, caps)
+    try:
+        assert noexec(staged.outputs) and noexec(staged.root)
+        assert not [m for m in caplog.messages if "outputs are executable" in m]
+    finally:
+        dirs.remove(staged.job_id)

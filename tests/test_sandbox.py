@@ -12,16 +12,23 @@ import docker
 import pytest
 from pydantic import ValidationError
 
+from syft_runner.jobfs import MOUNT_OPTIONS
 from syft_runner.sandbox import (
+    BLOCK_MASKED_PATHS,
     DEFAULT_ENVIRONMENT,
+    DOCKER_MASKED_PATHS,
     JOB_DIR,
     OUTPUTS_DIR,
+    READONLY_PATHS,
     WORKDIR,
     ForbiddenEnvironmentError,
     Limits,
     Mount,
     ResourceRequest,
     container_kwargs,
+    create_container,
+    host_block_devices,
+    masked_paths,
     validate_environment,
 )
 from tests.fixtures_docker import SANDBOX_USER, TEST_LABEL, RunSandboxed
@@ -124,6 +131,93 @@ def test_mount_rejects_targets_outside_the_convention(tmp_path: Path, target: st
         Mount(source=tmp_path, target=target)
 
 
+def test_every_writable_mount_is_noexec_nosuid_nodev() -> None:
+    # /tmp is Docker's tmpfs; /job/outputs is a bind of the job's filesystem, whose flags a bind
+    # inherits (Docker's bind mounts take no noexec of their own); /dev/shm is Docker's own
+    # nosuid,nodev,noexec tmpfs (seen inside a container by the probe).
+    hardened = {"noexec", "nosuid", "nodev"}
+    for target, options in _kwargs()["tmpfs"].items():
+        assert hardened <= set(options.split(",")), target
+    assert hardened <= set(MOUNT_OPTIONS.split(","))
+
+
+# --- Masked paths --------------------------------------------------------------------------
+
+# What the outside review found readable in a job (issue #9), and Docker 20.10's own defaults,
+# which setting MaskedPaths replaces.
+MUST_BE_MASKED = [
+    "/sys/block",
+    "/sys/class/block",
+    "/sys/dev/block",
+    "/sys/devices/virtual/block",
+    "/sys/fs/ext4",
+    "/proc/fs/ext4",
+    "/proc/diskstats",
+    "/proc/partitions",
+    "/sys/class/bdi",
+    "/sys/devices/virtual/bdi",
+    "/proc/swaps",
+]
+DOCKER_20_10_DEFAULTS = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+]
+
+
+def _covered(path: str, masked: list[str]) -> bool:
+    return any(path == m or path.startswith(m + "/") for m in masked)
+
+
+def test_masked_paths_keep_dockers_defaults_and_hide_block_devices() -> None:
+    masked = _kwargs()["masked_paths"]
+    assert masked[: len(DOCKER_MASKED_PATHS)] == list(DOCKER_MASKED_PATHS) == DOCKER_20_10_DEFAULTS
+    assert [p for p in MUST_BE_MASKED if not _covered(p, masked)] == []
+    assert set(BLOCK_MASKED_PATHS) <= set(masked)
+    assert len(set(masked)) == len(masked)
+    assert all(p.startswith(("/proc/", "/sys/")) and os.path.normpath(p) == p for p in masked)
+    # Never what a job needs: its cgroup limits, its own mounts, /proc/self.
+    for needed in ("/sys/fs/cgroup", "/proc/self", "/proc/meminfo", "/proc/cpuinfo", "/sys"):
+        assert not _covered(needed, masked), needed
+    assert _kwargs()["readonly_paths"] == list(READONLY_PATHS)
+    assert "/proc/sys" in READONLY_PATHS and "/proc/sysrq-trigger" in READONLY_PATHS
+
+
+def test_physical_disks_are_masked_where_sysfs_keeps_them(tmp_path: Path) -> None:
+    # /sys/block only indexes devices; their counters live under /sys/devices/..., reachable
+    # by walking sysfs, so each physical disk's own folder is masked too.
+    index = tmp_path / "block"
+    index.mkdir()
+    disk = "/sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda"
+    (index / "vda").symlink_to(disk)
+    (index / "loop0").symlink_to("/sys/devices/virtual/block/loop0")  # under a masked folder
+    (index / "odd").symlink_to(tmp_path)  # not sysfs: never masked
+    assert host_block_devices(index) == [disk]
+    assert masked_paths(index)[-1] == disk
+    assert host_block_devices(tmp_path / "absent") == []
+    real = [os.path.realpath(f"/sys/block/{n}") for n in sorted(os.listdir("/sys/block"))]
+    assert [p for p in real if not _covered(p, masked_paths())] == []
+
+
+def test_create_container_refuses_a_spec_without_masked_paths() -> None:
+    # (No engine needed: both refuse before any request.)
+    client = docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41")
+    kwargs = _kwargs()
+    del kwargs["masked_paths"]
+    with pytest.raises(ValueError, match="masked_paths"):
+        create_container(client, **kwargs)
+    # And docker-py's own create refuses the full spec, so it cannot be used by mistake.
+    with pytest.raises(TypeError, match=r"masked_paths|readonly_paths"):
+        client.containers.create(**_kwargs())
+
+
 # --- The real container --------------------------------------------------------------------
 
 
@@ -158,7 +252,7 @@ def created_container(
             Mount(source=tmp_path / "outputs", target=OUTPUTS_DIR, read_only=False),
         ],
     )
-    container = docker_client.containers.create(**kwargs)
+    container = create_container(docker_client, **kwargs)
     try:
         yield docker_client.api.inspect_container(container.id)
     finally:
@@ -186,6 +280,8 @@ def test_host_config_is_hardened(created_container: dict[str, Any]) -> None:
     assert not host["Devices"]
     assert host["AutoRemove"] is False
     assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,nodev,size=32m"}
+    assert host["MaskedPaths"] == masked_paths()
+    assert host["ReadonlyPaths"] == list(READONLY_PATHS)
     assert host["LogConfig"] == {
         "Type": "json-file",
         "Config": {"max-size": "10m", "max-file": "1"},

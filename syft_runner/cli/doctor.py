@@ -18,6 +18,7 @@ from rich.console import Console
 from syft_core.errors import SyftError
 from syft_runner.engine import connect, engine_info
 from syft_runner.images import resolve_image, runtime_names
+from syft_runner.jobfs import supported
 from syft_runner.probe import ProbeReport, run_probe
 from syft_runner.seccomp import load_profile
 
@@ -63,7 +64,26 @@ def collect_checks(client: docker.DockerClient) -> list[Check]:
     ]
     checks += [_image_check(client, name) for name in runtime_names()]
     checks.append(_profile_check())
+    checks.append(jobfs_check())
     return checks
+
+
+def jobfs_check() -> Check:
+    """Whether this user can give each job its own filesystem: capped in size, and noexec so
+    that nothing a job writes into its outputs can be executed."""
+    if supported():
+        return Check(
+            name="per-job filesystems",
+            ok=True,
+            detail="root and mkfs.ext4: each job's folder is a capped ext4, noexec,nosuid,nodev",
+        )
+    return Check(
+        name="per-job filesystems",
+        ok=False,
+        detail="unavailable (needs root and mkfs.ext4): job outputs are plain host folders, "
+        "bounded on disk only by min_free_disk_mb and executable by the job unless state_dir is "
+        "on a filesystem mounted noexec,nosuid,nodev",
+    )
 
 
 def _blocked(name: str, ok: bool, what: str) -> Check:
