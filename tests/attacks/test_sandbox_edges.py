@@ -15,7 +15,7 @@ import pytest
 from syft_core.jobs import Outcome
 from syft_runner.staging import RUNNER_STATE_DIR
 from tests.attacks.conftest import probe_job, python_job
-from tests.fixtures_runner import StartRunner, wait_done
+from tests.fixtures_runner import StartRunner, results_of, wait_done
 
 pytestmark = pytest.mark.docker
 
@@ -87,8 +87,9 @@ def test_files_written_to_outputs_cannot_be_executed(
     [mount] = report["outputs mount"]
     assert {"rw", "noexec", "nosuid", "nodev"} <= set(mount[5].split(",")), mount
     # No side effect: nothing an attempt would have written exists; what the job wrote does.
-    assert not [name for name in done.outputs if name.startswith("pwned")], done.outputs
-    assert {"pwn.sh", "touch-copy", "libm-copy.so"} <= set(done.outputs), done.outputs
+    outputs = results_of(job).outputs
+    assert not [name for name in outputs if name.startswith("pwned")], outputs
+    assert {"pwn.sh", "touch-copy", "libm-copy.so"} <= set(outputs), outputs
     assert not list(job.outputs_dir.glob("pwned*"))
 
 
@@ -160,7 +161,7 @@ def test_block_devices_and_other_jobs_filesystems_are_hidden(
     spy_done, writer_done = wait_done(spy), wait_done(writer)
     assert writer_done.outcome is Outcome.SUCCEEDED, writer.stderr_path.read_text()
     assert spy_done.outcome is Outcome.SUCCEEDED, spy.stderr_path.read_text()
-    assert writer_done.outputs == ["data.bin"]
+    assert results_of(writer).outputs == ["data.bin"]
     assert spy_done.started_at and writer_done.started_at and writer_done.duration_seconds
     writer_end = writer_done.started_at + timedelta(seconds=writer_done.duration_seconds)
     assert writer_done.started_at < spy_done.started_at + timedelta(seconds=1.5) < writer_end
