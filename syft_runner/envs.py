@@ -70,6 +70,7 @@ from syft_core.errors import SyftError
 from syft_core.jobs.lock import TARGET, TARGET_PLATFORM, TARGET_PYTHON, EnvLock
 from syft_runner.config import MiB, RunnerConfig
 from syft_runner.sandbox import ENV_DIR, job_user
+from syft_runner.staging import RUNNER_STATE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,13 @@ class EnvSettings:
         return not self.index.no_index or bool(remote)
 
 
+def cache_dir_of(config: RunnerConfig, syftbox: Path) -> Path:
+    """The environment cache of a runner serving `syftbox` with `config`."""
+    if config.env_cache_dir is not None:
+        return Path(config.env_cache_dir)
+    return Path(config.state_dir or Path(syftbox) / RUNNER_STATE_DIR) / "envs"
+
+
 def default_ca_bundle() -> Path | None:
     for candidate in (os.environ.get("SSL_CERT_FILE"), *DEFAULT_CA_BUNDLES):
         if candidate and Path(candidate).is_file():
@@ -329,7 +337,7 @@ class EnvCache:
         for path in sorted(self.root.iterdir()):
             if path.name.startswith(".") or not path.is_dir():
                 continue
-            found.append(CacheEntry(path.name, path, _read_manifest(path), _mtime(path)))
+            found.append(CacheEntry(path.name, path, _read_manifest(path), entry_last_used(path)))
         return found
 
     def total_bytes(self) -> int:
@@ -660,7 +668,7 @@ def _read_manifest(entry: Path) -> EnvManifest | None:
         return None
 
 
-def _mtime(entry: Path) -> float:
+def entry_last_used(entry: Path) -> float:
     try:
         return (entry / LAST_USED).stat().st_mtime
     except OSError:
