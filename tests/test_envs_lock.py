@@ -154,6 +154,7 @@ def test_submission_locks_the_declared_dependencies_into_the_hashed_code(
         dependencies=["syfttinypkg"],
         package_index=wheelhouse.index,
     )
+    assert JobFolder(folder).config().dependencies == ["syfttinypkg"]  # the request, recorded
     lock = parse_lock((folder / LOCK_RELPATH).read_text())
     assert [(p.name, p.version, p.via) for p in lock.pins] == [
         ("syfttinydep", "1.0", ("syfttinypkg",)),
