@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from syft_core.datasets import Dataset, get_dataset, list_datasets
 from syft_core.datasite import Datasite, SyftBox
+from syft_core.dependencies import PackageIndex
 from syft_core.errors import SyftError
 from syft_core.identity import validate_email
 from syft_core.job import Job, JobList
@@ -124,14 +125,17 @@ class Client:
         job_name: str,
         *,
         code_path: str | os.PathLike[str] | None = None,
+        dependencies: Sequence[str] | None = None,
         datasets: Sequence[str] | None = None,
         timeout_seconds: int | None = None,
         resources: Resources = None,
         description: str = "",
         mode: RunMode = "real",
+        package_index: PackageIndex | None = None,
     ) -> Path:
         """Write a bash job into `<user>/jobs/<self.email>/<folder>/`; returns that folder.
-        `mode`: "real" reads the owner's private data, "mock" their published mocks."""
+        `mode`: "real" reads the owner's private data, "mock" their published mocks.
+        `dependencies` are locked for the job image at submission (syft_core.submit)."""
         return submit_bash_job(
             self.syftbox.root,
             self.email,
@@ -139,11 +143,13 @@ class Client:
             script=script,
             job_name=job_name,
             code_path=code_path,
+            dependencies=dependencies,
             datasets=datasets,
             mode=mode,
             timeout_seconds=timeout_seconds,
             resources=resources,
             description=description,
+            package_index=package_index,
         )
 
     def submit_python_job(
@@ -158,9 +164,14 @@ class Client:
         resources: Resources = None,
         description: str = "",
         mode: RunMode = "real",
+        package_index: PackageIndex | None = None,
     ) -> Path:
         """Write a python job into `<user>/jobs/<self.email>/<folder>/`; returns that folder.
-        `mode`: "real" reads the owner's private data, "mock" their published mocks."""
+        `mode`: "real" reads the owner's private data, "mock" their published mocks.
+        `dependencies` (a list like ["tabulate>=0.9"]; or a requirements.txt / pyproject.toml in
+        the code folder) are resolved into code/requirements.lock for the job image at
+        submission; `package_index` says where from (default PyPI). An unresolvable list
+        raises DependencyError with uv's reason, and nothing is written."""
         return submit_python_job(
             self.syftbox.root,
             self.email,
@@ -174,6 +185,7 @@ class Client:
             timeout_seconds=timeout_seconds,
             resources=resources,
             description=description,
+            package_index=package_index,
         )
 
     def map(

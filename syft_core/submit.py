@@ -17,6 +17,13 @@ are refused, as the owner's side refuses them. Entries whose name starts with `.
 .env) and `__pycache__` folders are skipped: permission globs never match dot-segments so they
 would never sync to the owner, and bytecode is not source to review.
 
+Dependencies: what a job declares (`dependencies=[...]`, `code/requirements.txt`, the `[project]
+dependencies` of `code/pyproject.toml`) is resolved with uv for the job image into
+`code/requirements.lock` (syft_core.dependencies, syft_core.jobs.lock) before anything is written,
+so the lock is part of the content the owner approves; an unresolvable list raises
+DependencyError and writes nothing. A code folder may bring its own `requirements.lock` instead
+(e.g. copied from an earlier submission), checked to be a valid lock, when it declares nothing.
+
 Python jobs: a single file is copied to `code/<file name>` and is the entrypoint; for a folder the
 entrypoint (relative to the folder) is required unless the folder has a top-level `main.py`. The
 generated run.sh runs it with the image's python3 from the job folder root, the runner's cwd
@@ -41,10 +48,19 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from syft_core.atomic import atomic_write_text
+from syft_core.dependencies import PackageIndex, resolve_lock
 from syft_core.errors import JobError, UnsafePathError
 from syft_core.events import utcnow
 from syft_core.identity import validate_email
 from syft_core.jobs.config import JobConfig, JobResources, describe_problems, load_config
+from syft_core.jobs.lock import (
+    LOCK_NAME,
+    PYPROJECT_TOML,
+    REQUIREMENTS_TXT,
+    LockError,
+    declared_requirements,
+    parse_lock,
+)
 from syft_core.jobs.submission import (
     CODE_DIR,
     MAX_DEPTH,
@@ -92,26 +108,32 @@ def submit_bash_job(
     script: str,
     job_name: str,
     code_path: str | os.PathLike[str] | None = None,
+    dependencies: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
     mode: RunMode = "real",
     timeout_seconds: int | None = None,
     resources: Resources = None,
     description: str = "",
+    package_index: PackageIndex | None = None,
 ) -> Path:
-    """Write a bash job whose run.sh is `script`; optional `code_path` is copied under code/."""
+    """Write a bash job whose run.sh is `script`; optional `code_path` is copied under code/.
+    `dependencies` (and the code's requirements.txt / pyproject.toml) are locked for the job
+    image, resolved from `package_index` (default PyPI): see the module docstring."""
     run_sh = bash_run_script(script)
     code = collect_code(Path(code_path)) if code_path is not None else []
     config = _make_config(
         name=job_name,
         type="bash",
         submitted_by=submitter,
+        dependencies=dependencies,
         datasets=datasets,
         mode=mode,
         timeout_seconds=timeout_seconds,
         resources=resources,
         description=description,
     )
-    return _write_job(syftbox_root, submitter, owner, config, run_sh, code)
+    lock = environment_lock(config, code, package_index)
+    return _write_job(syftbox_root, submitter, owner, config, run_sh, code, lock)
 
 
 def submit_python_job(
@@ -128,8 +150,11 @@ def submit_python_job(
     timeout_seconds: int | None = None,
     resources: Resources = None,
     description: str = "",
+    package_index: PackageIndex | None = None,
 ) -> Path:
-    """Write a python job running `entrypoint` from `code_path` (a .py file or a folder)."""
+    """Write a python job running `entrypoint` from `code_path` (a .py file or a folder).
+    `dependencies` (and the code's requirements.txt / pyproject.toml) are locked for the job
+    image, resolved from `package_index` (default PyPI): see the module docstring."""
     source = Path(code_path)
     code = collect_code(source)
     entry = _python_entrypoint(source, code, entrypoint)
@@ -145,7 +170,43 @@ def submit_python_job(
         resources=resources,
         description=description,
     )
-    return _write_job(syftbox_root, submitter, owner, config, python_run_script(entry), code)
+    lock = environment_lock(config, code, package_index)
+    return _write_job(syftbox_root, submitter, owner, config, python_run_script(entry), code, lock)
+
+
+# -- dependencies ---------------------------------------------------------------------------------
+def environment_lock(
+    config: JobConfig, code: list[CodeFile], package_index: PackageIndex | None = None
+) -> str | None:
+    """The text of code/requirements.lock to write, resolved from what the job declares; None
+    when it declares nothing (a lock the code brings itself is then only checked).
+    DependencyError (uv's reason and a hint) or LockError; nothing is written either way."""
+    files = {f.relpath: f.source for f in code}
+    requested = declared_requirements(
+        config.dependencies,
+        _read_code_text(files.get(REQUIREMENTS_TXT)),
+        _read_code_text(files.get(PYPROJECT_TOML)),
+    )
+    own_lock = files.get(LOCK_NAME)
+    if not requested:
+        if own_lock is not None:
+            parse_lock(_read_code_text(own_lock) or "", f"{own_lock}")
+        return None
+    if own_lock is not None:
+        raise LockError(
+            f"{own_lock}: code/{LOCK_NAME} is written at submission from the declared "
+            "dependencies; remove or rename this file"
+        )
+    return resolve_lock(requested, package_index)
+
+
+def _read_code_text(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise LockError(f"{path}: not UTF-8 text") from None
 
 
 # -- run.sh ---------------------------------------------------------------------------------------
@@ -342,6 +403,7 @@ def _write_job(
     config: JobConfig,
     run_sh: str,
     code: list[CodeFile],
+    lock: str | None = None,
 ) -> Path:
     parent = _jobs_parent(syftbox_root, owner, submitter)
     folder = job_folder_name(config.name)
@@ -353,6 +415,8 @@ def _write_job(
         atomic_write_text(tmp / "config.yaml", config.to_yaml())
         for item in code:
             _copy_file(item.source, tmp / CODE_DIR / item.relpath)
+        if lock is not None:
+            atomic_write_text(tmp / CODE_DIR / LOCK_NAME, lock)
         walk_submission(tmp)  # the owner's side must accept what we wrote
         load_config(tmp / "config.yaml")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700

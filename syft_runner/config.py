@@ -12,7 +12,14 @@ import socket
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from syft_core.errors import SyftError
 from syft_core.jobs.config import describe_problems
@@ -76,6 +83,36 @@ class RunnerConfig(BaseModel):
     # Labels the containers this runner starts, so a restarted runner finds its own (and only
     # its own) containers again; keep it stable across restarts.
     runner_id: str = Field(default_factory=_default_runner_id, min_length=1, max_length=100)
+    # Job environments (syft_runner.envs): built once per (approved lock, image), cached here
+    # (default <state_dir>/envs), least recently used evicted above the cap.
+    env_cache_dir: Path | None = None
+    env_cache_max_mb: int = Field(default=20 * 1024, gt=0)
+    # Where builds get packages: PyPI unless `index_url` names a mirror; `find_links` adds
+    # wheelhouse folders (absolute paths) or pages of wheels (URLs); `no_index: true` uses only
+    # those (with only folders, the build container gets no network at all: air-gapped).
+    index_url: str | None = None
+    find_links: list[str] = Field(default_factory=list)
+    no_index: bool = False
+    # The CA bundle the build container trusts to reach the index (default $SSL_CERT_FILE, else
+    # the system bundle). Only build containers get it; job containers never have a network.
+    ca_bundle: Path | None = None
+    env_build_timeout_seconds: int = Field(default=1800, gt=0)
+    env_build_memory_mb: int = Field(default=4096, ge=256)
+
+    @field_validator("index_url")
+    @classmethod
+    def _index_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"index_url {value!r} must be an http(s) URL")
+        return value
+
+    @field_validator("find_links")
+    @classmethod
+    def _find_links(cls, value: list[str]) -> list[str]:
+        for link in value:
+            if not (link.startswith(("https://", "http://")) or Path(link).is_absolute()):
+                raise ValueError(f"find_links entry {link!r}: an absolute folder or http(s) URL")
+        return value
 
     @model_validator(mode="after")
     def _defaults_within_maximum(self) -> RunnerConfig:

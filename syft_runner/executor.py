@@ -58,17 +58,30 @@ from syft_core.jobs import (
     walk_submission,
 )
 from syft_core.jobs.config import describe_problems
+from syft_core.jobs.folder import iter_job_folders
+from syft_core.jobs.lock import LOCK_RELPATH, EnvLock, LockError, job_lock, parse_lock
 from syft_core.jobs.markers import ResultsReport, read_marker, write_marker
 from syft_core.policies import decide_release
 from syft_core.release import AUTO_MOCK, release_job
 from syft_runner.config import MiB, RunnerConfig
+from syft_runner.envs import (
+    LABEL_ENV,
+    LABEL_ENV_BUILD,
+    EnvCache,
+    EnvError,
+    EnvIntegrityError,
+    EnvSettings,
+    Protected,
+    ReadyEnv,
+)
 from syft_runner.images import ImageMissingError, image_tag, resolve_image
 from syft_runner.jobfs import JobFsError
-from syft_runner.logs import LogStreamer
+from syft_runner.logs import LogStreamer, prepare_logs_dir
 from syft_runner.mounts import job_environment
 from syft_runner.outputs import CollectedOutputs, OutputCaps, collect_outputs
 from syft_runner.sandbox import (
     DEFAULT_ENVIRONMENT,
+    ENV_DIR,
     JOB_DIR,
     WORKDIR,
     Limits,
@@ -115,6 +128,15 @@ def container_name(jid: str) -> str:
 
 class JobFailure(SyftError):
     """The job cannot run; it ends `done`/error with this message (nothing was run)."""
+
+
+class EnvFailure(JobFailure):
+    """The job's environment could not be made ready: nothing ran. `log` (the installer's
+    output) goes to the job's logs/stderr.txt."""
+
+    def __init__(self, message: str, log: str) -> None:
+        super().__init__(message)
+        self.log = log
 
 
 class ApprovalStale(SyftError):
@@ -176,6 +198,7 @@ class RunPlan:
     limits: Limits
     staged: StagedJob
     mounts: list[Mount]
+    env: ReadyEnv | None = None  # the job's Python environment, mounted at ENV_DIR
 
     @property
     def name(self) -> str:
@@ -222,7 +245,9 @@ class Executor:
         self.syftbox = Path(syftbox).resolve()
         self.owner = owner
         self.data_root = data_root
-        self.dirs = RunnerDirs.for_owner(config.state_dir or self.syftbox / RUNNER_STATE_DIR, owner)
+        state_dir = config.state_dir or self.syftbox / RUNNER_STATE_DIR
+        self.dirs = RunnerDirs.for_owner(state_dir, owner)
+        self.envs = EnvCache(EnvSettings.from_config(config, state_dir))
         self._detach = threading.Event()
         # Container name → when the engine went away while this runner supervised it.
         self._engine_lost: dict[str, float] = {}
@@ -256,6 +281,8 @@ class Executor:
             log.info("job not run: approval is stale", extra=_job_fields(job, reason=str(exc)))
             return RunResult.STALE
         except JobFailure as exc:
+            if isinstance(exc, EnvFailure):
+                self._write_stderr(job, exc.log)
             self._end_with_error(job, str(exc))
             return RunResult.FINISHED
         except Exception:
@@ -395,6 +422,9 @@ class Executor:
             image_id = resolve_image(self.client, runtime)
         except ImageMissingError as exc:
             raise JobFailure(f"not run: {exc}") from None
+        env = self._job_environment(job, staged, config, image_id)
+        if env is not None:
+            mounts = [*mounts, Mount(source=env.path, target=ENV_DIR, read_only=True)]
         return RunPlan(
             job=job,
             content_hash=approved.content_hash,
@@ -404,7 +434,63 @@ class Executor:
             limits=self._limits(job, config),
             staged=staged,
             mounts=mounts,
+            env=env,
         )
+
+    # -- environment --------------------------------------------------------------------------
+    def _job_environment(
+        self, job: JobFolder, staged: StagedJob, config: JobConfig, image_id: str
+    ) -> ReadyEnv | None:
+        """The environment built from the approved lock (the staged, hash-verified copy),
+        built now if not cached; None for a job that declares no dependencies."""
+        try:
+            lock = job_lock(config.dependencies, lambda rel: _read_staged(staged.root, rel))
+        except LockError as exc:
+            raise JobFailure(f"not run: {exc}") from None
+        if lock is None:
+            return None
+        try:
+            return self.envs.ensure(self.client, lock, image_id, self.protected_envs)
+        except EnvIntegrityError as exc:
+            log.error("environment integrity failure", extra=_job_fields(job, error=str(exc)))
+            raise EnvFailure(
+                f"not run: {exc}; the package index or wheelhouse served other files than the "
+                "approved lock names (logs/stderr.txt has the installer's message)",
+                exc.log,
+            ) from None
+        except EnvError as exc:
+            log.warning("environment build failed", extra=_job_fields(job, error=str(exc)))
+            raise EnvFailure(
+                f"not run: the job's environment could not be built: {exc} (logs/stderr.txt "
+                "has the installer's message)",
+                exc.log,
+            ) from None
+
+    def protected_envs(self) -> Protected:
+        """Environments that must not be evicted: those mounted by any job container on this
+        engine, and those of this owner's jobs that are approved or running."""
+        keys = {
+            str(c.labels.get(LABEL_ENV))
+            for c in self.client.containers.list(
+                all=True, ignore_removed=True, filters={"label": LABEL_ENV}
+            )
+        }
+        return Protected(frozenset(keys), frozenset(queued_lock_digests(self.syftbox / self.owner)))
+
+    def _write_stderr(self, job: JobFolder, text: str) -> None:
+        """The installer's output as the job's stderr (a build sees no data: it names only
+        packages), its tail when long."""
+        data = text.encode("utf-8", errors="replace")[-min(self.config.log_max_bytes, 64 * 1024) :]
+        try:
+            prepare_logs_dir(job.logs_dir)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(job.stderr_path, flags, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("could not write the build log", extra=_job_fields(job, error=str(exc)))
 
     def _limits(self, job: JobFolder, config: JobConfig) -> Limits:
         resources = config.resources.model_dump(exclude_none=True) if config.resources else {}
@@ -423,7 +509,7 @@ class Executor:
             name=plan.name,
             labels=self._labels(plan),
             command=COMMAND,
-            environment=self._environment(plan.config),
+            environment=self._environment(plan.config, plan.env),
             mounts=plan.mounts,
             workdir=WORKDIR,
             limits=plan.limits,
@@ -491,12 +577,19 @@ class Executor:
             LABEL_JOB_ID: plan.staged.job_id,
             LABEL_LIMITS: plan.limits.model_dump_json(),
             LABEL_IMAGE: image_tag(plan.runtime),
+            **({LABEL_ENV: plan.env.key} if plan.env is not None else {}),
         }
 
-    def _environment(self, config: JobConfig) -> dict[str, str]:
+    def _environment(self, config: JobConfig, env: ReadyEnv | None = None) -> dict[str, str]:
         # An allowlist built from nothing: never the runner's own os.environ. Nothing of the
         # config's metadata (its name, times): a job sees only what a policy compares.
-        return {**DEFAULT_ENVIRONMENT, **job_environment(self.owner, config.mode)}
+        variables = {**DEFAULT_ENVIRONMENT, **job_environment(self.owner, config.mode)}
+        if env is not None:
+            # The venv first on PATH: `python3` is the environment's. No PYTHONPATH, no system
+            # site packages: it never mixes with the image's dist-packages.
+            variables["PATH"] = f"{ENV_DIR}/bin:{variables['PATH']}"
+            variables["VIRTUAL_ENV"] = ENV_DIR
+        return variables
 
     # -- supervise / terminate ----------------------------------------------------------------
     def supervise(
@@ -708,7 +801,7 @@ class Executor:
         """At start-up: remove this runner's containers that no running job owns (finished,
         vanished or never started) and runner folders without a container. Returns how many
         containers were removed. Containers of running jobs are left for re-attachment."""
-        removed = 0
+        removed = self._remove_build_leftovers()
         kept: set[str] = set()
         for container in self.containers_of():
             job = self._job_of(container.labels.get(LABEL_JOB, "").partition("/")[2])
@@ -726,6 +819,19 @@ class Executor:
                 self._restore_events(job)
             self.dirs.remove(jid)
         return removed
+
+    def _remove_build_leftovers(self) -> int:
+        """Environment build containers of this runner left by a runner that died mid-build
+        (their half-built folders are removed by the next build of the same key)."""
+        leftovers = self.client.containers.list(
+            all=True,
+            ignore_removed=True,
+            filters={"label": [LABEL_ENV_BUILD, f"{LABEL_RUNNER}={self.config.runner_id}"]},
+        )
+        for container in leftovers:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        return len(leftovers)
 
     def _job_of(self, relpath: str) -> JobFolder | None:
         """The job folder at `relpath` (`jobs/<submitter>/<job>`) in this owner's datasite."""
@@ -755,6 +861,36 @@ class Executor:
             return
         if restored:
             log.info("restored event-log lines", extra=_job_fields(job, events=restored))
+
+
+def _read_staged(root: Path, relpath: str) -> str | None:
+    """A file of the staged (runner-owned, hash-verified) job as text; None when absent."""
+    path = root / relpath
+    if not path.is_file():
+        return None
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def queued_lock_digests(datasite_root: Path) -> set[str]:
+    """The lock digests of the jobs in a datasite that are approved or running (not done):
+    their environments must stay cached. Unreadable locks are skipped."""
+    found: set[str] = set()
+    for job in iter_job_folders(datasite_root):
+        if job.marker_path("done").exists() or not job.marker_path("approved").exists():
+            continue
+        lock_file = job.path / LOCK_RELPATH
+        try:
+            if lock_file.is_symlink() or not lock_file.is_file():
+                continue
+            found.add(lock_digest_of(lock_file.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, LockError):
+            continue
+    return found
+
+
+def lock_digest_of(text: str) -> str:
+    lock: EnvLock = parse_lock(text)
+    return lock.digest
 
 
 def classify(

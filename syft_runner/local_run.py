@@ -10,6 +10,11 @@ syftbox, `<syftbox>/<owner>/public/datasets/<name>/<entry>`, mounted at the cont
 run uses (`/syftbox/<owner>/public/datasets/<name>/<entry>` and `/data/<name>/<entry>`), so the
 code runs unchanged on the private data once submitted.
 
+Dependencies (`dependencies=[...]`, or a requirements.txt / pyproject.toml in a folder of code)
+are locked exactly as a submission locks them, and the environment is built by the same code the
+owner's runner uses (syft_runner.envs), from the same lock and image, so it is the very same
+environment; it is cached in `~/.cache/syft-runner/envs` (XDG_CACHE_HOME) across local runs.
+
 Results land in `<folder of the code>/.syft-local/<UTC timestamp>/`, or `output_dir`:
 logs/stdout.txt, logs/stderr.txt, outputs/ and done.yaml (the runner's `done` marker). The
 dot-folder is never part of a later submission of the same code (dot entries are not submitted).
@@ -18,17 +23,20 @@ dot-folder is never part of a later submission of the same code (dot entries are
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from syft_core.dependencies import PackageIndex
 from syft_core.errors import JobError, SyftError
 from syft_core.identity import validate_email
 from syft_core.jobs import DoneMarker, JobFolder, Outcome, load_config, walk_submission
+from syft_core.jobs.lock import LOCK_NAME
 from syft_core.jobs.markers import read_marker, write_marker
-from syft_core.submit import submit_bash_job, submit_python_job
+from syft_core.submit import collect_code, environment_lock, submit_bash_job, submit_python_job
 from syft_runner.config import RunnerConfig
 from syft_runner.engine import connect
 from syft_runner.executor import Executor
@@ -66,8 +74,15 @@ def run_local(
     entrypoint: str | None = None,
     output_dir: Path | None = None,
     email: str | None = None,
+    dependencies: list[str] | None = None,
+    package_index: PackageIndex | None = None,
+    env_cache_dir: Path | None = None,
 ) -> LocalRunResult:
     """Run `code_path` against `owner`'s mocks synced into `syftbox`, in the job sandbox.
+
+    `dependencies` (python code; or the code folder's requirements.txt / pyproject.toml) are
+    locked and built into the job's environment as on the owner's runner, from `package_index`
+    (default PyPI), cached in `env_cache_dir` (default ~/.cache/syft-runner/envs).
 
     `datasets`: the datasets to mount (None: a job folder's own config.yaml list, else none).
     `entrypoint`: for a folder of python code without main.py. `email`: the submitter the job
@@ -86,10 +101,20 @@ def run_local(
     result_dir = _new_result_dir(output_dir, code_path)
     scratch = result_dir / SCRATCH_DIR
     try:
-        job = _write_local_job(kind, code_path, scratch, submitter, owner, datasets, entrypoint)
+        job = _write_local_job(
+            kind,
+            code_path,
+            scratch,
+            submitter,
+            owner,
+            datasets,
+            entrypoint,
+            dependencies,
+            package_index,
+        )
         # The scientist's own code on public mocks, on their own machine: nobody else reviews it.
         job.approve(owner, without_review=True, reason=f"local mock run by {submitter}")
-        _run(scratch, owner, Path(syftbox), job)
+        _run(scratch, owner, Path(syftbox), job, package_index, env_cache_dir)
         return _collect(job, result_dir)
     except BaseException:
         if output_dir is None and not (result_dir / "done.yaml").exists():
@@ -146,13 +171,19 @@ def _write_local_job(
     owner: str,
     datasets: list[str] | None,
     entrypoint: str | None,
+    dependencies: list[str] | None = None,
+    package_index: PackageIndex | None = None,
 ) -> JobFolder:
     """The code as a `mode: mock` job folder in the scratch syftbox, written by the same code a
     submission uses. Its folder name gets a random suffix: it names the job's container, which
     must not clash with a concurrent run of the same code."""
     (scratch / owner).mkdir(parents=True)
+    if dependencies and kind != "python":
+        raise LocalRunError(
+            f"{code_path}: --dependency is for python code; a job folder declares its own"
+        )
     if kind == "job":
-        folder = _copy_job_folder(code_path, scratch, submitter, owner, datasets)
+        folder = _copy_job_folder(code_path, scratch, submitter, owner, datasets, package_index)
     elif kind == "python":
         folder = submit_python_job(
             scratch,
@@ -161,8 +192,10 @@ def _write_local_job(
             code_path=code_path,
             job_name=code_path.stem,
             entrypoint=entrypoint,
+            dependencies=dependencies,
             datasets=datasets or [],
             mode="mock",
+            package_index=package_index,
         )
     else:
         folder = submit_bash_job(
@@ -173,6 +206,7 @@ def _write_local_job(
             job_name=code_path.stem,
             datasets=datasets or [],
             mode="mock",
+            package_index=package_index,
         )
     unique = folder.with_name(f"{folder.name}-local-{secrets.token_hex(4)}")
     folder.rename(unique)
@@ -180,10 +214,16 @@ def _write_local_job(
 
 
 def _copy_job_folder(
-    source: Path, scratch: Path, submitter: str, owner: str, datasets: list[str] | None
+    source: Path,
+    scratch: Path,
+    submitter: str,
+    owner: str,
+    datasets: list[str] | None,
+    package_index: PackageIndex | None = None,
 ) -> Path:
     """A copy of a job folder (run.sh, config.yaml, code/ as the owner's side walks them) whose
-    config says `mode: mock`, and `datasets` when given."""
+    config says `mode: mock`, and `datasets` when given. Declared dependencies without a lock
+    are locked as a submission would lock them."""
     files = walk_submission(source)  # refuses links, devices and oversized submissions
     config = load_config(source / "config.yaml")
     update: dict[str, object] = {"mode": "mock"}
@@ -197,11 +237,42 @@ def _copy_job_folder(
             dest.write_text(config.model_copy(update=update).to_yaml())
         else:
             shutil.copyfile(f.path, dest, follow_symlinks=False)
+    code = source / "code"
+    if code.is_dir() and not (code / LOCK_NAME).exists():
+        lock = environment_lock(config, collect_code(code), package_index)
+        if lock is not None:
+            (target / "code" / LOCK_NAME).write_text(lock)
+    elif not code.is_dir() and config.dependencies:
+        lock = environment_lock(config, [], package_index)
+        if lock is not None:
+            (target / "code").mkdir(parents=True, exist_ok=True)
+            (target / "code" / LOCK_NAME).write_text(lock)
     return target
 
 
-def _run(scratch: Path, owner: str, syftbox: Path, job: JobFolder) -> None:
-    settings = RunnerConfig(runner_id=LOCAL_RUNNER_ID, concurrency=1)
+def default_env_cache() -> Path:
+    """Where local runs keep built environments: ~/.cache/syft-runner/envs (XDG_CACHE_HOME)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "syft-runner" / "envs"
+
+
+def _run(
+    scratch: Path,
+    owner: str,
+    syftbox: Path,
+    job: JobFolder,
+    package_index: PackageIndex | None = None,
+    env_cache_dir: Path | None = None,
+) -> None:
+    index = package_index or PackageIndex()
+    settings = RunnerConfig(
+        runner_id=LOCAL_RUNNER_ID,
+        concurrency=1,
+        env_cache_dir=env_cache_dir or default_env_cache(),
+        index_url=index.index_url,
+        find_links=[u if "://" in u else str(Path(u).absolute()) for u in index.find_links],
+        no_index=index.no_index,
+    )
     client = connect()
     executor = Executor(client, settings, scratch, owner, data_root=syftbox)
     try:

@@ -29,6 +29,8 @@ OUTPUTS_DIR = "/job/outputs"  # the only writable bind mount
 WORKDIR = JOB_DIR
 SYFTBOX_MOUNT = "/syftbox"
 DATA_DIR = "/data"
+# A job's Python environment (syft_runner.envs): a venv built from its approved lock, read-only.
+ENV_DIR = "/opt/syft-env"
 TMP_DIR = "/tmp"  # the only writable path besides the outputs: a small tmpfs
 HOME = TMP_DIR
 JOB_HOSTNAME = "job"
@@ -37,7 +39,7 @@ JOB_GID = 65532  # the images' `job` group: every job runs in it, and no host fi
 # (above the ranges systemd and the usual /etc/subuid hand out to containers).
 JOB_UID_FIRST = 2_000_000_000
 JOB_UID_COUNT = 1_000_000
-MOUNT_ROOTS = (JOB_DIR, SYFTBOX_MOUNT, DATA_DIR)
+MOUNT_ROOTS = (JOB_DIR, SYFTBOX_MOUNT, DATA_DIR, ENV_DIR)
 
 # Docker keeps a copy of stdout/stderr too; the executor streams its own capped copy, so this one
 # only needs to be bounded (a `yes` job must not fill the host disk through the daemon).
@@ -132,6 +134,7 @@ ALLOWED_ENV_NAMES = frozenset(
         "MKL_NUM_THREADS",
         "NUMEXPR_NUM_THREADS",
         "MPLBACKEND",
+        "VIRTUAL_ENV",  # ENV_DIR, for a job that has an environment
     }
 )
 # The runner's own job-context variables (SYFT_JOB_ID, SYFTBOX_EMAIL, ...).

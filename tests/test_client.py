@@ -176,9 +176,7 @@ def test_python_folder_defaults_to_main_py_and_skips_dot_files(
             ".env": "TOKEN=secret",
         },
     )
-    job_dir = scientist.submit_python_job(
-        DO, code, "Folder Job", dependencies=["pandas==2.2"], description="d"
-    )
+    job_dir = scientist.submit_python_job(DO, code, "Folder Job", description="d")
 
     assert everything_under(job_dir / "code") == [
         "main.py",
@@ -188,7 +186,6 @@ def test_python_folder_defaults_to_main_py_and_skips_dot_files(
     ]
     config = Job(JobFolder(job_dir), DS).config
     assert config.entrypoint == "main.py"
-    assert config.dependencies == ["pandas==2.2"]
     ran = subprocess.run(["bash", "run.sh"], cwd=job_dir, capture_output=True, text=True)
     assert (ran.returncode, ran.stdout) == (0, "42\n")
 

@@ -9,7 +9,9 @@ the hash policies compare, the text `show` prints, the warnings) comes from thos
 Warnings are what makes a submission run other than it reads: Python bytecode and native code
 (they run instead of, or without, any source), startup hooks (`sitecustomize.py`, `*.pth`), files
 that shadow a well-known module (`code/pandas.py` is imported instead of pandas), hidden or
-control characters in text, and words or file names that mix scripts (look-alike letters). A
+control characters in text, words or file names that mix scripts (look-alike letters), and an
+environment that is not what the job asks for (an invalid `code/requirements.lock`, dependencies
+declared without one, a requested package the lock does not pin). A
 warning does not stop a manual approval (the owner reads it in `show`) but it stops every policy.
 """
 
@@ -26,6 +28,14 @@ from pathlib import Path, PurePosixPath
 
 from syft_core.errors import JobError
 from syft_core.jobs.config import JobConfig, parse_config
+from syft_core.jobs.lock import (
+    LOCK_RELPATH,
+    PYPROJECT_TOML,
+    REQUIREMENTS_TXT,
+    LockError,
+    declared_requirements,
+    job_lock,
+)
 from syft_core.jobs.submission import (
     MAX_SUBMISSION_BYTES,
     UnsafeSubmissionError,
@@ -159,7 +169,34 @@ class Snapshot:
         found: list[str] = []
         for f in self.files:
             found.extend(f"{visible(f.relpath)}: {w}" for w in _file_warnings(f))
+        found.extend(self._environment_warnings())
         return found
+
+    def _environment_warnings(self) -> list[str]:
+        """An environment that will not be what was asked for: an unusable lock, dependencies
+        declared without one, or a requested package the lock does not pin."""
+        try:
+            dependencies = self.config().dependencies
+        except JobError:
+            return []  # an invalid config is reported (and refused) on its own
+
+        def read(relpath: str) -> str | None:
+            found = self.file(relpath)
+            return None if found is None else found.text() or ""
+
+        try:
+            lock = job_lock(dependencies, read)
+            requested = declared_requirements(
+                dependencies, read(f"code/{REQUIREMENTS_TXT}"), read(f"code/{PYPROJECT_TOML}")
+            )
+        except LockError as exc:
+            return [f"environment: {exc}"]
+        if lock is None:
+            return []
+        missing = sorted({r.name for r in requested} - {p.name for p in lock.pins})
+        if missing:
+            return [f"{LOCK_RELPATH}: does not pin what the job requests: {', '.join(missing)}"]
+        return []
 
 
 def _open_beside(path: Path) -> int:

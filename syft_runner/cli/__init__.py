@@ -18,6 +18,7 @@ def _register_all() -> None:
     from syft_runner.cli import datasets as datasets_cli
     from syft_runner.cli import datasite as datasite_cli
     from syft_runner.cli import doctor as doctor_cli
+    from syft_runner.cli import envs as envs_cli
     from syft_runner.cli import images as images_cli
     from syft_runner.cli import jobs as jobs_cli
     from syft_runner.cli import release as release_cli
@@ -27,6 +28,7 @@ def _register_all() -> None:
 
     for module in (
         images_cli,
+        envs_cli,
         doctor_cli,
         datasite_cli,
         jobs_cli,

@@ -35,6 +35,9 @@ from syft_runner.cli.datasite import (
     reported_failures,
     visible,
 )
+from syft_runner.config import RunnerConfigError, default_config_path, load_runner_config
+from syft_runner.env_review import review_lines
+from syft_runner.envs import cache_dir_of
 
 FOLLOW_POLL_SECONDS = 0.2
 _READ_CHUNK = 1024 * 1024
@@ -110,7 +113,7 @@ def show(syftbox: SyftboxOption, email: EmailOption, job_key: JobArg) -> None:
                 _echo(f"config:       INVALID: {config_error}")
             _echo(f"files:        UNSAFE OR INCOMPLETE: {exc}")
             return
-        _print_snapshot(snapshot)
+        _print_snapshot(snapshot, review_lines(job.folder, snapshot, _env_cache(syftbox, email)))
         if job.status is Status.INBOX:
             record_review(job.folder, snapshot)
 
@@ -148,8 +151,17 @@ def _show_results(job: Job) -> None:
             _echo(f"  {refused.path}: {refused.reason}")
 
 
-def _print_snapshot(snapshot: Snapshot) -> None:
-    """The submission as read once: what is printed here is what the hash below stands for."""
+def _env_cache(syftbox: Path, email: str) -> Path | None:
+    """The owner's runner's environment cache (from its default runner.yaml), if readable."""
+    try:
+        return cache_dir_of(load_runner_config(default_config_path(syftbox, email)), syftbox)
+    except RunnerConfigError:
+        return None
+
+
+def _print_snapshot(snapshot: Snapshot, environment: list[str] | None = None) -> None:
+    """The submission as read once: what is printed here is what the hash below stands for;
+    `environment`: the lines about its dependencies (syft_runner.env_review)."""
     try:
         _echo(f"datasets:     {', '.join(snapshot.config().datasets) or 'none'}")
     except JobError as exc:
@@ -159,6 +171,8 @@ def _print_snapshot(snapshot: Snapshot) -> None:
         _echo(f"  {f.size:>10}  {f.relpath}")
     for f in snapshot.files:
         _print_file(f)
+    for line in environment or []:
+        _echo(line)
     if snapshot.warnings:
         _echo(f"WARNINGS ({len(snapshot.warnings)}): this submission may run other than it reads")
         for warning in snapshot.warnings:

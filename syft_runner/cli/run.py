@@ -62,6 +62,14 @@ def run(
         str | None,
         typer.Option("--email", envvar="SYFTBOX_EMAIL", help="You, as the job's submitter."),
     ] = None,
+    dependency: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dependency",
+            help="A package the python code needs, e.g. 'tabulate>=0.9' (repeat); or put a "
+            "requirements.txt in the code folder. Locked and built as the owner's runner does.",
+        ),
+    ] = None,
 ) -> None:
     """Run code on this machine against an owner's mock data, in the sandbox their runner uses."""
     if not mock:
@@ -79,6 +87,7 @@ def run(
             entrypoint=entrypoint,
             output_dir=output_dir,
             email=email,
+            dependencies=dependency,
         )
     _report(result)
     if not dataset and result.outcome is not Outcome.SUCCEEDED:
