@@ -367,6 +367,21 @@ def _plant(channel: Path, message_id: str, spec: dict[str, Any]) -> None:
         (manifest / "inner.json").mkdir(parents=True)
 
 
+def _clone(source: Path, dest: Path) -> None:
+    """A copy of a template tree: folders, file contents and links (not followed). Plainer and
+    several times faster than shutil.copytree, which copies every file's metadata too."""
+    dest.mkdir()
+    with os.scandir(source) as entries:
+        for entry in entries:
+            target = dest / entry.name
+            if entry.is_symlink():
+                target.symlink_to(os.readlink(entry.path))
+            elif entry.is_dir():
+                _clone(Path(entry.path), target)
+            else:
+                shutil.copyfile(entry.path, target)
+
+
 def _regular_files(root: Path) -> dict[str, str]:
     """relpath -> sha256 of every regular file under `root` (not following links)."""
     found: dict[str, str] = {}
@@ -438,7 +453,7 @@ def test_hostile_messages_to_the_owner_change_only_what_the_sender_may_write(
             tally.tried += 1
             case = cases / "case"
             shutil.rmtree(case, ignore_errors=True)
-            shutil.copytree(template.root, case, symlinks=True)
+            _clone(template.root, case)
             try:
                 _owner_case(case, template, messages, tally)
             finally:
@@ -582,7 +597,7 @@ def test_hostile_messages_from_the_owner_stay_in_the_copy_and_lose_nothing(
             tally.tried += 1
             case = cases / "case"
             shutil.rmtree(case, ignore_errors=True)
-            shutil.copytree(template.root, case, symlinks=True)
+            _clone(template.root, case)
             try:
                 _watcher_case(case, template, messages, tally)
             finally:
