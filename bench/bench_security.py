@@ -1,11 +1,13 @@
-"""Security figures: attacks tried / contained, bad inputs tried / handled, kills survived / jobs
-lost / jobs run twice, jobs under load / completed, and the isolation probe's verdicts.
+"""Security figures: attacks tried / contained, bad inputs tried / handled (per category), kills
+survived / jobs lost / jobs run twice, jobs under load / completed with their fairness and the
+runner's memory, and the isolation probe's verdicts.
 
-Runs the adversarial suite (tests/attacks, test_probe, test_bad_input_properties,
-test_crash_load) under pytest with a junit report and reads the figures from it: test outcomes,
-plus the properties the tests record (`bad_inputs_tried`, `kills`, `jobs_lost`, ...). An attack
-marked `xfail(strict=True)` with a FINDING reason is a known attack that is NOT contained; each
-is listed with its reason. Run:
+Runs the adversarial suite (tests/attacks, test_probe, test_bad_input_*, test_crash_load) under
+pytest with a junit report and reads the figures from it: test outcomes, plus the properties the
+tests record (`bad_inputs_tried`, `bad_inputs_category`, `kills`, `jobs_lost`, ...). An attack or
+bad input marked `xfail(strict=True)` with a FINDING reason is a known problem that is NOT
+contained; each is listed with its reason. The full run uses the slow fuzzing tier (thousands
+of inputs per property, tests/fuzzing.py); --fast the small one. Run:
 
     .venv/bin/python bench/bench_security.py            # everything (slow tests too, minutes)
     .venv/bin/python bench/bench_security.py --fast     # skip the slow tests
@@ -29,8 +31,11 @@ SUITE = [
     "tests/attacks",
     "tests/test_probe.py",
     "tests/test_bad_input_properties.py",
+    "tests/test_bad_input_outputs.py",
+    "tests/test_bad_input_sync.py",
     "tests/test_crash_load.py",
 ]
+BAD_INPUT_MODULES = "tests.test_bad_input_"
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Case:
     outcome: str  # passed, failed, finding (strict xfail), skipped
     reason: str = ""
     properties: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 def run_suite(fast: bool, report: Path) -> None:
@@ -62,6 +68,7 @@ def read_cases(report: Path) -> list[Case]:
                 outcome=_outcome(testcase),
                 reason=_reason(testcase),
                 properties=properties,
+                seconds=float(testcase.get("time", "0") or 0),
             )
         )
     return cases
@@ -92,11 +99,30 @@ def _prop(cases: list[Case], name: str) -> str:
     return next((c.properties[name] for c in cases if name in c.properties), "n/a")
 
 
+def _per_category(cases: list[Case]) -> str:
+    tried: Counter[str] = Counter()
+    for c in cases:
+        if "bad_inputs_tried" in c.properties:
+            category = c.properties.get("bad_inputs_category", c.name)
+            tried[category] += int(float(c.properties["bad_inputs_tried"]))
+    return ", ".join(f"{name} {n}" for name, n in sorted(tried.items())) or "n/a"
+
+
+def _known_findings(cases: list[Case]) -> str:
+    found = [
+        f"{c.properties.get('bad_inputs_category', c.name)}: {c.properties[key]}"
+        for c in cases
+        for key in ("bad_inputs_known_findings",)
+        if key in c.properties
+    ]
+    return "; ".join(found) or "none"
+
+
 def figures(cases: list[Case]) -> list[tuple[str, str]]:
     attacks = [c for c in cases if c.module.startswith("tests.attacks") and c.outcome != "skipped"]
     counts = Counter(c.outcome for c in attacks)
     probe = [c for c in cases if c.module == "tests.test_probe" and c.outcome != "skipped"]
-    bad = [c for c in cases if c.module == "tests.test_bad_input_properties"]
+    bad = [c for c in cases if c.module.startswith(BAD_INPUT_MODULES)]
     bad_findings = sum(c.outcome in ("finding", "failed") for c in bad)
     crash = [c for c in cases if c.module == "tests.test_crash_load"]
     return [
@@ -107,6 +133,12 @@ def figures(cases: list[Case]) -> list[tuple[str, str]]:
             "bad inputs tried / handled",
             f"{_total(bad, 'bad_inputs_tried')} / {_total(bad, 'bad_inputs_handled')}",
         ),
+        ("bad inputs per category (tried)", _per_category(bad)),
+        (
+            "bad-input fuzzing time (s)",
+            f"{sum(c.seconds for c in bad if 'bad_inputs_tried' in c.properties):.0f}",
+        ),
+        ("bad inputs hitting a known finding", _known_findings(bad)),
         ("bad-input cases NOT handled (findings + failures)", str(bad_findings)),
         (
             "kills survived / jobs lost / jobs run twice",
@@ -116,12 +148,17 @@ def figures(cases: list[Case]) -> list[tuple[str, str]]:
         (
             "jobs under load / completed",
             f"{_prop(crash, 'load_jobs')} / {_prop(crash, 'load_completed')} in "
-            f"{_prop(crash, 'load_seconds')} s",
+            f"{_prop(crash, 'load_seconds')} s ({_prop(crash, 'load_submitters')} submitters)",
+        ),
+        (
+            "fairness: widest window to see all / max lead",
+            f"{_prop(crash, 'load_fair_window')} starts / {_prop(crash, 'load_fair_spread')}",
         ),
         (
             "runner RSS under load, start / end (MiB)",
             f"{_prop(crash, 'runner_rss_start_mb')} / {_prop(crash, 'runner_rss_end_mb')}",
         ),
+        ("runner RSS by jobs done (MiB)", _prop(crash, "runner_rss_samples_mb")),
         ("engine restart: running jobs ended", _prop(crash, "engine_restart_outcomes")),
         ("tests skipped", str(sum(c.outcome == "skipped" for c in cases))),
     ]

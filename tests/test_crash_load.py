@@ -1,5 +1,6 @@
 """Crash and load: the runner killed with SIGKILL at random moments over 50+ jobs, the Docker engine
-restarted under running jobs, and 200 queued jobs from 5 submitters.
+restarted under running jobs, and 1,000 queued jobs from 10 submitters run 2 at a time (fair,
+all complete, flat memory).
 
 Evidence comes from outside the runner: Docker's event history (how often each job's container
 was created and started), the datasite's event log (`job.running` / `job.done` per job) and the
@@ -214,42 +215,105 @@ def _labels(container: object) -> str:
 
 
 # -- load -----------------------------------------------------------------------------------
-LOAD_SUBMITTERS = [f"ds{i}@example.org" for i in range(1, 6)]
-LOAD_PER_SUBMITTER = 40
+LOAD_SUBMITTERS = [f"ds{i:02d}@example.org" for i in range(1, 11)]
+LOAD_PER_SUBMITTER = 100
+LOAD_JOBS = len(LOAD_SUBMITTERS) * LOAD_PER_SUBMITTER
+# Fairness: the queue rotates over submitters, so every 10 consecutive starts would hold all
+# 10 submitters and none would be more than one start ahead of another; with 2 workers the
+# `running` markers of jobs started close together can land out of order. Measured over 1,000
+# jobs, two runs: every submitter seen within 11 consecutive starts, a lead of at most 2 and 1.
+# Allowed: twice the ideal window, and a lead of 3.
+FAIR_WINDOW = 2 * len(LOAD_SUBMITTERS)
+FAIR_SPREAD = 3
+# Memory: the runner keeps nothing per finished job (its queue entry, approval stamp and worker
+# thread are dropped when the job is reaped). Measured RSS (MiB) by jobs done, two runs: 63.6 /
+# 64.6 at 50, 67.9 / 67.9 at about 550, 69.3 / 69.7 at 1,000: growth that levels off, 1.4-1.8
+# MiB over the second half. It is not Python objects: with tracemalloc, the runner's traced
+# heap went from 0.46 MiB at 100 jobs done to 0.41 MiB at 400; the rest is the C allocator
+# (arenas of the per-job worker threads, fragmentation). Allowed: 20 MiB in all, and 8 MiB over
+# the second half; keeping one container object or worker thread per job (tens of KiB each)
+# would break both.
+RSS_GROWTH_MAX = 20 * 2**20
+RSS_SECOND_HALF_MAX = 8 * 2**20
 
 
-def test_200_queued_jobs_from_5_submitters(
+def _fairness(order: list[str]) -> tuple[int, int]:
+    """The widest window of consecutive starts needed to see every submitter (its maximum over
+    the run), and the largest lead one submitter had over another at any point."""
+    widest = 0
+    for at in range(len(order) - len(LOAD_SUBMITTERS)):
+        seen: set[str] = set()
+        end = at
+        while end < len(order) and len(seen) < len(LOAD_SUBMITTERS):
+            seen.add(order[end])
+            end += 1
+        if len(seen) == len(LOAD_SUBMITTERS):
+            widest = max(widest, end - at)
+    counts = dict.fromkeys(LOAD_SUBMITTERS, 0)
+    spread = 0
+    for submitter in order:
+        counts[submitter] += 1
+        if min(counts.values()) < LOAD_PER_SUBMITTER:  # before anyone has run out of jobs
+            spread = max(spread, max(counts.values()) - min(counts.values()))
+    return widest, spread
+
+
+def _finished(jobs: list[JobFolder]) -> int:
+    """How many jobs have a `done` marker: an lstat each, so polling costs the runner nothing."""
+    return sum(os.path.lexists(j.marker_path("done")) for j in jobs)
+
+
+@pytest.mark.timeout(1800)
+def test_1000_queued_jobs_from_10_submitters(
     syftbox: Path,
     docker_client: docker.DockerClient,
     job_images: dict[str, str],
     serve_processes: list[ServeProcess],
     record_property: RecordProperty,
 ) -> None:
-    # Approved submitter by submitter: a FIFO queue would run all of ds1's jobs first.
+    # Approved submitter by submitter: a FIFO queue would run all of ds01's jobs first.
     jobs: list[JobFolder] = []
     for submitter in LOAD_SUBMITTERS:
         for i in range(LOAD_PER_SUBMITTER):
-            jobs.append(approve(write_job(syftbox, f"l{i:02d}", "echo x\n", submitter=submitter)))
+            jobs.append(approve(write_job(syftbox, f"l{i:03d}", "echo x\n", submitter=submitter)))
     serve = start_serve(syftbox, write_runner_config(syftbox, concurrency=2, rescan_seconds=1.0))
     serve_processes.append(serve)
     started = time.monotonic()
-    wait_for(lambda: sum(done_of(j) is not None for j in jobs) >= 10, 120, "the first jobs")
+    wait_for(lambda: _finished(jobs) >= 50, 300, "the first 50 jobs")
     rss_start = serve.rss()
-    wait_for(lambda: all(done_of(j) is not None for j in jobs), 600, "all 200 jobs")
+    samples = [(_finished(jobs), rss_start)]
+    deadline = time.monotonic() + 1500
+    while (done := _finished(jobs)) < len(jobs):
+        assert time.monotonic() < deadline, f"only {done} of {len(jobs)} jobs done"
+        assert serve.alive(), serve.log.read_text()[-3000:]
+        if done >= samples[-1][0] + 100:
+            samples.append((done, serve.rss()))
+        time.sleep(0.5)
     elapsed = time.monotonic() - started
     rss_end = serve.rss()
+    samples.append((len(jobs), rss_end))
     outcomes = Counter(done_of(j).outcome for j in jobs)  # type: ignore[union-attr]
     order = [path.split("/")[1] for path in _running_order(syftbox)]
+    widest, spread = _fairness(order)
     record_property("load_jobs", len(jobs))
+    record_property("load_submitters", len(LOAD_SUBMITTERS))
     record_property("load_completed", outcomes[Outcome.SUCCEEDED])
     record_property("load_seconds", round(elapsed, 1))
+    record_property("load_fair_window", widest)
+    record_property("load_fair_spread", spread)
     record_property("runner_rss_start_mb", round(rss_start / 2**20, 1))
     record_property("runner_rss_end_mb", round(rss_end / 2**20, 1))
+    record_property(
+        "runner_rss_samples_mb", " ".join(f"{n}:{rss / 2**20:.1f}" for n, rss in samples)
+    )
     assert outcomes == {Outcome.SUCCEEDED: len(jobs)}, outcomes
     assert all(j.state().status is Status.DONE for j in jobs)
-    # Fairness: every window of 10 consecutive starts holds every submitter.
-    assert len(order) == len(jobs)
-    for at in range(0, len(order) - 10, 5):
-        assert set(order[at : at + 10]) == set(LOAD_SUBMITTERS), (at, order[at : at + 10])
-    assert rss_end < rss_start + 30 * 2**20, (rss_start, rss_end)
+    assert len(order) == len(jobs) and Counter(order) == dict.fromkeys(
+        LOAD_SUBMITTERS, LOAD_PER_SUBMITTER
+    ), Counter(order)
+    assert widest <= FAIR_WINDOW, f"a window of {widest} starts was needed to see every submitter"
+    assert spread <= FAIR_SPREAD, f"a submitter got {spread} starts ahead of another"
+    assert rss_end < rss_start + RSS_GROWTH_MAX, samples
+    halfway = next(rss for n, rss in samples if n >= LOAD_JOBS // 2)
+    assert rss_end < halfway + RSS_SECOND_HALF_MAX, samples
     assert job_containers(docker_client, syftbox) == []
