@@ -44,6 +44,7 @@ from syft_core.datasite import PERMISSION_FILE, Datasite
 from syft_core.errors import SyftError
 from syft_core.events import utcnow
 from syft_core.paths import contained_path, normalize_relpath
+from syft_core.safefile import open_regular
 from syft_core.yamlio import read_untrusted_yaml
 
 logger = logging.getLogger(__name__)
@@ -387,8 +388,7 @@ def _copy_plain(source: Path, target: Path) -> None:
     for rel, path in plain_files(source, "mock"):
         dest = target.parent / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as src, dest.open("xb") as dst:
+        with os.fdopen(open_regular(path), "rb") as src, dest.open("xb") as dst:
             shutil.copyfileobj(src, dst)
 
 

@@ -21,6 +21,7 @@ from syft_core.jobs.config import JobConfig
 from syft_core.jobs.folder import JobFolder, JobState, Status
 from syft_core.jobs.markers import DoneMarker, Outcome, ResultsReport
 from syft_core.release import is_released, release_job, results_waiting
+from syft_core.safefile import open_regular
 
 _LOG_READ_LIMIT = 64 * 1024 * 1024  # the runner caps logs well below this; never read unbounded
 
@@ -34,15 +35,12 @@ class LogFile:
     @property
     def text(self) -> str:
         try:
-            # O_NOFOLLOW/O_NONBLOCK: a synced log that is a link or fifo must not be followed
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = open_regular(self.path)  # a synced log that is a link, fifo or folder: refused
         except FileNotFoundError:
             return ""
         except OSError as exc:
-            raise JobError(f"{self.path}: cannot read log: {exc.strerror}") from None
+            raise JobError(f"{self.path}: cannot read log: {exc.strerror or exc}") from None
         with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise JobError(f"{self.path}: log is not a regular file")
             return fh.read(_LOG_READ_LIMIT).decode("utf-8", errors="replace")
 
     def __str__(self) -> str:

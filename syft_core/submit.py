@@ -70,6 +70,7 @@ from syft_core.jobs.submission import (
     walk_submission,
 )
 from syft_core.paths import normalize_relpath
+from syft_core.safefile import open_regular
 
 MAX_FOLDER_NAME = 100
 DEFAULT_ENTRYPOINT = "main.py"
@@ -318,9 +319,11 @@ def _copy_file(src: Path, dst: Path) -> None:
     """Copy checking the opened file itself, so a file swapped for a link or fifo after the walk
     is refused rather than followed (O_NONBLOCK: opening a fifo must not hang)."""
     try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = open_regular(src)
     except OSError as exc:
-        raise UnsafeSubmissionError(f"{src}: cannot be read safely: {exc.strerror}") from None
+        raise UnsafeSubmissionError(
+            f"{src}: cannot be read safely: {exc.strerror or exc}"
+        ) from None
     with os.fdopen(fd, "rb") as fin:
         _refuse_unless_plain(src, os.fstat(fin.fileno()))
         dst.parent.mkdir(parents=True, exist_ok=True)

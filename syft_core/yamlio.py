@@ -8,13 +8,13 @@ parser failure becomes one ValueError with the reason.
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from syft_core.safefile import NotRegularFileError, open_regular
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -47,17 +47,15 @@ def read_untrusted_yaml(path: Path, *, max_bytes: int) -> Any:
     for anything else (not a regular file, too large, invalid YAML, aliases, deep nesting).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = open_regular(path)
     except FileNotFoundError:
         raise
+    except NotRegularFileError as exc:
+        raise ValueError(str(exc).removeprefix(f"{path}: ")) from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ValueError("is not a regular file (a symlink, not followed)") from None
         raise ValueError(f"cannot be opened: {exc.strerror}") from None
+    st = os.fstat(fd)
     with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("is not a regular file")
         if st.st_size > max_bytes:
             raise ValueError(f"is {st.st_size} bytes, over the limit of {max_bytes}")
         data = fh.read(max_bytes + 1)

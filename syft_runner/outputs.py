@@ -20,8 +20,8 @@ from pathlib import Path
 
 from syft_core.jobs import RefusedOutput
 from syft_core.jobs.outputs import output_name_problem
-from syft_core.jobs.submission import file_kind
 from syft_core.names import visible
+from syft_core.safefile import file_kind
 
 # A dot-folder: no `*`/`**` permission rule matches it, so nothing half-copied is ever synced.
 PARTIAL_DIR = ".outputs.partial"

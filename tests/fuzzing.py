@@ -108,14 +108,11 @@ class Tally:
 
 # Known findings: bugs this suite found outside tests/ (reported, not fixed here). Each name
 # matches a strict-xfail test that reproduces it; `known_finding` recognises its symptom.
-FINDING_YAML_FOLDER = "folder-read-as-yaml"  # test_a_folder_where_a_yaml_file_belongs
 FINDING_LONG_NAME = "long-name-poisons-sync"  # test_an_over_long_name_is_refused_not_a_crash
 FINDING_PLANTED_LINK = "planted-link-aborts-sync"  # test_a_link_in_a_peers_inbox_blocks_no_one
 
 
 def known_finding(exc: BaseException) -> str | None:
-    if isinstance(exc, IsADirectoryError):
-        return FINDING_YAML_FOLDER
     if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
         return FINDING_LONG_NAME
     if isinstance(exc, TransportError) and ("is a symlink" in str(exc) or "directory" in str(exc)):

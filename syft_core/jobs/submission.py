@@ -12,8 +12,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from syft_core.datasite import PERMISSION_FILE
 from syft_core.errors import JobError
 from syft_core.names import name_problem, visible
+from syft_core.safefile import file_kind
 
 SUBMISSION_FILES = ("run.sh", "config.yaml")
 CODE_DIR = "code"
@@ -33,19 +35,6 @@ class SubmittedFile:
     size: int
 
 
-def file_kind(mode: int) -> str:
-    """What a non-regular file is, for messages: "a symlink", "a fifo", "a device", ..."""
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISFIFO(mode):
-        return "a fifo"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def _check_regular(path: Path, relpath: str, st: os.stat_result) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise UnsafeSubmissionError(f"{relpath}: refused, it is {file_kind(st.st_mode)}")
@@ -60,6 +49,8 @@ def _check_name(where: str, name: str) -> None:
     problem = name_problem(name)
     if problem:
         raise UnsafeSubmissionError(f"{where}/{visible(name)}: refused, {problem}")
+    if name.casefold() == PERMISSION_FILE:  # it would govern who reads and writes the job
+        raise UnsafeSubmissionError(f"{where}/{name}: refused, a permission file in a submission")
 
 
 def _walk_code(job_dir: Path, found: list[SubmittedFile]) -> None:

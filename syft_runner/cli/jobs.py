@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import stat
 import sys
 import time
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from syft_core.job import Job
 from syft_core.jobs.folder import Status
 from syft_core.jobs.snapshot import Snapshot, SnapshotFile
 from syft_core.review import changes, last_review, record_review
+from syft_core.safefile import NotRegularFileError, open_regular
 from syft_runner.cli.datasite import (
     EmailOption,
     SyftboxOption,
@@ -321,12 +321,12 @@ def _follow(job: Job, path: Path) -> None:
 def _read_from(path: Path, offset: int) -> bytes:
     """The log's bytes from `offset` on; nothing while it does not exist yet."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = open_regular(path)
     except FileNotFoundError:
         return b""
+    except NotRegularFileError as exc:
+        raise JobError(f"log {exc}") from None
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise JobError(f"{path}: log is not a regular file")
         fh.seek(offset)
         chunks = []
         while chunk := fh.read(_READ_CHUNK):

@@ -478,3 +478,12 @@ def test_the_reserved_output_names_fold_case(tmp_path: Path) -> None:
     for name in ("results.csv", "done.csv", "syft.pub.yaml.txt", "a/b/c.txt"):
         assert output_name_problem(name) is None, name
     assert os.sep == "/"
+
+
+@pytest.mark.parametrize("name", ["syft.pub.yaml", "Syft.Pub.YAML", "sub/syft.pub.yaml"])
+def test_a_permission_file_in_a_submission_cannot_be_approved(syftbox: Path, name: str) -> None:
+    job = write_job(syftbox, "perm", "echo hi\n")
+    (job.code_dir / name).parent.mkdir(parents=True, exist_ok=True)
+    (job.code_dir / name).write_text("rules: [{pattern: '**', access: {write: ['*']}}]\n")
+    with pytest.raises(JobError, match="a permission file in a submission"):
+        job.approve(OWNER, without_review=True)
