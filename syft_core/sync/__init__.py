@@ -8,6 +8,7 @@ from syft_core.sync.client import SyncClient
 from syft_core.sync.errors import (
     CorruptMessageError,
     InvalidMessageError,
+    MalformedValueError,
     MissingKeyError,
     NoSpaceError,
     OversizeError,
@@ -36,6 +37,7 @@ __all__ = [
     "FileChange",
     "FolderTransport",
     "InvalidMessageError",
+    "MalformedValueError",
     "MemoryTransport",
     "MissingKeyError",
     "NoSpaceError",

@@ -59,7 +59,9 @@ def install(staged: Path, target: Path, *, consume: bool) -> None:
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".sync", dir=target.parent)
+    # Named after the target, cut short: a name near the 255-byte limit leaves no room to add to.
+    prefix = f".{os.fsdecode(os.fsencode(target.name)[:64])}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".sync", dir=target.parent)
     os.close(fd)
     try:
         shutil.copyfile(staged, tmp)

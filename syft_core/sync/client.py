@@ -66,7 +66,10 @@ class SyncClient:
         return PeerBook(self.box.datasite(self.email))
 
     def sync_once(self) -> SyncReport:
-        """One full pass. TransportError aborts it; everything done so far is kept."""
+        """One full pass. A transient TransportError (share missing, network, an S3 error) or a
+        failure of the machine (disk full, an I/O error) aborts it, to be retried; everything
+        done so far is kept. What one peer or one change is at fault for never does: it is
+        refused or skipped, reported, and the rest of the pass goes on."""
         report = SyncReport()
         with self.state.locked():
             clear_staging(self.state.staging)

@@ -2,7 +2,38 @@
 
 from __future__ import annotations
 
+import errno
+
 from syft_core.errors import SyftError
+
+# Local file operations that fail for these reasons fail for the machine's state (disk full or
+# read-only, an I/O error, out of memory or descriptors, interrupted or busy), not for what a
+# change names: the sync pass fails and is retried next pass. Any other OSError that one change
+# causes (a name too long, a file where a folder belongs, permission denied on that one path)
+# refuses that change only.
+ENVIRONMENTAL_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EIO,
+        errno.ENOMEM,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.EAGAIN,
+        errno.EINTR,
+        errno.EBUSY,
+        errno.ETXTBSY,
+        errno.ESTALE,
+        errno.ETIMEDOUT,
+        errno.ENOLCK,
+    }
+)
+
+
+def is_environmental(exc: OSError) -> bool:
+    """Whether `exc` comes from the machine's state rather than from the path it was about."""
+    return exc.errno in ENVIRONMENTAL_ERRNOS
 
 
 class SyncError(SyftError):
@@ -10,7 +41,18 @@ class SyncError(SyftError):
 
 
 class TransportError(SyncError):
-    """The transport could not be reached or refused an operation; the sync can be retried."""
+    """The transport could not be reached or refused an operation (share missing, permission
+    denied, network down, an S3 error): transient, the sync pass fails and is retried next pass.
+    A MalformedValueError is the one kind that is not retried."""
+
+
+class MalformedValueError(TransportError):
+    """What is stored at a transport key is not a plain value its writer could have sent: on a
+    folder transport a symlink anywhere on the key's way, a folder, fifo, socket or device where
+    a file belongs, a file where a folder belongs; on any transport a value larger than its
+    reader allows. The fault of whoever wrote it, and retrying cannot mend it: a message read
+    from such a key is refused for good, a link whose folder is tampered with is skipped (and
+    reported) for the pass, and nothing else waits for it."""
 
 
 class MissingKeyError(TransportError, KeyError):

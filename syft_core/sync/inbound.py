@@ -3,8 +3,13 @@
 A corrupt message (digest mismatch, missing blob, a blob longer than declared), or one that does
 not fit on the disk with the reserve kept free, stops the drain: it is retried next sync, and the
 messages behind it wait, since their old hashes may depend on it. An intact but unacceptable
-message is refused for good and logged. Each message is marked processed before it is removed,
-so a re-delivered copy (same id) is skipped; re-applying one would change nothing anyway.
+message is refused for good and logged, and so is one the transport cannot read through its
+sender's fault (MalformedValueError: on a shared folder, a link, folder or fifo the sender put
+where its manifest or a blob belongs; a manifest over the size limit): retrying could never mend
+it, and it must not hold up the messages behind it. A transient transport failure (share
+missing, network, an S3 error) is left to abort the pass: it is retried next pass, as it would
+fail for every peer alike. Each message is marked processed before it is removed, so a
+re-delivered copy (same id) is skipped; re-applying one would change nothing anyway.
 """
 
 from __future__ import annotations
@@ -14,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from syft_core.sync.channel import Channel
-from syft_core.sync.errors import CorruptMessageError, InvalidMessageError, NoSpaceError
+from syft_core.sync.errors import (
+    CorruptMessageError,
+    InvalidMessageError,
+    MalformedValueError,
+    NoSpaceError,
+)
 from syft_core.sync.messages import ChangeMessage
 from syft_core.sync.report import SyncReport
 from syft_core.sync.state import InboundLog
@@ -59,12 +69,15 @@ def drain(
                 _note_failure(log, message_id, exc, record, report)
                 save()
                 return
-            except InvalidMessageError as exc:
+            except (InvalidMessageError, MalformedValueError) as exc:
                 record("sync.message_refused", message_id, reason=str(exc))
                 report.problems.append(str(exc))
             log.mark_processed(message_id)
             save()
-        channel.remove(message_id)
+        try:
+            channel.remove(message_id)
+        except MalformedValueError as exc:  # e.g. a link planted on the way: it stays, unread
+            report.problems.append(f"message {channel.prefix}/{message_id} not removed: {exc}")
 
 
 def _note_failure(

@@ -5,7 +5,10 @@ syncable path with no symlink on the way, and the sender must have write access 
 permission files as they are on disk now (reloaded for each message). Allowed changes are then
 fetched, verified and applied one by one, each only if the owner's file is still what the sender
 based it on (its old sha256); anything else is rejected, logged in the owner's event log with the
-reason, and reported back to the sender in the next published message.
+reason, and reported back to the sender in the next published message. A change the file system
+refuses for a reason of its own (say a file where its folder belongs, appeared since it was
+screened) is rejected as `invalid` too: one change never fails the pass. Only a failure of the
+machine itself (disk full, an I/O error: errors.is_environmental) does, to be retried next pass.
 
 Publishing compares, per peer, every file the peer may read now with what the peer was last sent;
 new and changed files are sent, and files the peer may no longer read are withdrawn (deleted on
@@ -27,7 +30,7 @@ from syft_core.identity import is_valid_email
 from syft_core.permissions import AccessLevel, SyftPermContext
 from syft_core.sync.apply import Staging, current_sha, install
 from syft_core.sync.channel import Channel, Direction
-from syft_core.sync.errors import SourceChangedError
+from syft_core.sync.errors import MalformedValueError, SourceChangedError, is_environmental
 from syft_core.sync.hashing import HashCache
 from syft_core.sync.inbound import Parties, drain
 from syft_core.sync.limits import ReceiveLimits
@@ -84,7 +87,10 @@ class OwnerSyncer:
         self.hashes.save()
         self.perms.reload()
         for peer in accepted:
-            self._publish(peer, snapshot, report)
+            try:
+                self._publish(peer, snapshot, report)
+            except MalformedValueError as exc:  # e.g. a link planted in that peer's outbox
+                report.problems.append(f"publishing to {peer}: {exc}; retried next sync")
 
     def _channel(self, direction: Direction, peer: str) -> Channel:
         return Channel(
@@ -145,6 +151,7 @@ class OwnerSyncer:
                     rejections.append((change, outcome))
                     continue
                 if outcome == "changed":
+                    self._record_applied(peer, message_id, change)
                     report.applied.append(Applied(peer, change.path, change.is_deletion))
                 _believe(link, change.path, change.new_sha256)
         for change, rejection in rejections:
@@ -180,6 +187,26 @@ class OwnerSyncer:
         staging: Staging,
         uses: Counter[str],
     ) -> Rejection | Literal["changed", "unchanged"]:
+        try:
+            return self._put_in_place(peer, message_id, change, staging, uses)
+        except OSError as exc:
+            if is_environmental(exc):
+                raise
+            return Rejection(
+                path=change.path,
+                kind="invalid",
+                reason=f"{change.path} could not be written on {self.me}'s side: {exc.strerror}",
+                message_id=message_id,
+            )
+
+    def _put_in_place(
+        self,
+        peer: str,
+        message_id: str,
+        change: FileChange,
+        staging: Staging,
+        uses: Counter[str],
+    ) -> Rejection | Literal["changed", "unchanged"]:
         try:  # again: a symlink could have appeared while the blobs were fetched
             target = safe_target(self.datasite.root, change.path, what=f"path from {peer}")
         except UnsafePathError as exc:
@@ -200,18 +227,22 @@ class OwnerSyncer:
             )
         if change.new_sha256 is None:
             target.unlink()
-            self.datasite.events.append(peer, "sync.deleted", change.path, message_id=message_id)
-            return "changed"
-        uses[change.new_sha256] -= 1
-        staged = staging.path_for(change.new_sha256)
-        verified = staged.stat()  # the rename below keeps this inode, size and mtime
-        install(staged, target, consume=uses[change.new_sha256] == 0)
-        # The snapshot this pass publishes from need not read it again (200 MiB: 0.14 s).
-        self.hashes.vouch(change.path, verified, change.new_sha256)
-        self.datasite.events.append(
-            peer, "sync.applied", change.path, sha256=change.new_sha256, message_id=message_id
-        )
+        else:
+            uses[change.new_sha256] -= 1
+            staged = staging.path_for(change.new_sha256)
+            verified = staged.stat()  # the rename below keeps this inode, size and mtime
+            install(staged, target, consume=uses[change.new_sha256] == 0)
+            # The snapshot this pass publishes from need not read it again (200 MiB: 0.14 s).
+            self.hashes.vouch(change.path, verified, change.new_sha256)
         return "changed"
+
+    def _record_applied(self, peer: str, message_id: str, change: FileChange) -> None:
+        if change.new_sha256 is None:
+            self.datasite.events.append(peer, "sync.deleted", change.path, message_id=message_id)
+        else:
+            self.datasite.events.append(
+                peer, "sync.applied", change.path, sha256=change.new_sha256, message_id=message_id
+            )
 
     def _reject(
         self,

@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from syft_core.atomic import atomic_write_yaml
 from syft_core.datasite import Datasite
 from syft_core.identity import is_valid_email, validate_email
-from syft_core.sync.errors import InvalidMessageError, MissingKeyError, PeerConfigError
+from syft_core.sync.errors import (
+    InvalidMessageError,
+    MalformedValueError,
+    MissingKeyError,
+    PeerConfigError,
+)
 from syft_core.sync.messages import Email, PeerRequest
 from syft_core.sync.transports.base import Transport
 
@@ -93,8 +98,8 @@ def pending_requests(
             requests.append(_read_request(transport, key, owner, sender))
         except MissingKeyError:
             continue  # messages without a request: held until the sender asks and is accepted
-        except (InvalidMessageError, ValidationError) as exc:
-            problems.append(f"{key}: {exc}")
+        except (InvalidMessageError, MalformedValueError, ValidationError) as exc:
+            problems.append(f"{key}: {exc}")  # e.g. a link or fifo planted as the request
     return requests, problems
 
 

@@ -3,6 +3,8 @@
 Hard exclusions, whatever the permission files say: `private/` never leaves the machine, and
 neither does any dotfile or dot-folder (`.syft/` holds the event log and peer list; editors and
 tools keep secrets in dotfiles). Symlinks are never followed nor sent: one could point anywhere.
+A path a peer names is also refused when no file system could hold it: a name over NAME_MAX
+bytes, or a whole path over PATH_MAX.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from pathlib import Path
 
 from syft_core.errors import UnsafePathError
 from syft_core.paths import normalize_relpath
+from syft_core.sync.errors import is_environmental
 
 PRIVATE_FOLDER = "private"
+NAME_MAX = 255  # bytes in one file name: ext4, xfs, btrfs, tmpfs, ZFS and APFS alike
+PATH_MAX = 4096  # bytes in a path handed to the kernel, its final NUL included (Linux)
 
 
 def is_syncable(rel: str) -> bool:
@@ -31,7 +36,26 @@ def check_sync_path(rel: str, *, what: str) -> str:
         raise UnsafePathError(f"{what} {rel!r} is not in normal form (expected {clean!r})")
     if not is_syncable(clean):
         raise UnsafePathError(f"{what} {rel!r} is private or a dotfile; it never syncs")
+    for part in clean.split("/"):
+        size = _byte_length(part, rel, what=what)
+        if size > NAME_MAX:
+            raise UnsafePathError(
+                f"{what} {_shown(rel)} has a name of {size:,} bytes; a file name holds at most "
+                f"{NAME_MAX}"
+            )
     return clean
+
+
+def _byte_length(text: str, rel: str, *, what: str) -> int:
+    try:
+        return len(os.fsencode(text))
+    except UnicodeEncodeError as exc:  # a lone surrogate: no file name spells it
+        raise UnsafePathError(f"{what} {_shown(rel)} cannot be a file name: {exc.reason}") from exc
+
+
+def _shown(rel: str) -> str:
+    """`rel` quoted for a message, cut short: a refused path can be very long."""
+    return repr(rel if len(rel) <= 120 else f"{rel[:100]}...({len(rel):,} characters)")
 
 
 def safe_target(root: Path, rel: str, *, what: str) -> Path:
@@ -39,8 +63,19 @@ def safe_target(root: Path, rel: str, *, what: str) -> Path:
 
     Stricter than contained_path: a symlink that stays inside the datasite is refused too, since
     `jobs/me/j/code -> ../../../private` would otherwise let a permitted path write elsewhere.
+    A path that cannot be examined for a reason of its own (too long in all, a folder that may
+    not be searched) is refused too; one that fails for the machine's state (an I/O error)
+    raises OSError.
     """
-    parts = check_sync_path(rel, what=what).split("/")
+    clean = check_sync_path(rel, what=what)
+    full = os.path.join(root, clean)
+    size = _byte_length(full, rel, what=what)
+    if size >= PATH_MAX:
+        raise UnsafePathError(
+            f"{what} {_shown(rel)} would make a path of {size:,} bytes here; a path holds at "
+            f"most {PATH_MAX - 1}"
+        )
+    parts = clean.split("/")
     path = os.fspath(root)  # plain strings: this runs twice per received file
     for i, part in enumerate(parts):
         path = os.path.join(path, part)
@@ -48,6 +83,10 @@ def safe_target(root: Path, rel: str, *, what: str) -> Path:
             st = os.lstat(path)
         except FileNotFoundError:
             return Path(os.path.join(path, *parts[i + 1 :]))
+        except OSError as exc:
+            if is_environmental(exc):
+                raise
+            raise UnsafePathError(f"{what} {_shown(rel)}: {exc.strerror}; refused") from exc
         if stat.S_ISLNK(st.st_mode):
             raise UnsafePathError(f"{what} {rel!r}: {path} is a symlink; refused")
         last = i == len(parts) - 1

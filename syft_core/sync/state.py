@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from syft_core.atomic import atomic_write_text
 from syft_core.sync.errors import SyncBusyError, SyncError
 from syft_core.sync.messages import Rejection, Sha256
+from syft_core.sync.scope import NAME_MAX
 
 STATE_DIR = ".syft-sync"
 MAX_REMEMBERED_IDS = 1000
@@ -105,9 +106,12 @@ class SyncState:
         _save(self.mine / "unknown.json", log)
 
     def conflict_copy(self, peer: str, rel: str) -> Path:
-        """A new place for my version of `rel` in `peer`'s datasite, before theirs replaces it."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        return self.mine / "conflicts" / peer / f"{rel}.{stamp}"
+        """A new place for my version of `rel` in `peer`'s datasite, before theirs replaces it:
+        `<rel>.<UTC time>`, the name cut short if the time would make it over NAME_MAX bytes."""
+        suffix = datetime.now(UTC).strftime(".%Y%m%dT%H%M%S.%fZ").encode()
+        folder, _, name = rel.rpartition("/")
+        kept = os.fsencode(name)[: NAME_MAX - len(suffix)] + suffix
+        return self.mine / "conflicts" / peer / folder / os.fsdecode(kept)
 
     @property
     def hash_cache_file(self) -> Path:

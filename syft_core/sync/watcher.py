@@ -9,11 +9,14 @@ edit the file again.
 
 Published changes from the owner are trusted for content (the owner decides what its datasite
 holds) but not for paths: they must stay inside my copy of that datasite, with no symlink on the
-way, never under `private/` or a dot-folder.
+way, never under `private/` or a dot-folder, and be paths a file system can hold. A change that
+cannot be put in place for a reason of its own is skipped and logged (`sync.refused_from_peer`);
+the rest of the message, and the owner's later messages, still apply.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from concurrent.futures import Executor
@@ -24,7 +27,7 @@ from syft_core.datasite import Datasite, SyftBox
 from syft_core.errors import UnsafePathError
 from syft_core.sync.apply import Staging, current_sha, install
 from syft_core.sync.channel import Channel
-from syft_core.sync.errors import SourceChangedError
+from syft_core.sync.errors import MalformedValueError, SourceChangedError, is_environmental
 from syft_core.sync.hashing import sha256_as_scanned
 from syft_core.sync.inbound import Parties, drain
 from syft_core.sync.limits import ReceiveLimits
@@ -66,7 +69,10 @@ class WatcherSyncer:
 
     def sync(self, owner: str, report: SyncReport) -> None:
         """Push my local changes to `owner`'s datasite first, then take theirs."""
-        self.push(owner, report)
+        try:
+            self.push(owner, report)
+        except MalformedValueError as exc:  # e.g. a link planted in my inbox at the owner
+            report.problems.append(f"proposing to {owner}: {exc}; retried next sync")
         self.sync_down(owner, report)
 
     # -- proposing ---------------------------------------------------------------------------
@@ -177,13 +183,13 @@ class WatcherSyncer:
         current: str,
         link: WatchLink,
         report: SyncReport,
-    ) -> None:
+    ) -> Path | None:
         """Move my version of `rel` aside before `owner`'s replaces or removes it, if it is one
         the owner does not hold (an edit they refused, or one not yet sent): nothing I wrote is
-        lost to a conflict."""
+        lost to a conflict. Where it was kept, or None if it needed no keeping."""
         entry = link.files.get(rel)
         if entry is not None and current == entry.theirs:
-            return  # what the owner sent me last: nothing of mine in it
+            return None  # what the owner sent me last: nothing of mine in it
         kept = self.state.conflict_copy(owner, rel)
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(target, kept)
@@ -191,6 +197,7 @@ class WatcherSyncer:
         report.problems.append(
             f"{owner}/{rel}: {owner}'s version replaced yours; yours is kept at {kept}"
         )
+        return kept
 
     def _take_notices(
         self, owner: str, rejections: list[Rejection], link: WatchLink, report: SyncReport
@@ -239,24 +246,50 @@ class WatcherSyncer:
             channel.fetch(message_id, blobs, staging.path_for)
             uses = Counter(c.new_sha256 for c in accepted if c.new_sha256 is not None)
             for change in accepted:
-                try:  # again: a symlink could have appeared while the blobs were fetched
-                    target = safe_target(root, change.path, what=f"path published by {owner}")
+                try:
+                    self._put_in_place(owner, root, change, staging, uses, link, report)
                 except UnsafePathError as exc:
                     report.problems.append(str(exc))
                     continue
-                current = current_sha(target)
-                if current not in (change.new_sha256, None):
-                    self._keep_mine(owner, change.path, target, current, link, report)
-                if change.new_sha256 is None:
-                    target.unlink(missing_ok=True)
-                    link.files.pop(change.path, None)
-                else:
-                    if current != change.new_sha256:
-                        uses[change.new_sha256] -= 1
-                        staged = staging.path_for(change.new_sha256)
-                        install(staged, target, consume=uses[change.new_sha256] == 0)
-                    sha = change.new_sha256
-                    link.files[change.path] = WatchEntry(
-                        remote=sha, local=sha, stamp=stamp_of(target.stat()), theirs=sha
-                    )
+                except OSError as exc:
+                    if is_environmental(exc):
+                        raise
+                    reason = f"{owner}/{change.path} could not be written: {exc.strerror}"
+                    self._refuse(owner, reason, report)
+                    continue
                 report.received.append(Applied(owner, change.path, change.is_deletion))
+
+    def _put_in_place(
+        self,
+        owner: str,
+        root: Path,
+        change: FileChange,
+        staging: Staging,
+        uses: Counter[str],
+        link: WatchLink,
+        report: SyncReport,
+    ) -> None:
+        # Again: a symlink could have appeared while the blobs were fetched.
+        target = safe_target(root, change.path, what=f"path published by {owner}")
+        current = current_sha(target)
+        kept = None
+        if current not in (change.new_sha256, None):
+            kept = self._keep_mine(owner, change.path, target, current, link, report)
+        try:
+            if change.new_sha256 is None:
+                target.unlink(missing_ok=True)
+                link.files.pop(change.path, None)
+                return
+            if current != change.new_sha256:
+                uses[change.new_sha256] -= 1
+                staged = staging.path_for(change.new_sha256)
+                install(staged, target, consume=uses[change.new_sha256] == 0)
+            sha = change.new_sha256
+            link.files[change.path] = WatchEntry(
+                remote=sha, local=sha, stamp=stamp_of(target.stat()), theirs=sha
+            )
+        except BaseException:
+            if kept is not None and not os.path.lexists(target):
+                with contextlib.suppress(OSError):  # mine back: the owner's did not land
+                    os.replace(kept, target)
+            raise

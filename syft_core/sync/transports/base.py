@@ -16,9 +16,9 @@ from typing import Any, BinaryIO, ClassVar
 
 from syft_core.sync.errors import (
     InvalidKeyError,
+    MalformedValueError,
     OversizeError,
     SourceChangedError,
-    TransportError,
 )
 
 CHUNK_SIZE = 1 << 20
@@ -101,14 +101,17 @@ class Transport(ABC):
         self.put(key, io.BytesIO(data))
 
     def get_bytes(self, key: str, *, max_size: int) -> bytes:
-        """The whole value at `key`, refused (TransportError) if larger than `max_size` bytes."""
+        """The whole value at `key`, refused if larger than `max_size` bytes (a
+        MalformedValueError: whoever wrote it is at fault, re-reading it would not help)."""
         parts: list[bytes] = []
         size = 0
         with self.get(key) as stream:  # chunked: read(max_size) would allocate max_size at once
             while chunk := stream.read(CHUNK_SIZE):
                 size += len(chunk)
                 if size > max_size:
-                    raise TransportError(f"transport key {key!r} is larger than {max_size} bytes")
+                    raise MalformedValueError(
+                        f"transport key {key!r} is larger than {max_size:,} bytes; refused"
+                    )
                 parts.append(chunk)
         return b"".join(parts)
 

@@ -1,23 +1,36 @@
 """A transport that is just a folder both peers can reach (same machine or a network share).
 
 Zero set-up: point both peers at the same path. Each value is written to a dot-named temporary
-file beside its final name and renamed into place, so a reader never sees half a value. Because
-the folder is shared, another peer could plant a symlink in it; every key is resolved without
-following symlinks so that a write can never be redirected outside the folder.
+file beside its final name (through the descriptor that created it, never reopened by name) and
+renamed into place, so a reader never sees half a value. Because the folder is shared, another
+peer could plant anything in it: every key is resolved without following symlinks, so that a
+write can never be redirected outside the folder, and every value is opened without following a
+link or waiting on a fifo and read only if it is a regular file. Anything else where a value or
+a folder of this layout belongs (a link, a folder, fifo, socket or device, a file where a folder
+belongs) is a MalformedValueError: its writer's fault, never retried. Other failures (the share
+missing, permission denied, an I/O error) are a plain TransportError: retried next pass.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
 import shutil
+import stat
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from syft_core.sync.errors import MissingKeyError, SourceChangedError, TransportError
+from syft_core.sync.errors import (
+    MalformedValueError,
+    MissingKeyError,
+    SourceChangedError,
+    TransportError,
+)
 from syft_core.sync.hashing import sha256_bytes, sha256_file
 from syft_core.sync.transports.base import (
     CHUNK_SIZE,
@@ -33,6 +46,47 @@ SMALL_FILE_BYTES = 1 << 20  # below this, one read and write beat a kernel copy'
 
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# A temporary value: read back through the same descriptor to hash what landed.
+_NEW_TEMPORARY = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Every value is opened so: never through a link, never waiting for a fifo's writer.
+_READ_VALUE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# What these mean on a share whose layout only this code creates (regular files in folders): a
+# link (ELOOP), a file where a folder belongs (ENOTDIR, EEXIST), a folder where a file belongs
+# (EISDIR), a socket or device (ENXIO) was put there.
+_MISSHAPEN = {errno.ELOOP, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENXIO}
+
+
+def _kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a fifo"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _open_value(path: Path, key: str) -> tuple[int, os.stat_result]:
+    """A descriptor of the regular file holding `key`, and its stat. Anything else there is
+    refused before it is opened (lstat), and again after (fstat: it could be swapped in
+    between); the open neither follows a link (O_NOFOLLOW) nor waits on a fifo (O_NONBLOCK)."""
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise MalformedValueError(f"transport key {key!r} is {_kind(mode)}, not a file; refused")
+    fd = os.open(path, _READ_VALUE)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MalformedValueError(
+                f"transport key {key!r} is {_kind(st.st_mode)}, not a file; refused"
+            )
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
 
 
 def _read_upto(stream: BinaryIO, limit: int) -> bytes:
@@ -82,13 +136,18 @@ def _copy_upto(source: int, dest: int, limit: int) -> int:
 
 
 def _create_temporary(target: Path) -> tuple[str, int]:
-    """A new dot-named file beside `target` (invisible to listings), opened for writing."""
+    """A new dot-named file beside `target` (invisible to listings), open to write and read."""
     while True:
         tmp = os.path.join(target.parent, f".{target.name}.{secrets.token_hex(6)}.part")
         try:
-            return tmp, os.open(tmp, _NEW_FILE, 0o644)
+            return tmp, os.open(tmp, _NEW_TEMPORARY, 0o644)
         except FileExistsError:
             continue
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with open(fd, "wb", closefd=False) as out:
+        out.write(data)
 
 
 @contextmanager
@@ -98,6 +157,11 @@ def _os_errors(what: str) -> Iterator[None]:
     except FileNotFoundError as exc:
         raise MissingKeyError(f"{what}: not found ({exc.filename})") from exc
     except OSError as exc:
+        if exc.errno in _MISSHAPEN:
+            raise MalformedValueError(
+                f"{what}: {exc.strerror} (something else than this transport's files was put "
+                "there); refused"
+            ) from exc
         raise TransportError(f"{what}: {exc.strerror or exc}") from exc
 
 
@@ -116,37 +180,44 @@ class FolderTransport(Transport):
         if not self.root.is_dir():
             raise TransportError(f"transport folder {self.root} is missing (share not mounted?)")
 
-    def _path(self, key: str) -> Path:
-        """The file for `key`, refusing any symlink on the way from the root."""
+    def _path(self, key: str, *, final_link: bool = False) -> Path:
+        """The file for `key`, refusing any symlink on the way from the root (MalformedValueError);
+        with `final_link`, the key itself may be one (to remove the link, never its target)."""
         self._require_root()
         path = os.fspath(self.root)  # plain strings: this runs several times per file
-        for segment in check_key(key).split("/"):
+        segments = check_key(key).split("/")
+        last = len(segments) - 1
+        for i, segment in enumerate(segments):
             path = os.path.join(path, segment)
-            if os.path.islink(path):
-                raise TransportError(f"transport key {key!r}: {path} is a symlink; refused")
+            if os.path.islink(path) and not (final_link and i == last):
+                raise MalformedValueError(f"transport key {key!r}: {path} is a symlink; refused")
         return Path(path)
 
     def _mkparents(self, path: Path) -> None:
         with _os_errors(f"creating folder for {path}"):
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    def _commit(self, key: str, fill: Callable[[str], None]) -> None:
-        """Write `key` through `fill(temp_path)` and rename it into place."""
+    def _commit(self, key: str, fill: Callable[[int], None]) -> None:
+        """Write `key` through `fill(fd)`, `fd` being a new temporary file beside it (written
+        through that descriptor only: its name could be swapped for a link meanwhile), and
+        rename it into place."""
         target = self._path(key)
         self._mkparents(target)
         with _os_errors(f"writing transport key {key!r}"):
             tmp, fd = _create_temporary(target)
-            os.close(fd)
             try:
-                fill(tmp)
+                try:
+                    fill(fd)
+                finally:
+                    os.close(fd)
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
 
     def put(self, key: str, stream: BinaryIO, callback: ProgressCallback = _no_progress) -> None:
-        def fill(tmp: str) -> None:
-            with open(tmp, "wb") as out:
+        def fill(fd: int) -> None:
+            with open(fd, "wb", closefd=False) as out:
                 while chunk := stream.read(CHUNK_SIZE):
                     out.write(chunk)
                     callback(len(chunk))
@@ -163,37 +234,27 @@ class FolderTransport(Transport):
             # Hashed before anything is written: a changed source leaves no trace at all.
             if sha256_bytes(data) != expected_sha:
                 raise SourceChangedError(f"{path} changed while it was being sent")
-            self._write_small(key, data)
+            # One write through the descriptor that created the temporary file.
+            self._commit(key, lambda fd: _write_all(fd, data))
         callback(len(data) if data is not None else path.stat().st_size)
 
-    def _write_small(self, key: str, data: bytes) -> None:
-        """Write `key` in one go: create a fresh temporary file, write, rename into place."""
-        target = self._path(key)
-        self._mkparents(target)
-        with _os_errors(f"writing transport key {key!r}"):
-            tmp, fd = _create_temporary(target)
-            try:
-                with os.fdopen(fd, "wb", buffering=0) as out:
-                    out.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-
     def _put_large(self, key: str, path: Path, expected_sha: str) -> None:
-        def fill(tmp: str) -> None:
-            # shutil.copyfile uses the kernel's copy_file_range/sendfile (no bytes pass through
-            # Python); the copy is then hashed from the page cache.
-            shutil.copyfile(path, tmp)
-            if sha256_file(Path(tmp)) != expected_sha:
-                raise SourceChangedError(f"{path} changed while it was being sent")
+        def fill(fd: int) -> None:
+            # A kernel copy (copy_file_range/sendfile: no bytes pass through Python), then the
+            # copy is hashed from the page cache, read back through the same descriptor.
+            with open(path, "rb", buffering=0) as source:
+                _copy_upto(source.fileno(), fd, sys.maxsize)
+            os.lseek(fd, 0, os.SEEK_SET)
+            with open(fd, "rb", closefd=False) as landed:
+                if hashlib.file_digest(landed, "sha256").hexdigest() != expected_sha:
+                    raise SourceChangedError(f"{path} changed while it was being sent")
 
         self._commit(key, fill)
 
     def get(self, key: str) -> BinaryIO:
         path = self._path(key)
         with _os_errors(f"reading transport key {key!r}"):
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd, _ = _open_value(path, key)
             return os.fdopen(fd, "rb")
 
     def get_file(
@@ -201,9 +262,9 @@ class FolderTransport(Transport):
     ) -> str:
         source = self._path(key)
         with _os_errors(f"reading transport key {key!r}"):
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+            fd, st = _open_value(source, key)
             with os.fdopen(fd, "rb", buffering=0) as stream:
-                size = os.fstat(fd).st_size
+                size = st.st_size
                 if size > max_bytes:
                     raise oversize(key, max_bytes)
                 if size <= SMALL_FILE_BYTES:
@@ -227,8 +288,8 @@ class FolderTransport(Transport):
         check_prefix(prefix)
         self._require_root()
         base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        start = self.root / base_dir if base_dir else self.root
-        if not start.is_dir() or start.is_symlink():
+        start = self._folder(base_dir)
+        if start is None:
             return []
         keys: list[str] = []
         with _os_errors(f"listing transport prefix {prefix!r}"):
@@ -243,9 +304,23 @@ class FolderTransport(Transport):
                         keys.append(key)
         return sorted(keys)
 
+    def _folder(self, key: str) -> Path | None:
+        """The folder `key` (the root if empty), or None if there is none: a listing never goes
+        through a link, on the way or at the end (a linked folder holds no keys)."""
+        path = os.fspath(self.root)
+        for segment in key.split("/") if key else []:
+            path = os.path.join(path, segment)
+            try:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    return None
+            except OSError:
+                return None
+        return Path(path)
+
     def list_dirs(self, prefix: str) -> list[str]:
-        folder = self._path(prefix.rstrip("/"))
-        if not folder.is_dir():
+        self._require_root()
+        folder = self._folder(check_prefix(prefix.rstrip("/")))
+        if folder is None:
             return []
         with _os_errors(f"listing transport prefix {prefix!r}"):
             return sorted(
@@ -258,13 +333,17 @@ class FolderTransport(Transport):
         if not prefix.endswith("/"):
             super().delete_prefix(prefix)
             return
-        folder = self._path(prefix.rstrip("/"))
+        folder = self._path(prefix.rstrip("/"), final_link=True)
         with _os_errors(f"deleting transport prefix {prefix!r}"):
-            shutil.rmtree(folder, ignore_errors=not folder.exists())  # never follows symlinks
+            if folder.is_symlink():  # planted where a folder belongs: the link itself goes
+                folder.unlink()
+            else:
+                shutil.rmtree(folder, ignore_errors=not folder.exists())  # never follows links
         self._prune(folder.parent)
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
+        # A link at the key itself is removed (unlink never follows it); one on the way is not.
+        path = self._path(key, final_link=True)
         with _os_errors(f"deleting transport key {key!r}"):
             path.unlink(missing_ok=True)
         self._prune(path.parent)
