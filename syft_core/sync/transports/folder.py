@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from syft_core.safefile import NotRegularFileError, open_regular
 from syft_core.sync.errors import (
     MalformedValueError,
     MissingKeyError,
@@ -48,45 +49,25 @@ SMALL_FILE_BYTES = 1 << 20  # below this, one read and write beat a kernel copy'
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # A temporary value: read back through the same descriptor to hash what landed.
 _NEW_TEMPORARY = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-# Every value is opened so: never through a link, never waiting for a fifo's writer.
-_READ_VALUE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # What these mean on a share whose layout only this code creates (regular files in folders): a
 # link (ELOOP), a file where a folder belongs (ENOTDIR, EEXIST), a folder where a file belongs
 # (EISDIR), a socket or device (ENXIO) was put there.
 _MISSHAPEN = {errno.ELOOP, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENXIO}
 
 
-def _kind(mode: int) -> str:
-    kinds = [
-        (stat.S_ISLNK, "a symlink"),
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a fifo"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ]
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
-
-
 def _open_value(path: Path, key: str) -> tuple[int, os.stat_result]:
-    """A descriptor of the regular file holding `key`, and its stat. Anything else there is
-    refused before it is opened (lstat), and again after (fstat: it could be swapped in
-    between); the open neither follows a link (O_NOFOLLOW) nor waits on a fifo (O_NONBLOCK)."""
-    mode = os.lstat(path).st_mode
-    if not stat.S_ISREG(mode):
-        raise MalformedValueError(f"transport key {key!r} is {_kind(mode)}, not a file; refused")
-    fd = os.open(path, _READ_VALUE)
+    """A descriptor of the regular file holding `key`, and its stat: opened neither through a
+    link nor waiting on a fifo, and checked once open (syft_core.safefile.open_regular).
+    Anything else there is its writer's fault: a MalformedValueError."""
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise MalformedValueError(
-                f"transport key {key!r} is {_kind(st.st_mode)}, not a file; refused"
-            )
-        os.set_blocking(fd, True)
+        fd = open_regular(path)
+    except NotRegularFileError as exc:
+        raise MalformedValueError(f"transport key {key!r}: {exc}; refused") from exc
+    try:
+        return fd, os.fstat(fd)
     except BaseException:
         os.close(fd)
         raise
-    return fd, st
 
 
 def _read_upto(stream: BinaryIO, limit: int) -> bytes:
