@@ -25,6 +25,7 @@ from syft_core.safefile import file_kind
 
 # A dot-folder: no `*`/`**` permission rule matches it, so nothing half-copied is ever synced.
 PARTIAL_DIR = ".outputs.partial"
+LEGACY_PARTIAL_DIR = "outputs.partial"  # an earlier runner's, readable under the earlier rules
 MAX_DEPTH = 32
 # What `done` lists is bounded by size, so the marker stays far below MAX_MARKER_BYTES (256 KiB)
 # whatever the names; the files themselves are all in outputs/ and refusals are all counted.
@@ -93,7 +94,7 @@ def collect_outputs(scratch: Path, job_dir: Path, caps: OutputCaps) -> Collected
     """Copy the acceptable files of `scratch` into `job_dir/outputs/` (replacing any)."""
     partial = job_dir / PARTIAL_DIR
     final = job_dir / "outputs"
-    for stale in (partial, final):
+    for stale in (partial, final, job_dir / LEGACY_PARTIAL_DIR):
         _remove(stale)
     partial.mkdir(mode=0o755)
     result = CollectedOutputs()

@@ -30,7 +30,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syft_core.errors import SyftError
-from syft_runner.outputs import CollectedOutputs, OutputCaps, collect_outputs
+from syft_runner.outputs import PARTIAL_DIR, CollectedOutputs, OutputCaps, collect_outputs
 from tests.fuzzing import (
     Tally,
     changes,
@@ -121,6 +121,7 @@ def test_output_trees_collect_exactly_what_is_on_disk_and_nothing_escapes(
             after = snapshot(root, skip=rest)
             assert after == before, "written outside outputs/:\n" + describe(changes(before, after))
             assert not os.path.lexists(job / "outputs.partial")
+            assert not os.path.lexists(job / PARTIAL_DIR)
             if result is not None:
                 _check_collected(scratch, job / "outputs", result, limits)
 
