@@ -40,7 +40,9 @@ def open_regular(path: Path | str) -> int:
         fd = os.open(path, _FLAGS)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise NotRegularFileError(f"{path}: is a symlink (not followed)") from None
+            raise NotRegularFileError(
+                f"{path}: is a symlink, not a regular file (not followed)"
+            ) from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
