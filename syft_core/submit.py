@@ -28,6 +28,9 @@ Python jobs: a single file is copied to `code/<file name>` and is the entrypoint
 entrypoint (relative to the folder) is required unless the folder has a top-level `main.py`. The
 generated run.sh runs it with the image's python3 from the job folder root, the runner's cwd
 (`/job`), so `outputs/x.csv` means the same thing to bash and python jobs.
+
+`runtime` names the job image (e.g. "scientific", "minimal"); None leaves it to the owner's
+default. The owner's runner allows some runtimes and ends a job asking for another with an error.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ def submit_bash_job(
     resources: Resources = None,
     description: str = "",
     package_index: PackageIndex | None = None,
+    runtime: str | None = None,
 ) -> Path:
     """Write a bash job whose run.sh is `script`; optional `code_path` is copied under code/.
     `dependencies` (and the code's requirements.txt / pyproject.toml) are locked for the job
@@ -132,6 +136,7 @@ def submit_bash_job(
         timeout_seconds=timeout_seconds,
         resources=resources,
         description=description,
+        runtime=runtime,
     )
     lock = environment_lock(config, code, package_index)
     return _write_job(syftbox_root, submitter, owner, config, run_sh, code, lock)
@@ -152,6 +157,7 @@ def submit_python_job(
     resources: Resources = None,
     description: str = "",
     package_index: PackageIndex | None = None,
+    runtime: str | None = None,
 ) -> Path:
     """Write a python job running `entrypoint` from `code_path` (a .py file or a folder).
     `dependencies` (and the code's requirements.txt / pyproject.toml) are locked for the job
@@ -170,6 +176,7 @@ def submit_python_job(
         timeout_seconds=timeout_seconds,
         resources=resources,
         description=description,
+        runtime=runtime,
     )
     lock = environment_lock(config, code, package_index)
     return _write_job(syftbox_root, submitter, owner, config, python_run_script(entry), code, lock)

@@ -16,6 +16,8 @@ from syft_core.yamlio import load_untrusted_yaml, read_untrusted_yaml
 MAX_CONFIG_BYTES = 64 * 1024
 # What a config says about the job rather than how it runs: labels for people and the log.
 METADATA_FIELDS = ("name", "description", "submitted_at", "submitted_by")
+# A runtime (job image) name, as a job may ask for one and an owner allows it: `scientific`.
+RUNTIME_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
 
 
 class JobResources(BaseModel):
@@ -32,8 +34,13 @@ class JobConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(min_length=1, max_length=200)
+    # How run.sh was written (a script of the submitter's, or generated to run `entrypoint`); the
+    # image is `runtime`'s, whatever the type.
     type: Literal["bash", "python"]
     entrypoint: str | None = None
+    # The job image to run in; None: the owner's default. The owner's runner config lists the
+    # runtimes it allows, and a job asking for another ends `error` naming them.
+    runtime: str | None = Field(default=None, pattern=f"^{RUNTIME_NAME_PATTERN}$")
     datasets: list[str] = Field(default_factory=list)
     # "mock" runs against the owner's mock datasets and releases its results at once; "real" runs
     # against the private data and keeps results for the owner until released (syft_core.release).
