@@ -172,7 +172,9 @@ class Client:
         runtime: str | None = None,
     ) -> Path:
         """Write a python job into `<user>/jobs/<self.email>/<folder>/`; returns that folder.
-        `mode`: "real" reads the owner's private data, "mock" their published mocks.
+        `code_path`: a .py file, a .ipynb notebook (run top to bottom; the executed copy lands
+        in outputs/), or a folder with `main.py` or `entrypoint`. `mode`: "real" reads the
+        owner's private data, "mock" their published mocks.
         `dependencies` (a list like ["tabulate>=0.9"]; or a requirements.txt / pyproject.toml in
         the code folder) are resolved into code/requirements.lock for the job image at
         submission; `package_index` says where from (default PyPI). An unresolvable list

@@ -1,8 +1,8 @@
 """A scientist's local run: code on this machine against an owner's MOCK data, in the very sandbox
 the owner's runner uses (the opensafely-cli `run` experience).
 
-The code (a .py file, a folder with an entrypoint or main.py, a .sh script, or a job folder with
-run.sh + config.yaml) becomes a `mode: mock` job folder in a private scratch
+The code (a .py file, a .ipynb notebook, a folder with an entrypoint or main.py, a .sh script, or
+a job folder with run.sh + config.yaml) becomes a `mode: mock` job folder in a private scratch
 syftbox, is approved there (the scientist consents to running their own code) and is run by the
 owner's own Executor: the same staging, image, container spec, limits, log capture and output
 collection. Only where the datasets come from differs: the owner's published mocks as synced into
@@ -34,6 +34,7 @@ from syft_core.dependencies import PackageIndex
 from syft_core.errors import JobError, SyftError
 from syft_core.identity import validate_email
 from syft_core.jobs import DoneMarker, JobFolder, Outcome, load_config, walk_submission
+from syft_core.jobs.config import ENTRYPOINT_SUFFIXES
 from syft_core.jobs.lock import LOCK_NAME
 from syft_core.jobs.markers import read_marker, write_marker
 from syft_core.submit import collect_code, environment_lock, submit_bash_job, submit_python_job
@@ -131,7 +132,8 @@ def run_local(
 
 
 def _code_kind(code_path: Path, entrypoint: str | None) -> str:
-    """'job' (run.sh + config.yaml), 'python' (a .py file or a folder of code) or 'bash'."""
+    """'job' (run.sh + config.yaml), 'python' (a .py file, a notebook or a folder of code) or
+    'bash'."""
     if code_path.is_symlink() or not code_path.exists():
         raise LocalRunError(f"{code_path}: no such file or folder (links are not followed)")
     is_job = code_path.is_dir() and all(
@@ -142,10 +144,10 @@ def _code_kind(code_path: Path, entrypoint: str | None) -> str:
         if entrypoint is not None:
             raise LocalRunError(f"{code_path}: an entrypoint is only for python code")
         return "job" if is_job else "bash"
-    if code_path.is_dir() or code_path.suffix == ".py":
+    if code_path.is_dir() or code_path.suffix in ENTRYPOINT_SUFFIXES:
         return "python"
     raise LocalRunError(
-        f"{code_path}: give a .py or .sh file, a folder of python code (main.py or an "
+        f"{code_path}: give a .py, .ipynb or .sh file, a folder of python code (main.py or an "
         "entrypoint), or a job folder with run.sh and config.yaml"
     )
 

@@ -18,6 +18,8 @@ MAX_CONFIG_BYTES = 64 * 1024
 METADATA_FIELDS = ("name", "description", "submitted_at", "submitted_by")
 # A runtime (job image) name, as a job may ask for one and an owner allows it: `scientific`.
 RUNTIME_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
+# What a python job's entrypoint may be: a script, or a notebook run top to bottom.
+ENTRYPOINT_SUFFIXES = (".py", ".ipynb")
 
 
 class JobResources(BaseModel):
@@ -63,10 +65,18 @@ class JobConfig(BaseModel):
     def _entrypoint_fits_type(self) -> JobConfig:
         if self.type == "python":
             if not self.entrypoint:
-                raise ValueError("a python job needs an entrypoint (a .py file under code/)")
+                raise ValueError(
+                    "a python job needs an entrypoint (a .py file or .ipynb notebook under code/)"
+                )
             entry = PurePosixPath(self.entrypoint)
-            if entry.is_absolute() or ".." in entry.parts or entry.suffix != ".py":
-                raise ValueError(f"entrypoint {self.entrypoint!r} must be a relative .py path")
+            if (
+                entry.is_absolute()
+                or ".." in entry.parts
+                or entry.suffix not in ENTRYPOINT_SUFFIXES
+            ):
+                raise ValueError(
+                    f"entrypoint {self.entrypoint!r} must be a relative .py or .ipynb path"
+                )
         return self
 
     def run_fields(self) -> dict[str, Any]:

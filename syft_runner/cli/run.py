@@ -30,8 +30,8 @@ def run(
         Path,
         typer.Argument(
             metavar="CODE",
-            help="A job folder (run.sh + config.yaml), a .py or .sh file, or a folder of python "
-            "code (main.py or --entrypoint).",
+            help="A job folder (run.sh + config.yaml), a .py, .ipynb or .sh file, or a folder "
+            "of python code (main.py or --entrypoint).",
         ),
     ],
     syftbox: SyftboxOption,
@@ -53,7 +53,7 @@ def run(
     ] = None,
     entrypoint: Annotated[
         str | None,
-        typer.Option("--entrypoint", help="The .py file to run in a folder of code."),
+        typer.Option("--entrypoint", help="The .py or .ipynb file to run in a folder of code."),
     ] = None,
     runtime: Annotated[
         str | None,
