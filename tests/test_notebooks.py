@@ -173,6 +173,24 @@ def test_a_notebook_job_runs_top_to_bottom_and_its_executed_copy_lands_in_output
 
 
 @pytest.mark.docker
+def test_modules_beside_the_notebook_are_importable_and_paths_start_at_the_job_folder(
+    tmp_path: Path, box: Path, docker_client: docker.DockerClient, job_images: dict[str, str]
+) -> None:
+    project = tmp_path / "project"
+    write_notebook(
+        project / "notebooks" / "report.ipynb",
+        "from helpers import greet\nprint(greet())\nprint(open('code/data.txt').read())",
+    )
+    (project / "notebooks" / "helpers.py").write_text("def greet():\n    return 'hi'\n")
+    (project / "data.txt").write_text("data at code/data.txt")
+    job = _submit_and_run(box, docker_client, project, entrypoint="notebooks/report.ipynb")
+    done = done_of(job)
+    assert done is not None and done.outcome is Outcome.SUCCEEDED, job.stderr_path.read_text()
+    assert job.stdout_path.read_text().startswith("hi\ndata at code/data.txt\n")
+    assert (job.outputs_dir / "report.ipynb").is_file()
+
+
+@pytest.mark.docker
 def test_a_failing_cell_fails_the_job_with_its_traceback_and_keeps_the_executed_copy(
     tmp_path: Path, box: Path, docker_client: docker.DockerClient, job_images: dict[str, str]
 ) -> None:

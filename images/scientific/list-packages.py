@@ -18,7 +18,7 @@ def version_of(dist: importlib.metadata.Distribution) -> str:
     for top in tops:
         try:
             found = getattr(importlib.import_module(top.replace("-", "_")), "__version__", None)
-        except Exception:  # noqa: BLE001 - any import failure: keep the recorded version
+        except Exception:  # noqa: BLE001, S112 - any import failure: keep the recorded version
             continue
         if isinstance(found, str) and re.fullmatch(r"\d[\w.+!-]*", found):
             return found

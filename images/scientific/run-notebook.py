@@ -2,7 +2,8 @@
 
 A python job whose entrypoint is a notebook runs this (see syft_core.submit.python_run_script).
 The kernel is this image's python3 (ipykernel, through sandbox_kernel.py), with the job folder as
-its working directory, as for a .py job, so `outputs/x.csv` means the same in both. It is reached
+its working directory, as for a .py job, so `outputs/x.csv` means the same in both; and the
+notebook's folder is importable, as a script's folder is (`from helpers import x`). It is reached
 over unix sockets (ZMQ `ipc`) on /tmp: the sandbox allows no other socket family, and has no
 network anyway. Plots are drawn
 inline, into the notebook. What cells print streams to the job's stdout and stderr as they run.
@@ -58,15 +59,19 @@ def main(argv: list[str]) -> int:
     source, target = argv[1], argv[2]
     try:
         nb = nbformat.read(source, as_version=4)
-    except Exception as exc:  # nbformat raises many kinds for a file that is no notebook
+    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for a non-notebook
         print(f"{source}: not a readable notebook: {exc}", file=sys.stderr)
         return 1
     language = nb.metadata.get("kernelspec", {}).get("language", "python")
     if language != "python":
         print(f"{source}: a {language} notebook; only Python notebooks can run", file=sys.stderr)
         return 1
-    # The kernel inherits this environment: inline plots instead of the image's Agg default.
+    # The kernel inherits this environment: inline plots instead of the image's Agg default, and
+    # the notebook's folder importable, as a script's folder is for a .py job.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    folder = os.path.dirname(os.path.abspath(source))
+    inherited = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([folder, inherited] if inherited else [folder])
     runtime_dir = os.environ.setdefault("JUPYTER_RUNTIME_DIR", "/tmp/jupyter")
     os.makedirs(runtime_dir, exist_ok=True)
     # The kernel's sockets: unix sockets named <ip>-<port>, on the writable /tmp.
@@ -95,6 +100,10 @@ def main(argv: list[str]) -> int:
     except DeadKernelError as exc:
         status = 1
         print(f"\n{source}: the kernel died (out of memory?): {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the kernel could not start: say so briefly
+        status = 1
+        reason = f"{type(exc).__name__}: {exc}"
+        print(f"\n{source}: the notebook could not run: {reason}", file=sys.stderr)
     finally:
         nbformat.write(nb, target)
         print(f"executed notebook saved to {target}")
