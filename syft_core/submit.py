@@ -256,12 +256,13 @@ def python_run_script(entrypoint: str) -> str:
         return (
             "#!/bin/bash\n"
             "# Generated for a notebook job: runs every cell in order, the job folder as cwd,\n"
-            "# and saves the executed notebook (outputs and plots) to outputs/.\n"
+            "# and saves the executed notebook (outputs and plots) to outputs/. The runner is\n"
+            "# the image's python3 (nbclient) even when an environment comes first on PATH.\n"
             f"if [ ! -f {NOTEBOOK_RUNNER} ]; then\n"
             '    echo "this runtime cannot run notebooks (runtime: scientific can)" >&2\n'
             "    exit 127\n"
             "fi\n"
-            f"exec python3 {NOTEBOOK_RUNNER} {target} {executed}\n"
+            f"exec /usr/bin/python3 {NOTEBOOK_RUNNER} {target} {executed}\n"
         )
     return (
         "#!/bin/bash\n"

@@ -23,6 +23,7 @@ from syft_core.jobs import JobConfig, JobFolder, Outcome
 from syft_core.submit import NOTEBOOK_RUNNER
 from syft_runner.cli import run as run_cli
 from syft_runner.executor import Executor
+from tests.fixtures_envs import Wheelhouse
 from tests.fixtures_runner import OWNER, SCIENTIST, approve, done_of, runner_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -103,7 +104,8 @@ def test_a_notebook_file_is_its_own_entrypoint_and_run_sh_runs_it(
     assert (config.type, config.entrypoint) == ("python", "analysis.ipynb")
     assert (folder / "code" / "analysis.ipynb").read_bytes() == code.read_bytes()
     run_sh = job.run_sh.read_text()
-    assert f"exec python3 {NOTEBOOK_RUNNER} code/analysis.ipynb outputs/analysis.ipynb\n" in run_sh
+    runs = f"exec /usr/bin/python3 {NOTEBOOK_RUNNER} code/analysis.ipynb outputs/analysis.ipynb\n"
+    assert runs in run_sh
 
 
 def test_a_folder_may_name_a_notebook_entrypoint(tmp_path: Path, box: Path) -> None:
@@ -220,6 +222,31 @@ def test_a_notebook_in_a_runtime_without_notebooks_says_so(
     assert done is not None and done.outcome is Outcome.FAILED and done.exit_code == 127
     assert job.stderr_path.read_text() == (
         "this runtime cannot run notebooks (runtime: scientific can)\n"
+    )
+
+
+@pytest.mark.docker
+def test_a_notebook_with_declared_dependencies_needs_ipykernel_in_its_environment(
+    tmp_path: Path,
+    box: Path,
+    docker_client: docker.DockerClient,
+    job_images: dict[str, str],
+    wheelhouse: Wheelhouse,
+    env_cache: Path,
+) -> None:
+    # The environment is the job's Python (it never mixes with the image's packages), so the
+    # kernel runs there, and says what is missing rather than failing to start.
+    code = write_notebook(tmp_path / "deps.ipynb", "import syfttinypkg")
+    folder = get_client(box, SCIENTIST).submit_python_job(
+        OWNER, code, "deps", dependencies=["syfttinypkg"], package_index=wheelhouse.index
+    )
+    job = approve(JobFolder(folder))
+    Executor(docker_client, wheelhouse.runner_config(env_cache), box, OWNER).run(job)
+    done = done_of(job)
+    assert done is not None and done.outcome is Outcome.FAILED and done.exit_code == 1
+    assert job.stderr_path.read_text() == (
+        "code/deps.ipynb: the job's environment (its declared dependencies) has no ipykernel, "
+        "which a notebook's kernel needs there: add ipykernel to the dependencies\n"
     )
 
 

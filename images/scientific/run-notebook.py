@@ -1,7 +1,9 @@
 """Run a notebook top to bottom in the job sandbox: `run-notebook.py NOTEBOOK EXECUTED`.
 
 A python job whose entrypoint is a notebook runs this (see syft_core.submit.python_run_script).
-The kernel is this image's python3 (ipykernel, through sandbox_kernel.py), with the job folder as
+The kernel is this image's python3 (ipykernel, through sandbox_kernel.py), or the python of the
+job's environment when the job declared dependencies (VIRTUAL_ENV; that environment must then
+hold ipykernel itself: it never mixes with the image's packages), with the job folder as
 its working directory, as for a .py job, so `outputs/x.csv` means the same in both; and the
 notebook's folder is importable, as a script's folder is (`from helpers import x`). It is reached
 over unix sockets (ZMQ `ipc`) on /tmp: the sandbox allows no other socket family, and has no
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 from typing import Any
 
@@ -30,6 +33,32 @@ KERNEL = "python3"
 KERNELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 KERNEL_STARTUP_SECONDS = 120  # the runner's wall-clock timeout bounds the cells themselves
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class SandboxKernelManager(KernelManager):  # type: ignore[misc]
+    """Starts the kernel with `python` (this image's, or the job environment's)."""
+
+    python = sys.executable
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        cmd: list[str] = super().format_kernel_cmd(extra_arguments)
+        return [self.python, *cmd[1:]]
+
+
+def kernel_python() -> tuple[str, str | None]:
+    """The python the kernel runs, and why it cannot when it cannot: the job's environment's
+    (declared dependencies) if it has one, which then needs ipykernel, else this image's."""
+    venv = os.environ.get("VIRTUAL_ENV")
+    if not venv:
+        return sys.executable, None
+    python = os.path.join(venv, "bin", "python")
+    probe = subprocess.run([python, "-c", "import ipykernel"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return python, (
+            "the job's environment (its declared dependencies) has no ipykernel, which a "
+            "notebook's kernel needs there: add ipykernel to the dependencies"
+        )
+    return python, None
 
 
 class StreamingClient(NotebookClient):  # type: ignore[misc]
@@ -66,6 +95,10 @@ def main(argv: list[str]) -> int:
     if language != "python":
         print(f"{source}: a {language} notebook; only Python notebooks can run", file=sys.stderr)
         return 1
+    python, problem = kernel_python()
+    if problem is not None:
+        print(f"{source}: {problem}", file=sys.stderr)
+        return 1
     # The kernel inherits this environment: inline plots instead of the image's Agg default, and
     # the notebook's folder importable, as a script's folder is for a .py job.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
@@ -76,16 +109,18 @@ def main(argv: list[str]) -> int:
     os.makedirs(runtime_dir, exist_ok=True)
     # The kernel's sockets: unix sockets named <ip>-<port>, on the writable /tmp.
     ipc = os.path.join(runtime_dir, f"kernel-{os.getpid()}")
+    manager = SandboxKernelManager(
+        kernel_name=KERNEL,
+        kernel_spec_manager=KernelSpecManager(
+            kernel_dirs=[KERNELS_DIR], ensure_native_kernel=False
+        ),
+        transport="ipc",
+        ip=ipc,
+    )
+    manager.python = python
     client = StreamingClient(
         nb,
-        km=KernelManager(
-            kernel_name=KERNEL,
-            kernel_spec_manager=KernelSpecManager(
-                kernel_dirs=[KERNELS_DIR], ensure_native_kernel=False
-            ),
-            transport="ipc",
-            ip=ipc,
-        ),
+        km=manager,
         kernel_name=KERNEL,
         timeout=None,
         startup_timeout=KERNEL_STARTUP_SECONDS,

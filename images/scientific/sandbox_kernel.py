@@ -16,8 +16,10 @@ from ipykernel import iostream, kernelapp
 
 
 class IOPubThread(iostream.IOPubThread):  # type: ignore[misc]
-    def __init__(self, socket: Any, pipe: bool = False) -> None:
-        super().__init__(socket, pipe=False)
+    # IOPubThread(socket, pipe=False, ...): whatever else a version passes goes through.
+    def __init__(self, socket: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("pipe", None)
+        super().__init__(socket, False, *args[1:], **kwargs)
 
 
 class _NoDebuggerNotice(logging.Filter):
