@@ -181,7 +181,7 @@ def main() -> None:
     args = parser.parse_args()
 
     client = connect()
-    image = build_images(client)["python"]
+    image = build_images(client)["scientific"]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="syft-bench-envs-") as tmp:
         root = Path(tmp) / "syftbox"

@@ -56,7 +56,9 @@ def write_job(root: Path, name: str, submitter: str = SCIENTISTS[0]) -> JobFolde
     folder = root / OWNER / "jobs" / submitter / name
     (folder / "code").mkdir(parents=True)
     (folder / "run.sh").write_text("true\n")
-    (folder / "config.yaml").write_text(yaml.safe_dump({"name": name, "type": "bash"}))
+    # The minimal runtime, as the bare docker runs use: the same image on both sides.
+    config = {"name": name, "type": "bash", "runtime": "minimal"}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
     return JobFolder(folder)
 
 
@@ -144,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
 
     client = connect()
-    image = build_images(client)["bash"]
+    image = build_images(client)["minimal"]
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="syft-bench-") as tmp:
         root = Path(tmp) / "syftbox"

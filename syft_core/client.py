@@ -132,10 +132,13 @@ class Client:
         description: str = "",
         mode: RunMode = "real",
         package_index: PackageIndex | None = None,
+        runtime: str | None = None,
     ) -> Path:
         """Write a bash job into `<user>/jobs/<self.email>/<folder>/`; returns that folder.
         `mode`: "real" reads the owner's private data, "mock" their published mocks.
-        `dependencies` are locked for the job image at submission (syft_core.submit)."""
+        `dependencies` are locked for the job image at submission (syft_core.submit). `runtime`:
+        the job image (e.g. "minimal"); None for the owner's default ("scientific" unless the
+        owner chose another)."""
         return submit_bash_job(
             self.syftbox.root,
             self.email,
@@ -150,6 +153,7 @@ class Client:
             resources=resources,
             description=description,
             package_index=package_index,
+            runtime=runtime,
         )
 
     def submit_python_job(
@@ -165,13 +169,17 @@ class Client:
         description: str = "",
         mode: RunMode = "real",
         package_index: PackageIndex | None = None,
+        runtime: str | None = None,
     ) -> Path:
         """Write a python job into `<user>/jobs/<self.email>/<folder>/`; returns that folder.
-        `mode`: "real" reads the owner's private data, "mock" their published mocks.
+        `code_path`: a .py file, a .ipynb notebook (run top to bottom; the executed copy lands
+        in outputs/), or a folder with `main.py` or `entrypoint`. `mode`: "real" reads the
+        owner's private data, "mock" their published mocks.
         `dependencies` (a list like ["tabulate>=0.9"]; or a requirements.txt / pyproject.toml in
         the code folder) are resolved into code/requirements.lock for the job image at
         submission; `package_index` says where from (default PyPI). An unresolvable list
-        raises DependencyError with uv's reason, and nothing is written."""
+        raises DependencyError with uv's reason, and nothing is written. `runtime`: the job
+        image (e.g. "minimal"); None for the owner's default."""
         return submit_python_job(
             self.syftbox.root,
             self.email,
@@ -186,6 +194,7 @@ class Client:
             resources=resources,
             description=description,
             package_index=package_index,
+            runtime=runtime,
         )
 
     def map(
@@ -208,6 +217,7 @@ class Client:
         datasets: Sequence[str] | None = None,
         entrypoint: str | None = None,
         output_dir: str | os.PathLike[str] | None = None,
+        runtime: str | None = None,
     ) -> LocalRunResult:
         """Run code on this machine against `owner`'s synced mocks, in the sandbox the owner's
         runner uses (syft_runner.local_run.run_local; needs Docker and the job images)."""
@@ -222,6 +232,7 @@ class Client:
             entrypoint=entrypoint,
             output_dir=None if output_dir is None else Path(output_dir),
             email=self.email,
+            runtime=runtime,
         )
 
 

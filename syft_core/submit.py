@@ -27,12 +27,19 @@ DependencyError and writes nothing. A code folder may bring its own `requirement
 Python jobs: a single file is copied to `code/<file name>` and is the entrypoint; for a folder the
 entrypoint (relative to the folder) is required unless the folder has a top-level `main.py`. The
 generated run.sh runs it with the image's python3 from the job folder root, the runner's cwd
-(`/job`), so `outputs/x.csv` means the same thing to bash and python jobs.
+(`/job`), so `outputs/x.csv` means the same thing to bash and python jobs. An entrypoint may be a
+Jupyter notebook (`.ipynb`): run.sh then runs it top to bottom with the runtime's notebook runner
+(nbclient, kernel cwd `/job` too), which saves the executed copy, outputs and plots included, as
+`outputs/<notebook name>`; a failing cell fails the job with that cell's traceback in stderr.
+
+`runtime` names the job image (e.g. "scientific", "minimal"); None leaves it to the owner's
+default. The owner's runner allows some runtimes and ends a job asking for another with an error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -52,7 +59,13 @@ from syft_core.dependencies import PackageIndex, resolve_lock
 from syft_core.errors import JobError, UnsafePathError
 from syft_core.events import utcnow
 from syft_core.identity import validate_email
-from syft_core.jobs.config import JobConfig, JobResources, describe_problems, load_config
+from syft_core.jobs.config import (
+    ENTRYPOINT_SUFFIXES,
+    JobConfig,
+    JobResources,
+    describe_problems,
+    load_config,
+)
 from syft_core.jobs.lock import (
     LOCK_NAME,
     PYPROJECT_TOML,
@@ -74,6 +87,9 @@ from syft_core.safefile import open_regular
 
 MAX_FOLDER_NAME = 100
 DEFAULT_ENTRYPOINT = "main.py"
+NOTEBOOK_SUFFIX = ".ipynb"
+# The notebook runner every runtime with notebooks carries (images/scientific/run-notebook.py).
+NOTEBOOK_RUNNER = "/usr/lib/syft-runtime/run-notebook.py"
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SKIPPED_FOLDERS = frozenset({"__pycache__"})
 _CHUNK = 1024 * 1024
@@ -116,6 +132,7 @@ def submit_bash_job(
     resources: Resources = None,
     description: str = "",
     package_index: PackageIndex | None = None,
+    runtime: str | None = None,
 ) -> Path:
     """Write a bash job whose run.sh is `script`; optional `code_path` is copied under code/.
     `dependencies` (and the code's requirements.txt / pyproject.toml) are locked for the job
@@ -132,6 +149,7 @@ def submit_bash_job(
         timeout_seconds=timeout_seconds,
         resources=resources,
         description=description,
+        runtime=runtime,
     )
     lock = environment_lock(config, code, package_index)
     return _write_job(syftbox_root, submitter, owner, config, run_sh, code, lock)
@@ -152,13 +170,17 @@ def submit_python_job(
     resources: Resources = None,
     description: str = "",
     package_index: PackageIndex | None = None,
+    runtime: str | None = None,
 ) -> Path:
-    """Write a python job running `entrypoint` from `code_path` (a .py file or a folder).
-    `dependencies` (and the code's requirements.txt / pyproject.toml) are locked for the job
-    image, resolved from `package_index` (default PyPI): see the module docstring."""
+    """Write a python job running `entrypoint` from `code_path` (a .py file, a .ipynb notebook,
+    or a folder holding the entrypoint). `dependencies` (and the code's requirements.txt /
+    pyproject.toml) are locked for the job image, resolved from `package_index` (default PyPI):
+    see the module docstring."""
     source = Path(code_path)
     code = collect_code(source)
     entry = _python_entrypoint(source, code, entrypoint)
+    if entry.endswith(NOTEBOOK_SUFFIX):
+        _check_notebook(next(f.source for f in code if f.relpath == entry), entry)
     config = _make_config(
         name=job_name,
         type="python",
@@ -170,6 +192,7 @@ def submit_python_job(
         timeout_seconds=timeout_seconds,
         resources=resources,
         description=description,
+        runtime=runtime,
     )
     lock = environment_lock(config, code, package_index)
     return _write_job(syftbox_root, submitter, owner, config, python_run_script(entry), code, lock)
@@ -225,13 +248,43 @@ def bash_run_script(script: str) -> str:
 
 
 def python_run_script(entrypoint: str) -> str:
-    """run.sh of a python job: exec the entrypoint, relative to the job folder root (the cwd)."""
+    """run.sh of a python job: exec the entrypoint, relative to the job folder root (the cwd); a
+    notebook through the runtime's notebook runner, its executed copy into outputs/."""
     target = shlex.quote(f"{CODE_DIR}/{entrypoint}")
+    if entrypoint.endswith(NOTEBOOK_SUFFIX):
+        executed = shlex.quote(f"outputs/{PurePosixPath(entrypoint).name}")
+        return (
+            "#!/bin/bash\n"
+            "# Generated for a notebook job: runs every cell in order, the job folder as cwd,\n"
+            "# and saves the executed notebook (outputs and plots) to outputs/. The runner is\n"
+            "# the image's python3 (nbclient) even when an environment comes first on PATH.\n"
+            f"if [ ! -f {NOTEBOOK_RUNNER} ]; then\n"
+            '    echo "this runtime cannot run notebooks (runtime: scientific can)" >&2\n'
+            "    exit 127\n"
+            "fi\n"
+            f"exec /usr/bin/python3 {NOTEBOOK_RUNNER} {target} {executed}\n"
+        )
     return (
         "#!/bin/bash\n"
         "# Generated for a python job: the runner starts it with the job folder as cwd.\n"
         f'exec python3 {target} "$@"\n'
     )
+
+
+def _check_notebook(path: Path, entry: str) -> None:
+    """A notebook entrypoint must be a Jupyter notebook (JSON with a list of cells, nbformat 4):
+    caught at submission rather than as a failed job."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise JobError(f"entrypoint {entry!r} is not a readable notebook (JSON): {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise JobError(f"entrypoint {entry!r} is not a Jupyter notebook: it has no list of cells")
+    if data.get("nbformat") != 4:
+        raise JobError(
+            f"entrypoint {entry!r} is nbformat {data.get('nbformat')!r}; save it as nbformat 4 "
+            "(any current Jupyter does)"
+        )
 
 
 def _python_entrypoint(source: Path, code: list[CodeFile], entrypoint: str | None) -> str:
@@ -254,8 +307,8 @@ def _python_entrypoint(source: Path, code: list[CodeFile], entrypoint: str | Non
         entry = normalize_relpath(entrypoint, what="entrypoint")
         if not any(f.relpath == entry for f in code):
             raise JobError(f"entrypoint {entrypoint!r} is not a file submitted from {source}")
-    if PurePosixPath(entry).suffix != ".py":
-        raise JobError(f"entrypoint {entry!r} is not a .py file")
+    if PurePosixPath(entry).suffix not in ENTRYPOINT_SUFFIXES:
+        raise JobError(f"entrypoint {entry!r} is not a .py file or a .ipynb notebook")
     return entry
 
 

@@ -1,4 +1,4 @@
-"""The runner's own settings: the owner's limits, concurrency, caps and images.
+"""The runner's own settings: the owner's limits, concurrency, caps and runtimes.
 
 Loaded from a YAML file, by default `<syftbox>/<owner>/.syft/runner.yaml` (a dot-folder: never
 synced to peers). A missing file means the defaults; a malformed one is an error naming the file
@@ -8,8 +8,10 @@ and the reason, never a silent fallback.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import (
@@ -22,7 +24,8 @@ from pydantic import (
 )
 
 from syft_core.errors import SyftError
-from syft_core.jobs.config import describe_problems
+from syft_core.jobs.config import RUNTIME_NAME_PATTERN, describe_problems
+from syft_runner.images import DEFAULT_RUNTIME, MINIMAL_RUNTIME
 from syft_runner.sandbox import Limits, ResourceRequest
 
 RUNNER_CONFIG = ".syft/runner.yaml"
@@ -32,6 +35,14 @@ MiB = 1024 * 1024
 
 class RunnerConfigError(SyftError):
     """The runner's config file is unreadable or invalid."""
+
+
+class RuntimeNotAllowedError(SyftError):
+    """A job asked for a runtime this runner does not allow."""
+
+
+DEFAULT_ALLOWED_RUNTIMES = (DEFAULT_RUNTIME, MINIMAL_RUNTIME)
+_RUNTIME_NAME = re.compile(RUNTIME_NAME_PATTERN)
 
 
 def _default_concurrency() -> int:
@@ -73,8 +84,10 @@ class RunnerConfig(BaseModel):
     # A running job is stopped (error) when the disk holding its outputs has less free than this.
     min_free_disk_mb: int = Field(default=512, ge=0)
     grace_seconds: int = Field(default=10, ge=0, le=600)  # SIGTERM → SIGKILL (docker stop -t)
-    # Job type → runtime image name (built by `syft-runner images build` as syft-runner/<name>).
-    images: dict[str, str] = Field(default_factory=lambda: {"bash": "bash", "python": "python"})
+    # The runtimes (job images, built by `syft-runner images build` as syft-runner/<name>) a job
+    # may ask for with `runtime:` in its config.yaml, and the one a job asking for none gets.
+    default_runtime: str = DEFAULT_RUNTIME
+    allowed_runtimes: tuple[str, ...] = Field(default=DEFAULT_ALLOWED_RUNTIMES, min_length=1)
     # The watcher notices approvals at once; the rescan is the safety net behind it.
     # Staged jobs and scratch outputs (default <syftbox>/.syft-runner). Jobs can read this path in
     # /proc/self/mountinfo; a neutral one such as /var/lib/syft-runner hides the syftbox location.
@@ -113,6 +126,42 @@ class RunnerConfig(BaseModel):
             if not (link.startswith(("https://", "http://")) or Path(link).is_absolute()):
                 raise ValueError(f"find_links entry {link!r}: an absolute folder or http(s) URL")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_images_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "images" in data:
+            raise ValueError(
+                "`images` (job type → image) is replaced by `default_runtime` (the runtime a job "
+                "gets when it asks for none) and `allowed_runtimes` (those a job may ask for)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _runtimes_named_and_default_allowed(self) -> RunnerConfig:
+        for name in (self.default_runtime, *self.allowed_runtimes):
+            if not _RUNTIME_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a runtime name (e.g. {DEFAULT_RUNTIME!r})")
+        if len(set(self.allowed_runtimes)) != len(self.allowed_runtimes):
+            raise ValueError(f"allowed_runtimes names one twice: {list(self.allowed_runtimes)}")
+        if self.default_runtime not in self.allowed_runtimes:
+            raise ValueError(
+                f"default_runtime {self.default_runtime!r} is not in allowed_runtimes "
+                f"{list(self.allowed_runtimes)}"
+            )
+        return self
+
+    def runtime_for(self, requested: str | None) -> str:
+        """The runtime of a job asking for `requested` (None: the default). A runtime that is not
+        allowed is a RuntimeNotAllowedError naming the allowed ones."""
+        if requested is None:
+            return self.default_runtime
+        if requested not in self.allowed_runtimes:
+            raise RuntimeNotAllowedError(
+                f"the job asks for runtime {requested!r}, which this runner does not allow; "
+                f"allowed: {', '.join(self.allowed_runtimes)} (default: {self.default_runtime})"
+            )
+        return requested
 
     @model_validator(mode="after")
     def _defaults_within_maximum(self) -> RunnerConfig:

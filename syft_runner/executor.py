@@ -63,7 +63,7 @@ from syft_core.jobs.lock import LOCK_RELPATH, EnvLock, LockError, job_lock, pars
 from syft_core.jobs.markers import ResultsReport, read_marker, write_marker
 from syft_core.policies import decide_release
 from syft_core.release import AUTO_MOCK, release_job
-from syft_runner.config import MiB, RunnerConfig
+from syft_runner.config import MiB, RunnerConfig, RuntimeNotAllowedError
 from syft_runner.envs import (
     LABEL_ENV,
     LABEL_ENV_BUILD,
@@ -415,9 +415,10 @@ class Executor:
             raise JobFailure(str(exc)) from None
         except JobError as exc:
             raise JobFailure(str(exc)) from None
-        runtime = self.config.images.get(config.type)
-        if runtime is None:
-            raise JobFailure(f"this runner has no image for {config.type} jobs")
+        try:
+            runtime = self.config.runtime_for(config.runtime)
+        except RuntimeNotAllowedError as exc:
+            raise JobFailure(f"not run: {exc}") from None
         try:
             image_id = resolve_image(self.client, runtime)
         except ImageMissingError as exc:

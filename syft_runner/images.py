@@ -1,19 +1,30 @@
-"""The job runtime images (`images/<name>/Dockerfile`): build them, cached, and resolve them.
+"""The job runtime images (`images/<name>/Dockerfile`): build them, cached, resolve them, and list
+the Python packages each provides.
 
 Images are only ever built locally and never pulled at run time. The base is
 `debian:bookworm-slim` when the engine can pull it; without a registry it is bootstrapped offline
-with debootstrap and imported as `syft-runner/base:bookworm`. A build is skipped when the tagged
-image already carries the hash of its Dockerfile folder and base image.
+(`debootstrap --variant=minbase`) and imported as `syft-runner/base:bookworm-minbase`. Each
+Dockerfile installs its own Debian packages from the mirror the base names (the build has the
+host's network: whatever mirror or proxy the host reaches, the build reaches; a job never has a
+network). A build is skipped when the tagged image already carries the hash of its Dockerfile
+folder and base image.
+
+Runtimes: `scientific` (the default: python3 and Debian's scientific stack, notebooks) and
+`minimal` (bash and the essential tools, no Python). Every image holds the listing of its Python
+packages, generated at build time, at PACKAGES_FILE (`name==version` lines, pip freeze format,
+after a `# python X.Y.Z` header); `image_packages` reads it from the image without running it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,21 +37,41 @@ from docker.models.images import Image
 from pydantic import BaseModel
 
 from syft_core.errors import SyftError
+from syft_core.jobs.config import RUNTIME_NAME_PATTERN
 
 IMAGES_DIR = Path(
     os.environ.get("SYFT_RUNNER_IMAGES_DIR") or Path(__file__).resolve().parents[1] / "images"
 )
 IMAGE_REPOSITORY = "syft-runner"
 PULLED_BASE = "debian:bookworm-slim"
-OFFLINE_BASE = "syft-runner/base:bookworm"
-BOOTSTRAP_PACKAGES = ("python3", "python3-pandas", "python3-numpy")
-DEBIAN_MIRROR = os.environ.get("SYFT_RUNNER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+# The images install their own packages: the base is Debian's minimal system only. (Named apart
+# from the earlier `syft-runner/base:bookworm`, which carried python, so that base is never reused.)
+OFFLINE_BASE = "syft-runner/base:bookworm-minbase"
+BOOTSTRAP_PACKAGES: tuple[str, ...] = ()
+# A Debian mirror for the offline base and, when set, for the packages the images install.
+MIRROR_ENV = "SYFT_RUNNER_DEBIAN_MIRROR"
+DEBIAN_MIRROR = os.environ.get(MIRROR_ENV) or "http://deb.debian.org/debian"
+# The host's proxy settings reach the build (docker's predefined build args, kept out of history).
+PROXY_BUILD_ARGS = (
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+)
+# The runtimes shipped in images/: `scientific` (python3 and Debian's scientific stack; the
+# default) and `minimal` (bash and Debian's essential tools, no Python).
+DEFAULT_RUNTIME = "scientific"
+MINIMAL_RUNTIME = "minimal"
+PACKAGES_FILE = "/usr/share/syft-runtime/python-packages.txt"
+MAX_PACKAGES_FILE_BYTES = 1024 * 1024
 # Without a registry the pull fails in milliseconds (DNS); a blackholed network must not hang us.
 PULL_TIMEOUT_SECONDS = 30
 BUILD_LOCK = Path(tempfile.gettempdir()) / "syft-runner-images.lock"
 LABEL_RUNTIME = "org.syft.runtime"
 LABEL_BUILD_HASH = "org.syft.build-hash"
-_RUNTIME_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_RUNTIME_NAME = re.compile(RUNTIME_NAME_PATTERN)
 
 Progress = Callable[[str], None]
 
@@ -53,6 +84,38 @@ class ImageBuildError(SyftError):
     """Building the base or a runtime image failed; the message names the step and the cause."""
 
 
+class PythonPackage(BaseModel):
+    name: str
+    version: str
+
+
+class PackageListing(BaseModel):
+    """The Python an image provides, from its PACKAGES_FILE: `python` is None when it has none."""
+
+    python: str | None = None
+    packages: list[PythonPackage] = []
+
+    @classmethod
+    def parse(cls, text: str) -> PackageListing:
+        """`# python X.Y.Z` then `name==version` lines; other comments and blank lines ignored."""
+        python: str | None = None
+        packages: list[PythonPackage] = []
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("# python "):
+                python = line.removeprefix("# python ").strip() or None
+            elif line and not line.startswith("#"):
+                name, sep, version = line.partition("==")
+                if sep and name.strip() and version.strip():
+                    packages.append(PythonPackage(name=name.strip(), version=version.strip()))
+        return cls(python=python, packages=packages)
+
+    def freeze(self) -> str:
+        """The listing in its file format (pip freeze, after the python header)."""
+        header = [f"# python {self.python}"] if self.python else ["# no Python in this runtime"]
+        return "\n".join([*header, *(f"{p.name}=={p.version}" for p in self.packages)]) + "\n"
+
+
 class ImageStatus(BaseModel):
     """One runtime image as `syft-runner images list` shows it."""
 
@@ -63,6 +126,8 @@ class ImageStatus(BaseModel):
     size_mb: float | None = None
     created: str | None = None
     provides: str | None = None
+    # None: no image, or an image built before listings existed (rebuild it).
+    packages: PackageListing | None = None
 
 
 def image_tag(name: str) -> str:
@@ -88,7 +153,9 @@ def context_hash(context: Path, base_id: str) -> str:
 def resolve_image(client: docker.DockerClient, name: str) -> str:
     """The local image id of runtime `name`. Never pulls: a missing image is an error to fix."""
     if not _RUNTIME_NAME.fullmatch(name):
-        raise ImageMissingError(f"{name!r} is not a valid runtime name (e.g. 'python', 'bash')")
+        raise ImageMissingError(
+            f"{name!r} is not a valid runtime name (e.g. {DEFAULT_RUNTIME!r}, {MINIMAL_RUNTIME!r})"
+        )
     tag = image_tag(name)
     image = _local_image(client, tag)
     if image is None:
@@ -121,6 +188,27 @@ def build_images(
         }
 
 
+def image_packages(client: docker.DockerClient, image: str) -> PackageListing | None:
+    """The Python packages image `image` (an id or tag) provides, read from its PACKAGES_FILE
+    through a container that is created, never started, and removed; None if it has no listing."""
+    container = client.containers.create(image, command=["true"], network_disabled=True)
+    try:
+        stream, _ = container.get_archive(PACKAGES_FILE)
+        data = b"".join(stream)
+    except docker.errors.NotFound:
+        return None
+    finally:
+        container.remove(force=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        member = tar.next()
+        if member is None or not member.isfile() or member.size > MAX_PACKAGES_FILE_BYTES:
+            return None
+        handle = tar.extractfile(member)
+        if handle is None:
+            return None
+        return PackageListing.parse(handle.read().decode("utf-8", errors="replace"))
+
+
 def image_statuses(client: docker.DockerClient, images_dir: Path = IMAGES_DIR) -> list[ImageStatus]:
     """Every runtime and whether its image is current, stale (Dockerfile or base changed), or
     missing."""
@@ -142,20 +230,14 @@ def ensure_base(client: docker.DockerClient, progress: Progress) -> str:
 
 
 def bootstrap_offline_base(client: docker.DockerClient, progress: Progress) -> None:
-    """debootstrap a minimal bookworm with the python packages and import it as OFFLINE_BASE."""
+    """debootstrap a minimal bookworm (plus BOOTSTRAP_PACKAGES) and import it as OFFLINE_BASE."""
     debootstrap = _ensure_debootstrap(progress)
     with tempfile.TemporaryDirectory(prefix="syft-runner-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         progress(f"base: debootstrap bookworm into {rootfs} (about a minute)")
+        include = [f"--include={','.join(BOOTSTRAP_PACKAGES)}"] if BOOTSTRAP_PACKAGES else []
         _run_streamed(
-            [
-                debootstrap,
-                "--variant=minbase",
-                f"--include={','.join(BOOTSTRAP_PACKAGES)}",
-                "bookworm",
-                str(rootfs),
-                DEBIAN_MIRROR,
-            ],
+            [debootstrap, "--variant=minbase", *include, "bookworm", str(rootfs), DEBIAN_MIRROR],
             progress,
         )
         _drop_apt_caches(rootfs)
@@ -297,12 +379,15 @@ def _build_one(
     stream = client.api.build(
         path=str(context),
         tag=tag,
-        buildargs={"BASE": base},
+        buildargs=build_args(base),
         labels={LABEL_BUILD_HASH: build_hash},
         rm=True,
         forcerm=True,
         pull=False,
         nocache=force,
+        # The host's network, so apt reaches the mirror (or proxy) the host reaches, localhost
+        # included. The build runs only Debian's packages and our Dockerfile: no job, no data.
+        network_mode="host",
         decode=True,
     )
     _follow_build(stream, context, name, progress)
@@ -311,6 +396,16 @@ def _build_one(
         _remove_replaced(client, str(existing.id), name, progress)
     progress(f"{name}: built {tag} ({image_id[7:19]})")
     return image_id
+
+
+def build_args(base: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The build arguments: the base, the Debian mirror when one is set, the host's proxies."""
+    env = os.environ if environ is None else environ
+    args = {"BASE": base}
+    if env.get(MIRROR_ENV):
+        args["DEBIAN_MIRROR"] = env[MIRROR_ENV]
+    args.update({name: env[name] for name in PROXY_BUILD_ARGS if env.get(name)})
+    return args
 
 
 def _follow_build(
@@ -363,4 +458,5 @@ def _status(
         size_mb=round(float(image.attrs.get("Size", 0)) / 1e6, 1),
         created=str(image.attrs.get("Created", ""))[:19],
         provides=image.labels.get("org.syft.provides"),
+        packages=image_packages(client, str(image.id)),
     )

@@ -1,14 +1,14 @@
 """A scientist's local run: code on this machine against an owner's MOCK data, in the very sandbox
 the owner's runner uses (the opensafely-cli `run` experience).
 
-The code (a .py file, a folder with an entrypoint or main.py, a .sh script, or a job folder with
-run.sh + config.yaml) becomes a `mode: mock` job folder in a private scratch syftbox, is approved
-there (the scientist consents to running their own code) and is run by the owner's own Executor:
-the same staging, image, container spec, limits, log capture and output collection. Only where
-the datasets come from differs: the owner's published mocks as synced into the scientist's
-syftbox, `<syftbox>/<owner>/public/datasets/<name>/<entry>`, mounted at the container paths a real
-run uses (`/syftbox/<owner>/public/datasets/<name>/<entry>` and `/data/<name>/<entry>`), so the
-code runs unchanged on the private data once submitted.
+The code (a .py file, a .ipynb notebook, a folder with an entrypoint or main.py, a .sh script, or
+a job folder with run.sh + config.yaml) becomes a `mode: mock` job folder in a private scratch
+syftbox, is approved there (the scientist consents to running their own code) and is run by the
+owner's own Executor: the same staging, image, container spec, limits, log capture and output
+collection. Only where the datasets come from differs: the owner's published mocks as synced into
+the scientist's syftbox, `<syftbox>/<owner>/public/datasets/<name>/<entry>`, mounted at the
+container paths a real run uses (`/syftbox/<owner>/public/datasets/<name>/<entry>` and
+`/data/<name>/<entry>`), so the code runs unchanged on the private data once submitted.
 
 Dependencies (`dependencies=[...]`, or a requirements.txt / pyproject.toml in a folder of code)
 are locked exactly as a submission locks them, and the environment is built by the same code the
@@ -34,12 +34,14 @@ from syft_core.dependencies import PackageIndex
 from syft_core.errors import JobError, SyftError
 from syft_core.identity import validate_email
 from syft_core.jobs import DoneMarker, JobFolder, Outcome, load_config, walk_submission
+from syft_core.jobs.config import ENTRYPOINT_SUFFIXES
 from syft_core.jobs.lock import LOCK_NAME
 from syft_core.jobs.markers import read_marker, write_marker
 from syft_core.submit import collect_code, environment_lock, submit_bash_job, submit_python_job
 from syft_runner.config import RunnerConfig
 from syft_runner.engine import connect
 from syft_runner.executor import Executor
+from syft_runner.images import DEFAULT_RUNTIME, runtime_names
 from syft_runner.staging import remove_tree
 
 RESULTS_DIR = ".syft-local"
@@ -77,6 +79,7 @@ def run_local(
     dependencies: list[str] | None = None,
     package_index: PackageIndex | None = None,
     env_cache_dir: Path | None = None,
+    runtime: str | None = None,
 ) -> LocalRunResult:
     """Run `code_path` against `owner`'s mocks synced into `syftbox`, in the job sandbox.
 
@@ -86,8 +89,11 @@ def run_local(
 
     `datasets`: the datasets to mount (None: a job folder's own config.yaml list, else none).
     `entrypoint`: for a folder of python code without main.py. `email`: the submitter the job
-    is written as (it shows nowhere in the container). A job that fails or cannot be set up
-    (unknown dataset, missing image) is a result with its outcome and message, not an error."""
+    is written as (it shows nowhere in the container). `runtime`: the job image (None: a job
+    folder's own config.yaml choice, else the default runtime); any built runtime may be used
+    here, while an owner's runner runs only those it allows. A job that fails or cannot be set
+    up (unknown dataset, missing image) is a result with its outcome and message, not an
+    error."""
     code_path = Path(code_path).absolute()
     validate_email(owner)
     submitter = validate_email(email) if email else LOCAL_SCIENTIST
@@ -111,6 +117,7 @@ def run_local(
             entrypoint,
             dependencies,
             package_index,
+            runtime,
         )
         # The scientist's own code on public mocks, on their own machine: nobody else reviews it.
         job.approve(owner, without_review=True, reason=f"local mock run by {submitter}")
@@ -125,7 +132,8 @@ def run_local(
 
 
 def _code_kind(code_path: Path, entrypoint: str | None) -> str:
-    """'job' (run.sh + config.yaml), 'python' (a .py file or a folder of code) or 'bash'."""
+    """'job' (run.sh + config.yaml), 'python' (a .py file, a notebook or a folder of code) or
+    'bash'."""
     if code_path.is_symlink() or not code_path.exists():
         raise LocalRunError(f"{code_path}: no such file or folder (links are not followed)")
     is_job = code_path.is_dir() and all(
@@ -136,10 +144,10 @@ def _code_kind(code_path: Path, entrypoint: str | None) -> str:
         if entrypoint is not None:
             raise LocalRunError(f"{code_path}: an entrypoint is only for python code")
         return "job" if is_job else "bash"
-    if code_path.is_dir() or code_path.suffix == ".py":
+    if code_path.is_dir() or code_path.suffix in ENTRYPOINT_SUFFIXES:
         return "python"
     raise LocalRunError(
-        f"{code_path}: give a .py or .sh file, a folder of python code (main.py or an "
+        f"{code_path}: give a .py, .ipynb or .sh file, a folder of python code (main.py or an "
         "entrypoint), or a job folder with run.sh and config.yaml"
     )
 
@@ -173,6 +181,7 @@ def _write_local_job(
     entrypoint: str | None,
     dependencies: list[str] | None = None,
     package_index: PackageIndex | None = None,
+    runtime: str | None = None,
 ) -> JobFolder:
     """The code as a `mode: mock` job folder in the scratch syftbox, written by the same code a
     submission uses. Its folder name gets a random suffix: it names the job's container, which
@@ -183,7 +192,9 @@ def _write_local_job(
             f"{code_path}: --dependency is for python code; a job folder declares its own"
         )
     if kind == "job":
-        folder = _copy_job_folder(code_path, scratch, submitter, owner, datasets, package_index)
+        folder = _copy_job_folder(
+            code_path, scratch, submitter, owner, datasets, package_index, runtime
+        )
     elif kind == "python":
         folder = submit_python_job(
             scratch,
@@ -196,6 +207,7 @@ def _write_local_job(
             datasets=datasets or [],
             mode="mock",
             package_index=package_index,
+            runtime=runtime,
         )
     else:
         folder = submit_bash_job(
@@ -207,6 +219,7 @@ def _write_local_job(
             datasets=datasets or [],
             mode="mock",
             package_index=package_index,
+            runtime=runtime,
         )
     unique = folder.with_name(f"{folder.name}-local-{secrets.token_hex(4)}")
     folder.rename(unique)
@@ -220,15 +233,18 @@ def _copy_job_folder(
     owner: str,
     datasets: list[str] | None,
     package_index: PackageIndex | None = None,
+    runtime: str | None = None,
 ) -> Path:
     """A copy of a job folder (run.sh, config.yaml, code/ as the owner's side walks them) whose
-    config says `mode: mock`, and `datasets` when given. Declared dependencies without a lock
-    are locked as a submission would lock them."""
+    config says `mode: mock`, and `datasets` and `runtime` when given. Declared dependencies
+    without a lock are locked as a submission would lock them."""
     files = walk_submission(source)  # refuses links, devices and oversized submissions
     config = load_config(source / "config.yaml")
     update: dict[str, object] = {"mode": "mock"}
     if datasets is not None:
         update["datasets"] = list(datasets)
+    if runtime is not None:
+        update["runtime"] = runtime
     target = scratch / owner / "jobs" / submitter / source.name
     for f in files:
         dest = target / f.relpath
@@ -268,6 +284,8 @@ def _run(
     settings = RunnerConfig(
         runner_id=LOCAL_RUNNER_ID,
         concurrency=1,
+        # Every built runtime: the scientist tries their code in whichever the owner may allow.
+        allowed_runtimes=_local_runtimes(),
         env_cache_dir=env_cache_dir or default_env_cache(),
         index_url=index.index_url,
         find_links=[u if "://" in u else str(Path(u).absolute()) for u in index.find_links],
@@ -286,6 +304,14 @@ def _run(
         client.close()
     if not job.marker_path("done").exists():
         raise LocalRunError(f"the job did not finish ({result.value}); is the Docker engine up?")
+
+
+def _local_runtimes() -> tuple[str, ...]:
+    try:
+        names = runtime_names()
+    except SyftError:
+        names = []
+    return tuple(dict.fromkeys([DEFAULT_RUNTIME, *names]))
 
 
 def _collect(job: JobFolder, result_dir: Path) -> LocalRunResult:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from syft_core.errors import SyftError
 from syft_runner.config import RunnerConfig
-from syft_runner.images import resolve_image
+from syft_runner.images import DEFAULT_RUNTIME, resolve_image
 from syft_runner.jobfs import mount_jobfs, unmount_jobfs
 from syft_runner.sandbox import (
     DEFAULT_ENVIRONMENT,
@@ -39,7 +39,7 @@ from syft_runner.sandbox import (
 )
 from syft_runner.staging import make_outputs
 
-PROBE_RUNTIME = "python"
+PROBE_RUNTIME = DEFAULT_RUNTIME
 PROBE_LABEL = "org.syft.probe"
 PROBE_TIMEOUT_SECONDS = 60
 

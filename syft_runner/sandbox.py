@@ -135,6 +135,9 @@ ALLOWED_ENV_NAMES = frozenset(
         "NUMEXPR_NUM_THREADS",
         "MPLBACKEND",
         "VIRTUAL_ENV",  # ENV_DIR, for a job that has an environment
+        # Set by the scientific runtime's image: paths on the job's writable /tmp.
+        "MPLCONFIGDIR",
+        "JUPYTER_RUNTIME_DIR",
     }
 )
 # The runner's own job-context variables (SYFT_JOB_ID, SYFTBOX_EMAIL, ...).

@@ -62,13 +62,13 @@ SANDBOX_USER = job_user("0" * 12)  # what run_sandboxed runs as: a job uid, the 
 
 @pytest.fixture(scope="session")
 def run_sandboxed(docker_client: docker.DockerClient, job_images: dict[str, str]) -> RunSandboxed:
-    """run_sandboxed(command, runtime="python", limits=..., mounts=..., environment=...,
+    """run_sandboxed(command, runtime="scientific", limits=..., mounts=..., environment=...,
     overrides={...}) runs to completion (60 s cap) and returns exit code, stdout, stderr."""
 
     def run(
         command: list[str],
         *,
-        runtime: str = "python",
+        runtime: str = "scientific",
         limits: Limits | None = None,
         mounts: list[Mount] | None = None,
         environment: dict[str, str] | None = None,

@@ -97,7 +97,8 @@ def test_doctor_passes_on_this_machine(cli: CliRunner, job_images: dict[str, str
     for name in (
         "run without a seccomp filter: blocked",
         "socket AF_INET: blocked",
-        "image python",
+        "image scientific",
+        "image minimal",
         "per-job filesystems",
         "execute a file from /job/outputs: blocked",
         "see host block devices or filesystem counters: blocked",

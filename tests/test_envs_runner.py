@@ -158,7 +158,7 @@ def test_a_job_runs_with_its_environment_on_real_data_with_no_network(
     assert not any("customers" in s for s in sources)
     assert build.user.split(":")[0] not in ("0", "root")
     lock = parse_lock((job.path / LOCK_RELPATH).read_text())
-    assert manifest.lock_digest == lock.digest and manifest.image_id == job_images["python"]
+    assert manifest.lock_digest == lock.digest and manifest.image_id == job_images["scientific"]
     assert {(p.name, p.version) for p in manifest.packages} == {
         ("syfttinypkg", "1.0"),
         ("syfttinydep", "1.0"),
@@ -314,4 +314,4 @@ def test_a_mock_run_uses_the_very_same_environment(
     [mine] = _manifests(local_cache)
     [theirs] = _manifests(env_cache)
     assert mine.key == theirs.key and mine.packages == theirs.packages
-    assert mine.image_id == theirs.image_id == job_images["python"]
+    assert mine.image_id == theirs.image_id == job_images["scientific"]

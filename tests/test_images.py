@@ -21,8 +21,10 @@ from syft_runner.images import (
     LABEL_RUNTIME,
     ImageBuildError,
     ImageMissingError,
+    PackageListing,
     build_images,
     context_hash,
+    image_packages,
     image_statuses,
     image_tag,
     resolve_image,
@@ -41,7 +43,7 @@ def _run_as(client: docker.DockerClient, image: str, command: list[str], user: s
 
 
 def test_runtime_names_are_the_dockerfile_folders(tmp_path: Path) -> None:
-    assert runtime_names() == ["bash", "python"]
+    assert runtime_names() == ["minimal", "scientific"]
     (tmp_path / "r1").mkdir()
     (tmp_path / "r1" / "Dockerfile").write_text("FROM scratch\n")
     (tmp_path / "notes").mkdir()
@@ -63,10 +65,10 @@ def test_context_hash_follows_content_names_and_base(tmp_path: Path) -> None:
 
 
 def test_images_dir_is_the_repo_images_folder() -> None:
-    assert (IMAGES_DIR / "python" / "Dockerfile").is_file()
+    assert (IMAGES_DIR / "scientific" / "Dockerfile").is_file()
 
 
-@pytest.mark.parametrize("name", ["../python", "Python", "", "python:latest", "a/b"])
+@pytest.mark.parametrize("name", ["../scientific", "Minimal", "", "scientific:latest", "a/b"])
 def test_resolve_rejects_malformed_runtime_names(name: str) -> None:
     with pytest.raises(ImageMissingError, match="not a valid runtime name"):
         resolve_image(docker.DockerClient(base_url="unix:///nonexistent", version="1.41"), name)
@@ -79,18 +81,18 @@ def test_resolve_rejects_malformed_runtime_names(name: str) -> None:
 def test_images_are_built_tagged_and_labelled(
     docker_client: docker.DockerClient, job_images: dict[str, str]
 ) -> None:
-    assert set(job_images) == {"python", "bash"}
+    assert set(job_images) == {"scientific", "minimal"}
     for name, image_id in job_images.items():
         image = docker_client.images.get(image_tag(name))
         assert image.id == image_id == resolve_image(docker_client, name)
         assert image.labels[LABEL_RUNTIME] == name
         assert len(image.labels[LABEL_BUILD_HASH]) == 64
         assert image.attrs["Config"]["User"] == "65532:65532"
-    assert "pandas" in docker_client.images.get(image_tag("python")).labels["org.syft.provides"]
+    assert "pandas" in docker_client.images.get(image_tag("scientific")).labels["org.syft.provides"]
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("runtime", ["python", "bash"])
+@pytest.mark.parametrize("runtime", ["scientific", "minimal"])
 def test_image_runs_as_job_user_without_setuid_binaries(
     docker_client: docker.DockerClient, job_images: dict[str, str], runtime: str
 ) -> None:
@@ -103,22 +105,18 @@ def test_image_runs_as_job_user_without_setuid_binaries(
 
 
 @pytest.mark.docker
-def test_python_image_imports_pandas_and_numpy(
+def test_minimal_image_has_bash_and_the_text_tools_but_no_python(
     docker_client: docker.DockerClient, job_images: dict[str, str]
 ) -> None:
-    code = "import pandas, numpy; print(pandas.__version__, numpy.__version__)"
-    versions = _run_as(docker_client, job_images["python"], ["python3", "-c", code]).split()
-    assert versions[0].startswith("1.") and versions[1].startswith("1.")
-
-
-@pytest.mark.docker
-def test_bash_image_has_no_python(
-    docker_client: docker.DockerClient, job_images: dict[str, str]
-) -> None:
-    script = "command -v python3 || echo none; bash --version | head -n 1"
-    output = _run_as(docker_client, job_images["bash"], ["bash", "-c", script])
+    script = (
+        "command -v python3 python || echo none; bash --version | head -n 1; "
+        "for t in grep sed awk find sort tar gzip; do command -v $t >/dev/null || echo no-$t; done"
+    )
+    output = _run_as(docker_client, job_images["minimal"], ["bash", "-c", script])
     assert output.splitlines()[0] == "none"
     assert output.splitlines()[1].startswith("GNU bash")
+    assert "no-" not in output
+    assert image_packages(docker_client, job_images["minimal"]) == PackageListing()
 
 
 @pytest.mark.docker
@@ -131,8 +129,8 @@ def test_second_build_is_a_cache_hit(
     assert again == job_images
     assert elapsed < 5, f"cached build took {elapsed:.1f} s"
     assert {s.name: s.state for s in image_statuses(docker_client)} == {
-        "bash": "current",
-        "python": "current",
+        "minimal": "current",
+        "scientific": "current",
     }
 
 
@@ -140,9 +138,10 @@ def test_second_build_is_a_cache_hit(
 def scratch_images_dir(
     docker_client: docker.DockerClient, job_images: dict[str, str], tmp_path: Path
 ) -> Iterator[tuple[Path, str]]:
-    """A copy of the bash runtime under a unique name, so cache tests never touch the real tags."""
+    """A copy of the minimal runtime under a unique name, so cache tests never touch the real
+    tags."""
     name = f"test-{uuid.uuid4().hex[:10]}"
-    shutil.copytree(IMAGES_DIR / "bash", tmp_path / name)
+    shutil.copytree(IMAGES_DIR / "minimal", tmp_path / name)
     try:
         yield tmp_path, name
     finally:
@@ -172,9 +171,9 @@ def test_changed_dockerfile_rebuilds_and_force_rebuilds(
     assert image_statuses(docker_client, images_dir)[0].state == "stale"
     changed = build_images(docker_client, images_dir=images_dir)[name]
     assert changed != first
-    # The scratch copy of bash built to the very image of syft-runner/bash (same content, same
-    # base): replacing the scratch build must not delete an image another tag still names.
-    assert docker_client.images.get(image_tag("bash")).id == job_images["bash"]
+    # The scratch copy of minimal built to the very image of syft-runner/minimal (same content,
+    # same base): replacing the scratch build must not delete an image another tag still names.
+    assert docker_client.images.get(image_tag("minimal")).id == job_images["minimal"]
 
     forced = build_images(docker_client, images_dir=images_dir, force=True)[name]
     assert forced != changed

@@ -133,7 +133,7 @@ def test_failures_are_results_with_what_to_do(
     ("name", "entrypoint", "match"),
     [
         ("missing.py", None, "no such file"),
-        ("notes.txt", None, r"give a \.py or \.sh file"),
+        ("notes.txt", None, r"give a \.py, \.ipynb or \.sh file"),
         ("script.sh", "main.py", "entrypoint is only for python"),
     ],
 )

@@ -12,6 +12,7 @@ import pytest
 from syft_runner.config import (
     RunnerConfig,
     RunnerConfigError,
+    RuntimeNotAllowedError,
     default_config_path,
     load_runner_config,
 )
@@ -23,7 +24,8 @@ def test_missing_file_means_defaults(tmp_path: Path) -> None:
     assert config == RunnerConfig()
     assert config.concurrency >= 1
     assert config.log_max_bytes == 10 * 1024 * 1024
-    assert config.images == {"bash": "bash", "python": "python"}
+    assert config.default_runtime == "scientific"
+    assert config.allowed_runtimes == ("scientific", "minimal")
 
 
 def test_default_path_is_in_the_owners_dot_syft(tmp_path: Path) -> None:
@@ -50,6 +52,12 @@ def test_loads_settings(tmp_path: Path) -> None:
         ("concurrency: 0\n", "concurrency"),
         ("surprise: 1\n", "surprise"),
         ("default_limits: {memory_mb: 9000}\nmax_limits: {memory_mb: 4000}\n", "exceed"),
+        ("images: {bash: bash, python: python}\n", "replaced by `default_runtime`"),
+        ("allowed_runtimes: [minimal]\n", "default_runtime 'scientific' is not in"),
+        ("allowed_runtimes: []\n", "allowed_runtimes"),
+        ("allowed_runtimes: [minimal, minimal]\ndefault_runtime: minimal\n", "names one twice"),
+        ("default_runtime: ../etc\n", "not a runtime name"),
+        ("allowed_runtimes: [scientific, Big]\n", "'Big' is not a runtime name"),
     ],
 )
 def test_malformed_config_names_the_file_and_reason(
@@ -60,6 +68,23 @@ def test_malformed_config_names_the_file_and_reason(
     with pytest.raises(RunnerConfigError) as info:
         load_runner_config(path)
     assert str(path) in str(info.value) and expected in str(info.value)
+
+
+def test_runtimes_load_and_a_job_gets_the_default_or_an_allowed_one(tmp_path: Path) -> None:
+    path = tmp_path / "runner.yaml"
+    path.write_text("default_runtime: minimal\nallowed_runtimes: [minimal, scientific]\n")
+    config = load_runner_config(path)
+    assert config.runtime_for(None) == "minimal"
+    assert config.runtime_for("scientific") == "scientific"
+    with pytest.raises(RuntimeNotAllowedError) as info:
+        config.runtime_for("gpu")
+    assert str(info.value) == (
+        "the job asks for runtime 'gpu', which this runner does not allow; "
+        "allowed: minimal, scientific (default: minimal)"
+    )
+    only_minimal = RunnerConfig(default_runtime="minimal", allowed_runtimes=("minimal",))
+    with pytest.raises(RuntimeNotAllowedError, match="allowed: minimal \\(default: minimal\\)"):
+        only_minimal.runtime_for("scientific")
 
 
 def test_job_requests_are_capped_at_the_maximum_not_the_default() -> None:

@@ -244,7 +244,9 @@ def test_malformed_config_errors_and_runner_keeps_serving(
 def test_missing_image_and_datasets_are_errors(syftbox: Path, start_runner: StartRunner) -> None:
     python = approve(write_job(syftbox, "no-image", "echo hi\n", job_type="python"))
     data = approve(write_job(syftbox, "with-data", "echo hi\n", config={"datasets": ["census"]}))
-    start_runner(images={"bash": "bash", "python": "no-such-runtime"})
+    start_runner(
+        default_runtime="no-such-runtime", allowed_runtimes=["no-such-runtime", "scientific"]
+    )
     done = wait_done(python)
     assert done.outcome is Outcome.ERROR
     assert "syft-runner/no-such-runtime:latest" in done.message and "make images" in done.message

@@ -223,7 +223,7 @@ def test_create_container_refuses_a_spec_without_masked_paths() -> None:
 
 def _kwargs(**overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "image": "syft-runner/python:latest",
+        "image": "syft-runner/scientific:latest",
         "name": f"syft-test-{uuid.uuid4().hex[:12]}",
         "labels": {TEST_LABEL: "sandbox"},
         "command": ["true"],
@@ -245,7 +245,7 @@ def created_container(
     (tmp_path / "outputs").mkdir()
     limits = Limits(memory_mb=300, cpus=0.5, pids=64, nofile=512, fsize_mb=8, tmpfs_mb=32, shm_mb=8)
     kwargs = _kwargs(
-        image=job_images["python"],
+        image=job_images["scientific"],
         limits=limits,
         mounts=[
             Mount(source=tmp_path, target=JOB_DIR),
@@ -324,7 +324,7 @@ def test_limits_hold_inside_the_container(run_sandboxed: RunSandboxed, tmp_path:
     )
     result = run_sandboxed(
         ["bash", "-c", script],
-        runtime="bash",
+        runtime="minimal",
         limits=Limits(nofile=512, fsize_mb=1),
         mounts=[
             Mount(source=tmp_path, target=JOB_DIR),
@@ -381,7 +381,7 @@ def test_environment_is_exactly_what_was_given(
 ) -> None:
     monkeypatch.setenv("SYFT_RUNNER_SECRET", "leak")
     env = {"HOME": "/tmp", "SYFT_JOB_ID": "j1"}
-    result = run_sandboxed(["bash", "-c", "env | sort"], runtime="bash", environment=env)
+    result = run_sandboxed(["bash", "-c", "env | sort"], runtime="minimal", environment=env)
     seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
     assert seen["SYFT_JOB_ID"] == "j1"
     assert "SYFT_RUNNER_SECRET" not in seen

@@ -16,6 +16,10 @@ from syft_core.yamlio import load_untrusted_yaml, read_untrusted_yaml
 MAX_CONFIG_BYTES = 64 * 1024
 # What a config says about the job rather than how it runs: labels for people and the log.
 METADATA_FIELDS = ("name", "description", "submitted_at", "submitted_by")
+# A runtime (job image) name, as a job may ask for one and an owner allows it: `scientific`.
+RUNTIME_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
+# What a python job's entrypoint may be: a script, or a notebook run top to bottom.
+ENTRYPOINT_SUFFIXES = (".py", ".ipynb")
 
 
 class JobResources(BaseModel):
@@ -32,8 +36,13 @@ class JobConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(min_length=1, max_length=200)
+    # How run.sh was written (a script of the submitter's, or generated to run `entrypoint`); the
+    # image is `runtime`'s, whatever the type.
     type: Literal["bash", "python"]
     entrypoint: str | None = None
+    # The job image to run in; None: the owner's default. The owner's runner config lists the
+    # runtimes it allows, and a job asking for another ends `error` naming them.
+    runtime: str | None = Field(default=None, pattern=f"^{RUNTIME_NAME_PATTERN}$")
     datasets: list[str] = Field(default_factory=list)
     # "mock" runs against the owner's mock datasets and releases its results at once; "real" runs
     # against the private data and keeps results for the owner until released (syft_core.release).
@@ -56,10 +65,18 @@ class JobConfig(BaseModel):
     def _entrypoint_fits_type(self) -> JobConfig:
         if self.type == "python":
             if not self.entrypoint:
-                raise ValueError("a python job needs an entrypoint (a .py file under code/)")
+                raise ValueError(
+                    "a python job needs an entrypoint (a .py file or .ipynb notebook under code/)"
+                )
             entry = PurePosixPath(self.entrypoint)
-            if entry.is_absolute() or ".." in entry.parts or entry.suffix != ".py":
-                raise ValueError(f"entrypoint {self.entrypoint!r} must be a relative .py path")
+            if (
+                entry.is_absolute()
+                or ".." in entry.parts
+                or entry.suffix not in ENTRYPOINT_SUFFIXES
+            ):
+                raise ValueError(
+                    f"entrypoint {self.entrypoint!r} must be a relative .py or .ipynb path"
+                )
         return self
 
     def run_fields(self) -> dict[str, Any]:

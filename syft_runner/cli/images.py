@@ -1,4 +1,4 @@
-"""`syft-runner images build|list`: the job runtime images."""
+"""`syft-runner images build|list|packages`: the job runtime images and what they provide."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from rich.table import Table
 from syft_core.errors import SyftError
 from syft_runner.cli.datasite import fail
 from syft_runner.engine import connect
-from syft_runner.images import build_images, image_statuses
+from syft_runner.images import (
+    PACKAGES_FILE,
+    ImageMissingError,
+    ImageStatus,
+    build_images,
+    image_packages,
+    image_statuses,
+    resolve_image,
+)
 
 images_app = typer.Typer(help="Build and list the job runtime images.", no_args_is_help=True)
 _console = Console()
@@ -34,12 +42,13 @@ def build(
 
 @images_app.command("list")
 def list_images() -> None:
-    """Show each runtime image and whether it is current, stale or missing."""
+    """Show each runtime image, whether it is current, stale or missing, and every Python package
+    (and version) it provides."""
     try:
         statuses = image_statuses(connect())
     except SyftError as exc:
         fail(f"images list failed: {exc}")
-    table = Table("runtime", "state", "image id", "size MB", "created", "provides")
+    table = Table("runtime", "state", "image id", "size MB", "created")
     table.caption = "tags: syft-runner/<runtime>:latest"
     for s in statuses:
         style = _STATE_STYLE[s.state]
@@ -49,11 +58,45 @@ def list_images() -> None:
             (s.image_id or "")[7:19],
             "" if s.size_mb is None else f"{s.size_mb:.0f}",
             s.created or "",
-            s.provides or "",
         )
     _console.print(table)
+    for status in statuses:
+        _print_packages(status)
     if any(s.state != "current" for s in statuses):
         _console.print("run `make images` to build what is missing or stale")
+
+
+@images_app.command("packages")
+def packages(
+    runtime: str = typer.Argument(..., metavar="RUNTIME", help="e.g. scientific"),
+) -> None:
+    """Print RUNTIME's Python packages as `name==version` lines (pip freeze format, after a
+    `# python X.Y.Z` line): usable as a constraints file to match the runtime elsewhere."""
+    try:
+        client = connect()
+        listing = image_packages(client, resolve_image(client, runtime))
+    except (ImageMissingError, SyftError) as exc:
+        fail(f"images packages failed: {exc}")
+    if listing is None:
+        fail(f"{runtime}: the image has no {PACKAGES_FILE}; rebuild it (`make images`)")
+    typer.echo(listing.freeze(), nl=False)
+
+
+def _print_packages(status: ImageStatus) -> None:
+    """`<runtime>: <what it provides>`, then `Python X, N packages:` and every package with its
+    version (or `no Python`)."""
+    if status.state == "missing":
+        return
+    _print_progress(f"\n{status.name}: {status.provides or ''}")
+    listing = status.packages
+    if listing is None:
+        _print_progress("  no package listing in the image (rebuild it: `make images`)")
+    elif listing.python is None:
+        _print_progress("  no Python")
+    else:
+        count = len(listing.packages)
+        packages = ", ".join(f"{p.name} {p.version}" for p in listing.packages)
+        _print_progress(f"  Python {listing.python}, {count} packages: {packages}")
 
 
 def _print_progress(message: str) -> None:

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from syft_core.errors import JobError
+from syft_core.errors import JobError, SyftError
 from syft_core.job import Job
 from syft_core.jobs.folder import Status
 from syft_core.jobs.snapshot import Snapshot, SnapshotFile
@@ -35,9 +35,15 @@ from syft_runner.cli.datasite import (
     reported_failures,
     visible,
 )
-from syft_runner.config import RunnerConfigError, default_config_path, load_runner_config
+from syft_runner.config import (
+    RunnerConfig,
+    RuntimeNotAllowedError,
+    default_config_path,
+    load_runner_config,
+)
 from syft_runner.env_review import review_lines
 from syft_runner.envs import cache_dir_of
+from syft_runner.images import image_tag
 
 FOLLOW_POLL_SECONDS = 0.2
 _READ_CHUNK = 1024 * 1024
@@ -95,10 +101,24 @@ def list_jobs(
 
 
 # -- show -----------------------------------------------------------------------------------------
-def show(syftbox: SyftboxOption, email: EmailOption, job_key: JobArg) -> None:
-    """Everything to review before approving: status, config, every file's text, warnings, and
-    the content hash to approve with (`approve JOB --hash HASH`)."""
+def show(
+    syftbox: SyftboxOption,
+    email: EmailOption,
+    job_key: JobArg,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Runner config, for the runtime the job gets (default "
+            "<syftbox>/<email>/.syft/runner.yaml).",
+        ),
+    ] = None,
+) -> None:
+    """Everything to review before approving: status, config, the runtime (job image) it gets,
+    every file's text, warnings, and the content hash to approve with (`approve JOB --hash
+    HASH`)."""
     job = find_job(syftbox, email, job_key)
+    settings = _runner_settings(config or default_config_path(syftbox, email))
     with reported_failures():
         _echo(f"job:          {job.name}  ({job.key})")
         _echo(f"location:     {job.location}")
@@ -109,13 +129,38 @@ def show(syftbox: SyftboxOption, email: EmailOption, job_key: JobArg) -> None:
             # Nothing here can be approved; say what is wrong with each part.
             try:
                 _echo(f"datasets:     {', '.join(job.config.datasets) or 'none'}")
+                _echo(f"runtime:      {runtime_line(job.config.runtime, settings)}")
             except JobError as config_error:
                 _echo(f"config:       INVALID: {config_error}")
             _echo(f"files:        UNSAFE OR INCOMPLETE: {exc}")
             return
-        _print_snapshot(snapshot, review_lines(job.folder, snapshot, _env_cache(syftbox, email)))
+        environment = review_lines(job.folder, snapshot, _env_cache(settings, syftbox))
+        _print_snapshot(snapshot, settings, environment)
         if job.status is Status.INBOX:
             record_review(job.folder, snapshot)
+
+
+def _runner_settings(path: Path) -> RunnerConfig | str:
+    """The runner config `show` resolves runtimes with, or why it cannot be read."""
+    try:
+        return load_runner_config(path)
+    except SyftError as exc:
+        return str(exc)
+
+
+def runtime_line(requested: str | None, settings: RunnerConfig | str) -> str:
+    """Which runtime (job image) a job asking for `requested` gets from this runner, and why."""
+    if isinstance(settings, str):
+        return f"{requested or 'the default'} (cannot tell what this runner allows: {settings})"
+    try:
+        runtime = settings.runtime_for(requested)
+    except RuntimeNotAllowedError:
+        return (
+            f"{requested}: NOT ALLOWED on this runner (allowed: "
+            f"{', '.join(settings.allowed_runtimes)}); the job would end with an error"
+        )
+    why = "asked for by the job" if requested else "this runner's default"
+    return f"{runtime} ({why}), image {image_tag(runtime)}"
 
 
 def _show_status(job: Job) -> None:
@@ -124,10 +169,15 @@ def _show_status(job: Job) -> None:
     if state.approved is not None:
         a = state.approved
         _echo(f"approved:     by {a.by} at {a.at.isoformat(timespec='seconds')} ({a.method})")
+    if state.running is not None:
+        r = state.running
+        _echo(f"running in:   {r.image} ({r.image_id[7:19]})")
     if state.done is not None:
         d = state.done
         exit_code = "" if d.exit_code is None else f", exit code {d.exit_code}"
         _echo(f"outcome:      {d.outcome.value}{exit_code}")
+        if d.image_id:
+            _echo(f"ran in image: {d.image_id[7:19]}")
         _show_results(job)
 
 
@@ -151,19 +201,24 @@ def _show_results(job: Job) -> None:
             _echo(f"  {refused.path}: {refused.reason}")
 
 
-def _env_cache(syftbox: Path, email: str) -> Path | None:
-    """The owner's runner's environment cache (from its default runner.yaml), if readable."""
-    try:
-        return cache_dir_of(load_runner_config(default_config_path(syftbox, email)), syftbox)
-    except RunnerConfigError:
-        return None
+def _env_cache(settings: RunnerConfig | str, syftbox: Path) -> Path | None:
+    """The owner's runner's environment cache (from its runner.yaml), if readable."""
+    return None if isinstance(settings, str) else cache_dir_of(settings, syftbox)
 
 
-def _print_snapshot(snapshot: Snapshot, environment: list[str] | None = None) -> None:
+def _print_snapshot(
+    snapshot: Snapshot,
+    settings: RunnerConfig | str | None = None,
+    environment: list[str] | None = None,
+) -> None:
     """The submission as read once: what is printed here is what the hash below stands for;
-    `environment`: the lines about its dependencies (syft_runner.env_review)."""
+    with the runner's `settings`, also the runtime the job gets; `environment`: the lines about
+    its dependencies (syft_runner.env_review)."""
     try:
-        _echo(f"datasets:     {', '.join(snapshot.config().datasets) or 'none'}")
+        job_config = snapshot.config()
+        _echo(f"datasets:     {', '.join(job_config.datasets) or 'none'}")
+        if settings is not None:
+            _echo(f"runtime:      {runtime_line(job_config.runtime, settings)}")
     except JobError as exc:
         _echo(f"config:       INVALID: {exc}")
     _echo("files:")

@@ -30,8 +30,8 @@ def run(
         Path,
         typer.Argument(
             metavar="CODE",
-            help="A job folder (run.sh + config.yaml), a .py or .sh file, or a folder of python "
-            "code (main.py or --entrypoint).",
+            help="A job folder (run.sh + config.yaml), a .py, .ipynb or .sh file, or a folder "
+            "of python code (main.py or --entrypoint).",
         ),
     ],
     syftbox: SyftboxOption,
@@ -52,7 +52,16 @@ def run(
         ),
     ] = None,
     entrypoint: Annotated[
-        str | None, typer.Option("--entrypoint", help="The .py file to run in a folder of code.")
+        str | None,
+        typer.Option("--entrypoint", help="The .py or .ipynb file to run in a folder of code."),
+    ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime",
+            help="The job image, e.g. scientific or minimal (default: config.yaml's, else "
+            "scientific). The owner's runner runs only the runtimes it allows.",
+        ),
     ] = None,
     output_dir: Annotated[
         Path | None,
@@ -88,6 +97,7 @@ def run(
             output_dir=output_dir,
             email=email,
             dependencies=dependency,
+            runtime=runtime,
         )
     _report(result)
     if not dataset and result.outcome is not Outcome.SUCCEEDED:

@@ -96,7 +96,7 @@ def test_memory_bomb_is_oom_killed_with_the_limit(
             syftbox,
             start_runner,
             {name: script},
-            job_type="python",  # the python image: the heap bomb needs python3
+            job_type="python",  # the heap bomb needs python3 (the default runtime has it)
             config={"resources": {"memory_mb": 48}},
         )
     job, done = results[name]
