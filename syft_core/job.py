@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import overload
 
 from syft_core.errors import JobError
-from syft_core.jobs.config import JobConfig
+from syft_core.jobs.config import SYFT_JOB_PROTOCOL, JobConfig
 from syft_core.jobs.folder import JobFolder, JobState, Status
 from syft_core.jobs.markers import DoneMarker, Outcome, ResultsReport
 from syft_core.release import is_released, release_job, results_waiting
@@ -182,12 +182,19 @@ class Job:
         *,
         expected_hash: str | None = None,
         without_review: bool = False,
+        datasets: list[str] | None = None,
     ) -> Job:
         """Approve exactly the content reviewed: `expected_hash` is the hash shown with it
         (`syft-runner show`, `Snapshot.content_hash`); ContentChangedError if the submission
-        differs now. `without_review=True` approves unread (recorded as such), for scripts."""
+        differs now. `without_review=True` approves unread (recorded as such), for scripts.
+        `datasets` narrows what the run may read (a Syft job's: which of the owner's Syft
+        datasets it may read; it names none itself)."""
         self.folder.approve(
-            self.user, expected_hash=expected_hash, without_review=without_review, reason=reason
+            self.user,
+            expected_hash=expected_hash,
+            without_review=without_review,
+            reason=reason,
+            datasets=datasets,
         )
         return self
 
@@ -224,6 +231,15 @@ class Job:
             time.sleep(poll)
 
     # -- display ------------------------------------------------------------------------------
+    @property
+    def gateway(self) -> str:
+        """Which gateway the job came through: "jobs" (ours) or "syft-job" (OpenMined's
+        clients, mirrored by the runner); "" when the config cannot be read."""
+        try:
+            return "syft-job" if self.config.protocol == SYFT_JOB_PROTOCOL else "jobs"
+        except JobError:
+            return ""
+
     def summary(self) -> dict[str, str]:
         """The fields shown by repr, the notebook table and the CLI, as text."""
         state = self.state
@@ -231,6 +247,7 @@ class Job:
         return {
             "name": self.name,
             "folder": self.folder_name,
+            "gateway": self.gateway,
             "owner": self.owner,
             "submitted_by": self.submitted_by,
             "submitted_at": submitted.isoformat(timespec="seconds") if submitted else "",

@@ -26,11 +26,14 @@ DependencyError and writes nothing. A code folder may bring its own `requirement
 
 Python jobs: a single file is copied to `code/<file name>` and is the entrypoint; for a folder the
 entrypoint (relative to the folder) is required unless the folder has a top-level `main.py`. The
-generated run.sh runs it with the image's python3 from the job folder root, the runner's cwd
-(`/job`), so `outputs/x.csv` means the same thing to bash and python jobs. An entrypoint may be a
-Jupyter notebook (`.ipynb`): run.sh then runs it top to bottom with the runtime's notebook runner
-(nbclient, kernel cwd `/job` too), which saves the executed copy, outputs and plots included, as
-`outputs/<notebook name>`; a failing cell fails the job with that cell's traceback in stderr.
+generated run.sh runs it with the image's python3 from the code folder, every job's cwd
+(`/job/code`: a script runs as it did on the scientist's machine, `python analysis.py` beside
+`data.csv`), where `outputs/` is the job's outputs folder (mounted there too), for bash and python
+jobs alike. A code folder's own top-level `outputs/` (a local run's results) is not submitted. An
+entrypoint may be a Jupyter notebook (`.ipynb`): run.sh then runs it top to bottom with the
+runtime's notebook runner (nbclient, kernel cwd `/job/code` too), which saves the executed copy,
+outputs and plots included, as `outputs/<notebook name>`; a failing cell fails the job with that
+cell's traceback in stderr.
 
 `runtime` names the job image (e.g. "scientific", "minimal"); None leaves it to the owner's
 default. The owner's runner allows some runtimes and ends a job asking for another with an error.
@@ -248,14 +251,14 @@ def bash_run_script(script: str) -> str:
 
 
 def python_run_script(entrypoint: str) -> str:
-    """run.sh of a python job: exec the entrypoint, relative to the job folder root (the cwd); a
+    """run.sh of a python job: exec the entrypoint, relative to the code folder (the cwd); a
     notebook through the runtime's notebook runner, its executed copy into outputs/."""
-    target = shlex.quote(f"{CODE_DIR}/{entrypoint}")
+    target = shlex.quote(entrypoint)
     if entrypoint.endswith(NOTEBOOK_SUFFIX):
         executed = shlex.quote(f"outputs/{PurePosixPath(entrypoint).name}")
         return (
             "#!/bin/bash\n"
-            "# Generated for a notebook job: runs every cell in order, the job folder as cwd,\n"
+            "# Generated for a notebook job: runs every cell in order, its code folder as cwd,\n"
             "# and saves the executed notebook (outputs and plots) to outputs/. The runner is\n"
             "# the image's python3 (nbclient) even when an environment comes first on PATH.\n"
             f"if [ ! -f {NOTEBOOK_RUNNER} ]; then\n"
@@ -266,7 +269,7 @@ def python_run_script(entrypoint: str) -> str:
         )
     return (
         "#!/bin/bash\n"
-        "# Generated for a python job: the runner starts it with the job folder as cwd.\n"
+        "# Generated for a python job: the runner starts it with its code folder as cwd.\n"
         f'exec python3 {target} "$@"\n'
     )
 
@@ -327,8 +330,9 @@ def _refuse_unless_plain(path: Path, st: os.stat_result) -> None:
     )
 
 
-def _skipped(name: str) -> bool:
-    return name.startswith(".") or name in _SKIPPED_FOLDERS
+def _skipped(name: str, top: bool) -> bool:
+    # outputs/ at the top is what a local run wrote (the job's outputs are mounted there).
+    return name.startswith(".") or name in _SKIPPED_FOLDERS or (top and name == "outputs")
 
 
 def collect_code(code_path: Path) -> list[CodeFile]:
@@ -350,7 +354,7 @@ def collect_code(code_path: Path) -> list[CodeFile]:
             raise UnsafeSubmissionError(f"{folder}: nested deeper than {MAX_DEPTH} folders")
         with os.scandir(folder) as entries:
             for entry in entries:
-                if _skipped(entry.name):
+                if _skipped(entry.name, top=not prefix):
                     continue
                 relpath = normalize_relpath(f"{prefix}{entry.name}", what="code file name")
                 entry_st = entry.stat(follow_symlinks=False)

@@ -111,6 +111,14 @@ class RunnerConfig(BaseModel):
     ca_bundle: Path | None = None
     env_build_timeout_seconds: int = Field(default=1800, gt=0)
     env_build_memory_mb: int = Field(default=4096, ge=256)
+    # OpenMined's Syft job gateway (app_data/job/, syft_runner.syftjob_gateway), served beside ours.
+    syft_jobs: bool = True
+    # The owner's Syft datasets a Syft job approved with OpenMined's clients (a notebook's
+    # `job.approve()`, syft-bg's auto-approval) may read: those approvals cannot name any.
+    syft_job_datasets: list[str] = Field(default_factory=list)
+    # OpenMined's behaviour: a Syft job's results reach the scientist when it finishes. Default
+    # (False): when the owner releases them (`syft-runner release`), as on our own gateway.
+    syft_job_share_on_completion: bool = False
 
     @field_validator("index_url")
     @classmethod

@@ -405,7 +405,7 @@ class Executor:
                 str(exc).replace(str(staged.config_path), str(job.config_path))
             ) from None
         try:
-            mounts = job_mounts(staged, job, config, self.data_root)
+            mounts = job_mounts(staged, job, config, self.data_root, approved.datasets)
         except DatasetUnavailableError as exc:
             # The message is the submitter's; what exactly is wrong, and the fix, the owner's.
             log.warning(

@@ -28,6 +28,8 @@ from syft_core.identity import validate_email
 from syft_runner.sandbox import DATA_DIR, OUTPUTS_DIR, SYFTBOX_MOUNT, Mount
 
 RunMode = Literal["mock", "real"]
+# OpenMined's dataset folders (syft-dataset), under public/ and private/ of the owner's datasite.
+SYFT_DATASETS_DIR = "syft_datasets"
 
 
 def dataset_mounts(syftbox_root: Path, owner: str, names: list[str], mode: RunMode) -> list[Mount]:
@@ -51,6 +53,45 @@ def dataset_mounts(syftbox_root: Path, owner: str, names: list[str], mode: RunMo
         for target in dataset_targets(owner, dataset):
             mounts.append(Mount(source=source, target=target, read_only=True))
     return mounts
+
+
+def syft_dataset_mounts(syftbox_root: Path, owner: str, names: list[str]) -> list[Mount]:
+    """Two read-only mounts per OpenMined Syft dataset (their `syft-dataset` layout), at the very
+    paths their client's `resolve_dataset_file_path(name)` reads under SYFTBOX_FOLDER: the private
+    folder `<owner>/private/syft_datasets/<name>/` and the public one (`dataset.yaml`, the mock).
+    DatasetNotFoundError naming the missing one and the available ones."""
+    datasite = Datasite(syftbox_root, owner)
+    available = syft_dataset_names(datasite)
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise DatasetNotFoundError(
+            f"{owner} has no Syft dataset {', '.join(repr(n) for n in missing)}; available: "
+            f"{', '.join(available) or 'none'}",
+            available,
+        )
+    mounts: list[Mount] = []
+    for name in dict.fromkeys(names):
+        for area in ("private", "public"):
+            relpath = f"{area}/{SYFT_DATASETS_DIR}/{name}"
+            source = _resolved_inside(datasite, area, relpath, name)
+            target = f"{SYFTBOX_MOUNT}/{owner}/{relpath}"
+            mounts.append(Mount(source=source, target=target, read_only=True))
+    return mounts
+
+
+def syft_dataset_names(datasite: Datasite) -> list[str]:
+    """The owner's Syft datasets: folders with both a public `dataset.yaml` and a private side."""
+    public = datasite.root / "public" / SYFT_DATASETS_DIR
+    private = datasite.root / "private" / SYFT_DATASETS_DIR
+    if not public.is_dir() or public.is_symlink():
+        return []
+    return sorted(
+        entry.name
+        for entry in public.iterdir()
+        if not entry.is_symlink()
+        and (entry / "dataset.yaml").is_file()
+        and (private / entry.name).is_dir()
+    )
 
 
 def dataset_targets(owner: str, dataset: Dataset) -> tuple[str, str]:
@@ -95,12 +136,16 @@ def _resolved_inside(datasite: Datasite, area: str, relpath: str, name: str) -> 
 
 
 def job_environment(owner: str, mode: RunMode) -> dict[str, str]:
-    """The job-context variables a job container gets (the runner adds them to its allowlist)."""
+    """The job-context variables a job container gets (the runner adds them to its allowlist).
+    SYFTBOX_FOLDER, SYFTBOX_EMAIL and SYFT_IS_IN_JOB (and PYTHONUNBUFFERED, a default of every job)
+    are what OpenMined's runner sets too, so their clients' `resolve_dataset_file_path` works
+    unchanged in a job."""
     validate_email(owner)
     if mode not in ("mock", "real"):
         raise ValueError(f"run mode must be 'mock' or 'real', not {mode!r}")
     return {
         "SYFTBOX_FOLDER": SYFTBOX_MOUNT,
+        "SYFTBOX_EMAIL": owner,
         "SYFT_DATA_DIR": DATA_DIR,
         "SYFT_OUTPUT_DIR": OUTPUTS_DIR,
         "SYFT_RUN_MODE": mode,

@@ -27,6 +27,7 @@ from syft_runner.config import RunnerConfig
 from syft_runner.images import DEFAULT_RUNTIME, resolve_image
 from syft_runner.jobfs import mount_jobfs, unmount_jobfs
 from syft_runner.sandbox import (
+    CODE_OUTPUTS_DIR,
     DEFAULT_ENVIRONMENT,
     JOB_DIR,
     OUTPUTS_DIR,
@@ -67,7 +68,9 @@ EXPECTED_ALLOWED: dict[str, bool] = {
     "write /usr/bin": False,
     "write /var": False,
     "write /job": False,
+    "write /job/code": False,
     "write /job/outputs": True,
+    "write /job/code/outputs": True,
     "write /tmp": True,
     "write /dev/shm": True,
     "execute a file from /tmp": False,
@@ -344,11 +347,14 @@ def mounts_fact():
     return entries
 
 def host_paths():
-    # A bind mount's root is its source path within its filesystem: "/" or the job's own path
-    # (the runner's per-job filesystem) tell nothing; anything else is a host path.
+    # A bind mount's root is its source path within its filesystem: "/" or a path the job sees
+    # anyway (the runner's per-job filesystem: /job/code/outputs <- /job/outputs) tell nothing;
+    # anything else is a host path.
+    entries = mounts_fact()
+    seen = {m["target"] for m in entries}
     leaks = [
-        "%s <- %s" % (m["target"], m["root"]) for m in mounts_fact()
-        if m["root"] not in ("/", m["target"]) and any(
+        "%s <- %s" % (m["target"], m["root"]) for m in entries
+        if m["root"] != "/" and m["root"] not in seen and any(
             m["target"] == r or m["target"].startswith(r + "/") for r in JOB_MOUNT_ROOTS)
     ]
     return bool(leaks), "; ".join(leaks) or "bind mount roots hidden"
@@ -491,7 +497,8 @@ check("socket AF_UNIX", sock(socket.AF_UNIX))
 check("io_uring_setup", io_uring)
 check("resolve a DNS name", dns)
 check("connect to the cloud metadata address", metadata)
-for folder in ("/", "/etc", "/usr/bin", "/var", "/job", "/job/outputs", "/tmp", "/dev/shm"):
+for folder in ("/", "/etc", "/usr/bin", "/var", "/job", "/job/code", "/job/outputs",
+               "/job/code/outputs", "/tmp", "/dev/shm"):
     check("write " + folder, writable(folder))
 fact("writable paths", [c["name"][6:] for c in CHECKS if c["name"].startswith("write /")
                         and c["allowed"]])
@@ -647,11 +654,13 @@ def _job_layout(folder: Path, user: tuple[int, int]) -> list[Mount]:
     job = folder / "fs" / "job"
     outputs = make_outputs(job / "outputs", user)
     (job / "run.sh").write_text("# the isolation probe runs instead\n")
-    for path in (folder / "fs", job):
+    (job / "code" / "outputs").mkdir(parents=True)
+    for path in (folder / "fs", job, job / "code"):
         path.chmod(0o755)
     return [
         Mount(source=job, target=JOB_DIR, read_only=True),
         Mount(source=outputs, target=OUTPUTS_DIR, read_only=False),
+        Mount(source=outputs, target=CODE_OUTPUTS_DIR, read_only=False),
     ]
 
 

@@ -24,9 +24,12 @@ from syft_core.errors import JobError
 from syft_runner.seccomp import security_opts
 
 # Container paths shared by the images, the executor and the jobs themselves.
-JOB_DIR = "/job"  # the staged submission, read-only: run.sh, config.yaml, code/
-OUTPUTS_DIR = "/job/outputs"  # the only writable bind mount
-WORKDIR = JOB_DIR
+JOB_DIR = "/job"  # the staged submission, read-only: run.sh and code/
+OUTPUTS_DIR = "/job/outputs"  # the only writable bind mount (mounted twice: see CODE_OUTPUTS_DIR)
+# A job runs in its own code folder, as it ran on the scientist's laptop (`python analysis.py`),
+# and `outputs/` there is its outputs folder again.
+WORKDIR = "/job/code"
+CODE_OUTPUTS_DIR = "/job/code/outputs"
 SYFTBOX_MOUNT = "/syftbox"
 DATA_DIR = "/data"
 # A job's Python environment (syft_runner.envs): a venv built from its approved lock, read-only.

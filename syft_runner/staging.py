@@ -39,16 +39,27 @@ from pathlib import Path, PurePosixPath
 from syft_core.datasets import DatasetError, DatasetNotFoundError
 from syft_core.errors import JobError, UnsafePathError
 from syft_core.jobs import JobConfig, JobFolder, UnsafeSubmissionError, submission_hash
+from syft_core.jobs.config import SYFT_JOB_PROTOCOL
 from syft_core.jobs.submission import (
+    CODE_OUTPUTS,
     MAX_SUBMISSION_BYTES,
     open_dir_beneath,
     open_submitted,
     walk_submission,
 )
 from syft_runner.jobfs import mount_jobfs, noexec, unmount_jobfs
-from syft_runner.mounts import dataset_mounts
+from syft_runner.mounts import SYFT_DATASETS_DIR, dataset_mounts, syft_dataset_mounts
 from syft_runner.outputs import OutputCaps
-from syft_runner.sandbox import DATA_DIR, JOB_DIR, JOB_GID, OUTPUTS_DIR, Mount, job_user
+from syft_runner.sandbox import (
+    CODE_OUTPUTS_DIR,
+    DATA_DIR,
+    JOB_DIR,
+    JOB_GID,
+    OUTPUTS_DIR,
+    SYFTBOX_MOUNT,
+    Mount,
+    job_user,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +208,9 @@ def _clear_entry(top: int, name: str, fresh: Iterator[str]) -> None:
         os.rmdir(name, dir_fd=top)
 
 
+_ADDED_FOLDERS_BYTES = 3 * 4096  # one ext4 block each
+
+
 @dataclass(frozen=True)
 class StagedJob:
     job_id: str
@@ -228,7 +242,8 @@ def stage(
     dirs.remove(jid)  # a previous attempt that died half-way
     files = walk_submission(job.path)
     if caps is not None:
-        content = sum(f.size for f in files) + caps.max_total_bytes
+        # + the folders staging adds (outputs/, code/, code/outputs/): the outputs keep their room
+        content = sum(f.size for f in files) + caps.max_total_bytes + _ADDED_FOLDERS_BYTES
         if not mount_jobfs(dirs.volume(jid), dirs.jobfs(jid), content, caps.max_files):
             _warn_unbounded_once()
     root = dirs.staging(jid)
@@ -255,6 +270,10 @@ def stage(
             f"{job.path}: the submission changed after approval (approved "
             f"{approved_hash[:19]}…, now {staged_hash[:19]}…); it must be approved again"
         )
+    # The job's working directory, and the second mount point of its outputs (CODE_OUTPUTS):
+    # empty folders, which the hash above does not see.
+    (root / CODE_OUTPUTS).mkdir(mode=0o755, parents=True, exist_ok=True)
+    (root / CODE_OUTPUTS).parent.chmod(0o755)
     return StagedJob(jid, root, make_outputs(dirs.outputs(jid), job_user(jid)), dirs.data(jid))
 
 
@@ -296,15 +315,29 @@ def verify_staged(staged_root: Path, approved_hash: str) -> bool:
 
 
 def job_mounts(
-    staged: StagedJob, job: JobFolder, config: JobConfig, data_root: Path | None = None
+    staged: StagedJob,
+    job: JobFolder,
+    config: JobConfig,
+    data_root: Path | None = None,
+    chosen: list[str] | None = None,
 ) -> list[Mount]:
-    """Everything bind-mounted into the job container: the staged job, its outputs, its data."""
-    data = mounts_for(job, config, data_root)
-    if config.mode == "real":
-        data = _linked(data, staged.data)
+    """Everything bind-mounted into the job container: the staged job, its outputs, its data.
+    `chosen`: the datasets the owner named at approval (ApprovedMarker.datasets), if any."""
+    if config.protocol == SYFT_JOB_PROTOCOL:
+        data = _linked(syft_mounts_for(job, chosen or [], data_root), staged.data)
+    else:
+        if chosen is not None:  # narrowed at approval: never more than the config asks for
+            config = config.model_copy(
+                update={"datasets": [d for d in config.datasets if d in chosen]}
+            )
+        data = mounts_for(job, config, data_root)
+        if config.mode == "real":
+            data = _linked(data, staged.data)
     return [
         Mount(source=staged.root, target=JOB_DIR, read_only=True),
         Mount(source=staged.outputs, target=OUTPUTS_DIR, read_only=False),
+        # The same folder again under the working directory, so `outputs/x` means it too.
+        Mount(source=staged.outputs, target=CODE_OUTPUTS_DIR, read_only=False),
         *data,
     ]
 
@@ -326,6 +359,30 @@ def mounts_for(job: JobFolder, config: JobConfig, data_root: Path | None = None)
         problem = unreadable_by_job(source)
         if problem is not None:
             raise _unavailable(config, problem, root)
+    return mounts
+
+
+def syft_mounts_for(job: JobFolder, names: list[str], data_root: Path | None) -> list[Mount]:
+    """The owner's Syft datasets chosen at approval, where their client looks for them. A job
+    that asks for another one fails in the job, naming it (their `resolve_dataset_file_path`
+    raises); a chosen one that cannot be mounted ends the job here."""
+    if not names:
+        return []
+    root = data_root if data_root is not None else job.datasite_root.parent
+    try:
+        mounts = syft_dataset_mounts(root, job.owner, names)
+    except DatasetNotFoundError as exc:
+        raise DatasetUnavailableError(f"not run: {exc}") from None
+    except (DatasetError, UnsafePathError) as exc:
+        raise DatasetUnavailableError(
+            "not run: a dataset chosen at approval cannot be mounted", str(exc)
+        ) from None
+    for mount in mounts:
+        problem = unreadable_by_job(mount.source)
+        if problem is not None:
+            raise DatasetUnavailableError(
+                "not run: a dataset chosen at approval cannot be read by jobs", problem
+            )
     return mounts
 
 
@@ -385,8 +442,12 @@ def _linked(mounts: list[Mount], folder: Path) -> list[Mount]:
         target = PurePosixPath(mount.target)
         if target.parent.parent == PurePosixPath(DATA_DIR):
             dest = folder / target.relative_to(DATA_DIR)
-            _hardlink(mount.source, dest)
-            links[mount.source] = dest
+        elif f"/{SYFT_DATASETS_DIR}/" in mount.target:  # a Syft dataset: linked under its path
+            dest = folder / SYFT_DATASETS_DIR / target.relative_to(SYFTBOX_MOUNT)
+        else:
+            continue
+        _hardlink(mount.source, dest)
+        links[mount.source] = dest
     return [
         Mount(source=links.get(m.source, m.source), target=m.target, read_only=m.read_only)
         for m in mounts

@@ -167,7 +167,7 @@ def test_show_has_what_an_owner_reviews(app: typer.Typer, box: Path, tmp_path: P
     assert "timeout_seconds: 30" in out
     assert "content hash: sha256:" in out
     assert "          10  code/main.py" in out  # size, then path
-    assert '  | exec python3 code/main.py "$@"' in out
+    assert '  | exec python3 main.py "$@"' in out
 
 
 def test_show_makes_terminal_tricks_visible(app: typer.Typer, box: Path) -> None:

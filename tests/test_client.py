@@ -124,7 +124,7 @@ def test_bash_job_may_carry_code_and_options(tmp_path: Path, scientist: Client) 
     code = write_code(tmp_path / "src", {"analysis.py": "print(1)\n", "lib/util.py": ""})
     job_dir = scientist.submit_bash_job(
         DO,
-        "python3 code/analysis.py",
+        "python3 analysis.py",
         "with code",
         code_path=code,
         datasets=["./private/data//"],
@@ -140,7 +140,7 @@ def test_bash_job_may_carry_code_and_options(tmp_path: Path, scientist: Client) 
     assert everything_under(job_dir / "code") == ["analysis.py", "lib", "lib/util.py"]
 
 
-def test_python_single_file_runs_from_the_job_root(tmp_path: Path, scientist: Client) -> None:
+def test_python_single_file_runs_from_its_code_folder(tmp_path: Path, scientist: Client) -> None:
     source = tmp_path / "analysis.py"
     source.write_text(
         "import pathlib, sys\n"
@@ -153,13 +153,14 @@ def test_python_single_file_runs_from_the_job_root(tmp_path: Path, scientist: Cl
     assert (job_dir / "code" / "analysis.py").read_bytes() == source.read_bytes()
     config = Job(JobFolder(job_dir), DS).config
     assert (config.type, config.entrypoint) == ("python", "analysis.py")
-    assert 'exec python3 code/analysis.py "$@"' in (job_dir / "run.sh").read_text()
-    # The runner's convention: cwd is the job folder root; outputs/ is relative to it.
+    assert 'exec python3 analysis.py "$@"' in (job_dir / "run.sh").read_text()
+    # The runner's convention: cwd is the code folder; outputs/ is relative to it.
+    code = job_dir / "code"
     ran = subprocess.run(
-        ["bash", "run.sh", "x"], cwd=job_dir, capture_output=True, text=True, check=True
+        ["bash", "../run.sh", "x"], cwd=code, capture_output=True, text=True, check=True
     )
     assert ran.stdout == "args ['x']\n"
-    assert (job_dir / "outputs" / "count.csv").read_text() == "count\n3\n"
+    assert (code / "outputs" / "count.csv").read_text() == "count\n3\n"
 
 
 def test_python_folder_defaults_to_main_py_and_skips_dot_files(
@@ -186,7 +187,9 @@ def test_python_folder_defaults_to_main_py_and_skips_dot_files(
     ]
     config = Job(JobFolder(job_dir), DS).config
     assert config.entrypoint == "main.py"
-    ran = subprocess.run(["bash", "run.sh"], cwd=job_dir, capture_output=True, text=True)
+    ran = subprocess.run(
+        ["bash", "../run.sh"], cwd=job_dir / "code", capture_output=True, text=True
+    )
     assert (ran.returncode, ran.stdout) == (0, "42\n")
 
 
@@ -196,7 +199,9 @@ def test_python_folder_with_an_explicit_entrypoint_is_quoted(
     code = write_code(tmp_path / "p", {"my scripts/run it.py": "print('quoted ok')\n"})
     job_dir = scientist.submit_python_job(DO, code, "q", entrypoint="my scripts/run it.py")
     assert Job(JobFolder(job_dir), DS).config.entrypoint == "my scripts/run it.py"
-    ran = subprocess.run(["bash", "run.sh"], cwd=job_dir, capture_output=True, text=True)
+    ran = subprocess.run(
+        ["bash", "../run.sh"], cwd=job_dir / "code", capture_output=True, text=True
+    )
     assert ran.stdout == "quoted ok\n"
 
 

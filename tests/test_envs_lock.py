@@ -200,7 +200,7 @@ def test_requirements_txt_and_pyproject_in_the_code_folder_are_locked(
     # Bash jobs too, through the client.
     folder = get_client(box, DS).submit_bash_job(
         OWNER,
-        "python3 code/x.py",
+        "python3 x.py",
         "bash-deps",
         dependencies=["syfttinydep"],
         package_index=wheelhouse.index,

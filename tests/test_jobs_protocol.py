@@ -35,7 +35,7 @@ def make_job(root: Path, name: str = "job1", config: dict[str, object] | None = 
     Datasite(root, OWNER).init()
     folder = JobFolder.at(root, OWNER, DS, name)
     (folder.code_dir).mkdir(parents=True)
-    folder.run_sh.write_text("#!/bin/bash\npython3 code/main.py\n")
+    folder.run_sh.write_text("#!/bin/bash\npython3 main.py\n")
     (folder.code_dir / "main.py").write_text("print('hi')\n")
     cfg = config or {"name": name, "type": "python", "entrypoint": "main.py"}
     folder.config_path.write_text(yaml.safe_dump(cfg))
@@ -188,6 +188,24 @@ def test_a_hardlinked_code_file_is_refused(tmp_path: Path) -> None:
     folder = make_job(tmp_path)
     os.link(folder.code_dir / "main.py", tmp_path / "outside.py")
     with pytest.raises(UnsafeSubmissionError, match="hardlink"):
+        folder.content_hash()
+
+
+def test_code_outputs_may_only_be_an_empty_folder(tmp_path: Path) -> None:
+    # The job's outputs are mounted at code/outputs: anything submitted there would be hidden from
+    # the job it was reviewed for, so only the empty mount point itself is accepted.
+    folder = make_job(tmp_path)
+    refused = "code/outputs: refused, it must be an empty folder"
+    before = folder.content_hash()
+    (folder.code_dir / "outputs").mkdir()
+    assert folder.content_hash() == before
+    (folder.code_dir / "outputs" / "hidden.py").write_text("print(1)\n")
+    with pytest.raises(UnsafeSubmissionError, match=refused):
+        folder.content_hash()
+    (folder.code_dir / "outputs" / "hidden.py").unlink()
+    (folder.code_dir / "outputs").rmdir()
+    (folder.code_dir / "outputs").write_text("a file")
+    with pytest.raises(UnsafeSubmissionError, match=refused):
         folder.content_hash()
 
 

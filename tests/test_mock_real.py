@@ -23,7 +23,15 @@ from syft_core.errors import SyftError
 from syft_core.jobs import JobConfig, JobFolder, Outcome
 from syft_runner.local_run import run_local
 from syft_runner.service import RunnerService
-from syft_runner.staging import DatasetUnavailableError, mounts_for, unreadable_by_job
+from syft_runner.staging import (
+    RUNNER_STATE_DIR,
+    DatasetUnavailableError,
+    RunnerDirs,
+    job_mounts,
+    mounts_for,
+    stage,
+    unreadable_by_job,
+)
 from tests.fixtures_runner import OWNER, SCIENTIST, approve, runner_config, write_job
 
 PRIVATE_SPEND = [12.5, 40.0, 7.25, 100.0, 3.0, 55.5, 21.0]  # 7 rows
@@ -288,6 +296,23 @@ def test_only_the_configs_datasets_are_mounted_from_the_modes_source(owner_box: 
     assert {m.source for m in mock} == {(ds.public / "datasets/customers" / ENTRY).resolve()}
     assert all(m.read_only for m in real + mock)
     assert mounts_for(job, JobConfig(name="j", type="bash")) == []
+
+
+def test_approve_dataset_narrows_what_is_mounted_and_never_widens_it(owner_box: Path) -> None:
+    ds = Datasite(owner_box, OWNER)
+    (ds.private / "other.csv").write_text("x\n1\n")
+    (ds.public / "other.csv").write_text("x\n2\n")
+    create_dataset(ds, "other", private=Path("private/other.csv"), mock=Path("public/other.csv"))
+    job = write_job(owner_box, "j", "true\n", config={"datasets": ["customers", "other"]})
+    with pytest.raises(SyftError, match="may only narrow.*not asked for: census"):
+        job.approve(OWNER, expected_hash=job.content_hash(), datasets=["other", "census"])
+    marker = job.approve(OWNER, expected_hash=job.content_hash(), datasets=["other"])
+    assert marker.datasets == ["other"]
+    dirs = RunnerDirs.for_owner(owner_box / RUNNER_STATE_DIR, OWNER)
+    staged = stage(job, marker.content_hash, dirs)
+    mounted = {m.target for m in job_mounts(staged, job, job.config(), chosen=marker.datasets)}
+    assert "/data/other/other.csv" in mounted
+    assert not any("customers" in target for target in mounted)
 
 
 def test_a_missing_dataset_is_refused_listing_the_available_ones(owner_box: Path) -> None:

@@ -104,7 +104,7 @@ def test_a_notebook_file_is_its_own_entrypoint_and_run_sh_runs_it(
     assert (config.type, config.entrypoint) == ("python", "analysis.ipynb")
     assert (folder / "code" / "analysis.ipynb").read_bytes() == code.read_bytes()
     run_sh = job.run_sh.read_text()
-    runs = f"exec /usr/bin/python3 {NOTEBOOK_RUNNER} code/analysis.ipynb outputs/analysis.ipynb\n"
+    runs = f"exec /usr/bin/python3 {NOTEBOOK_RUNNER} analysis.ipynb outputs/analysis.ipynb\n"
     assert runs in run_sh
 
 
@@ -116,7 +116,7 @@ def test_a_folder_may_name_a_notebook_entrypoint(tmp_path: Path, box: Path) -> N
     )
     assert JobFolder(folder).config().entrypoint == "notebooks/my report.ipynb"
     run_sh = (folder / "run.sh").read_text()
-    assert "'code/notebooks/my report.ipynb' 'outputs/my report.ipynb'" in run_sh
+    assert "'notebooks/my report.ipynb' 'outputs/my report.ipynb'" in run_sh
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_a_notebook_job_runs_top_to_bottom_and_its_executed_copy_lands_in_output
     assert done is not None and done.outcome is Outcome.SUCCEEDED, job.stderr_path.read_text()
     # What cells print streams to the job's stdout; the kernel's cwd is /job, as for .py jobs.
     assert job.stdout_path.read_text() == (
-        "loaded\n/job 3\nexecuted notebook saved to outputs/analysis.ipynb\n"
+        "loaded\n/job/code 3\nexecuted notebook saved to outputs/analysis.ipynb\n"
     )
     assert job.stderr_path.read_text() == ""
     executed = job.outputs_dir / "analysis.ipynb"
@@ -181,14 +181,14 @@ def test_modules_beside_the_notebook_are_importable_and_paths_start_at_the_job_f
     project = tmp_path / "project"
     write_notebook(
         project / "notebooks" / "report.ipynb",
-        "from helpers import greet\nprint(greet())\nprint(open('code/data.txt').read())",
+        "from helpers import greet\nprint(greet())\nprint(open('data.txt').read())",
     )
     (project / "notebooks" / "helpers.py").write_text("def greet():\n    return 'hi'\n")
-    (project / "data.txt").write_text("data at code/data.txt")
+    (project / "data.txt").write_text("data beside the code")
     job = _submit_and_run(box, docker_client, project, entrypoint="notebooks/report.ipynb")
     done = done_of(job)
     assert done is not None and done.outcome is Outcome.SUCCEEDED, job.stderr_path.read_text()
-    assert job.stdout_path.read_text().startswith("hi\ndata at code/data.txt\n")
+    assert job.stdout_path.read_text().startswith("hi\ndata beside the code\n")
     assert (job.outputs_dir / "report.ipynb").is_file()
 
 
@@ -204,7 +204,7 @@ def test_a_failing_cell_fails_the_job_with_its_traceback_and_keeps_the_executed_
     assert "stderr" in done.message
     assert job.stdout_path.read_text().startswith("before the failure\n")
     stderr = job.stderr_path.read_text()
-    assert "code/bad.ipynb: cell 2 of 3 (ZeroDivisionError) failed:" in stderr
+    assert "bad.ipynb: cell 2 of 3 (ZeroDivisionError) failed:" in stderr
     assert "----> 3 ratio(3)" in stderr and "ZeroDivisionError: division by zero" in stderr
     assert "\x1b[" not in stderr  # no terminal colour codes in the log
     assert "never reached" not in job.stdout_path.read_text()
@@ -245,7 +245,7 @@ def test_a_notebook_with_declared_dependencies_needs_ipykernel_in_its_environmen
     done = done_of(job)
     assert done is not None and done.outcome is Outcome.FAILED and done.exit_code == 1
     assert job.stderr_path.read_text() == (
-        "code/deps.ipynb: the job's environment (its declared dependencies) has no ipykernel, "
+        "deps.ipynb: the job's environment (its declared dependencies) has no ipykernel, "
         "which a notebook's kernel needs there: add ipykernel to the dependencies\n"
     )
 

@@ -46,7 +46,7 @@ def make_job(
 ) -> JobFolder:
     job = JobFolder.at(ds.syftbox_root, ds.email, submitter, name)
     (job.path / "code").mkdir(parents=True)
-    (job.path / "run.sh").write_text("#!/bin/bash\nexec python3 code/main.py\n")
+    (job.path / "run.sh").write_text("#!/bin/bash\nexec python3 main.py\n")
     (job.path / "code" / "main.py").write_text(code)
     config = JobConfig(
         name=name,

@@ -21,6 +21,7 @@ from syft_runner.probe import (
 )
 from syft_runner.sandbox import (
     ALLOWED_ENV_NAMES,
+    CODE_OUTPUTS_DIR,
     DOCKER_MASKED_PATHS,
     JOB_DIR,
     JOB_GID,
@@ -100,7 +101,7 @@ def test_every_probe_line_in_a_job_container(probe: ProbeReport) -> None:
         assert facts[field] == "0000000000000000", field
     assert facts["NoNewPrivs"] == "1" and facts["Seccomp"] == "2"
     assert facts["interfaces"] == ["lo"]
-    assert facts["writable paths"] == ["/job/outputs", "/tmp", "/dev/shm"]
+    assert facts["writable paths"] == ["/job/outputs", "/job/code/outputs", "/tmp", "/dev/shm"]
     writable = facts["writable mounts"]
     assert isinstance(writable, list)
     assert {m.split()[0] for m in writable} >= {"/job/outputs", "/tmp", "/dev/shm"}
@@ -187,6 +188,8 @@ def test_probe_detects_executable_outputs_and_visible_block_devices(
     outputs = tmp_path / "outputs"
     outputs.mkdir()
     os.chown(outputs, *SANDBOX_USER)
+    (tmp_path / "code" / "outputs").mkdir(parents=True)
+    (tmp_path / "code").chmod(0o755)
     assert mount_jobfs(tmp_path / "other.img", tmp_path / "other", 1 << 20, 100)
     try:
         result = run_sandboxed(
@@ -194,6 +197,7 @@ def test_probe_detects_executable_outputs_and_visible_block_devices(
             mounts=[
                 Mount(source=tmp_path, target=JOB_DIR),
                 Mount(source=outputs, target=OUTPUTS_DIR, read_only=False),
+                Mount(source=outputs, target=CODE_OUTPUTS_DIR, read_only=False),
             ],
             overrides={"masked_paths": list(DOCKER_MASKED_PATHS)},
         )

@@ -33,7 +33,7 @@ SUBMISSION = ["run.sh", "config.yaml", "code/main.py"]
 def make_job(ds: Datasite, mode: str = "real", name: str = "analysis") -> JobFolder:
     job = JobFolder.at(ds.syftbox_root, ds.email, SCIENTIST, name)
     (job.path / "code").mkdir(parents=True)
-    (job.path / "run.sh").write_text("#!/bin/bash\nexec python3 code/main.py\n")
+    (job.path / "run.sh").write_text("#!/bin/bash\nexec python3 main.py\n")
     (job.path / "code" / "main.py").write_text("print('hi')\n")
     config = JobConfig(name=name, type="bash", mode=mode, submitted_by=SCIENTIST)
     (job.path / "config.yaml").write_text(config.to_yaml())

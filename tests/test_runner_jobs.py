@@ -63,7 +63,7 @@ def test_python_job_and_its_traceback(syftbox: Path, start_runner: StartRunner) 
         write_job(
             syftbox,
             "py-good",
-            "python3 code/main.py\n",
+            "python3 main.py\n",
             job_type="python",
             code={
                 "main.py": "import os, pandas\n"
@@ -77,7 +77,7 @@ def test_python_job_and_its_traceback(syftbox: Path, start_runner: StartRunner) 
         write_job(
             syftbox,
             "py-bad",
-            "python3 code/main.py\n",
+            "python3 main.py\n",
             job_type="python",
             code={"main.py": "def f():\n    raise KeyError('customer_id')\nf()\n"},
         )
@@ -130,8 +130,10 @@ def test_container_is_hardened(
     assert env["SYFT_OUTPUT_DIR"] == "/job/outputs"
     assert not set(env) & {"LD_PRELOAD", "DOCKER_HOST", "PYTHONPATH"}
     mounts = {m["Destination"]: m for m in info["Mounts"]}
-    assert set(mounts) == {"/job", "/job/outputs"}
+    assert set(mounts) == {"/job", "/job/outputs", "/job/code/outputs"}
     assert mounts["/job"]["RW"] is False and mounts["/job/outputs"]["RW"] is True
+    assert mounts["/job/code/outputs"]["Source"] == mounts["/job/outputs"]["Source"]
+    assert mounts["/job/code/outputs"]["RW"] is True and info["Config"]["WorkingDir"] == "/job/code"
     # The submission itself is never mounted: /job is the runner's staged copy.
     assert not mounts["/job"]["Source"].startswith(str(job.path))
     assert ".syft-runner" in mounts["/job"]["Source"]
@@ -147,7 +149,7 @@ def test_network_and_readonly_job_dir(syftbox: Path, start_runner: StartRunner) 
         write_job(
             syftbox,
             "escape",
-            "python3 code/main.py\n",
+            "python3 main.py\n",
             job_type="python",
             code={
                 "main.py": "import socket\n"
@@ -172,7 +174,7 @@ def test_network_and_readonly_job_dir(syftbox: Path, start_runner: StartRunner) 
     out = job.stdout_path.read_text()
     assert "connected" not in out and out.count("blocked") == 2
     assert "wrote" not in out and out.count("readonly") == 3
-    assert job.run_sh.read_text() == "python3 code/main.py\n"
+    assert job.run_sh.read_text() == "python3 main.py\n"
 
 
 def test_symlinked_output_is_refused_and_listed(syftbox: Path, start_runner: StartRunner) -> None:
@@ -200,7 +202,7 @@ def test_symlinked_output_is_refused_and_listed(syftbox: Path, start_runner: Sta
 def test_symlink_in_submission_is_an_error_before_run(
     syftbox: Path, start_runner: StartRunner, docker_client: docker.DockerClient
 ) -> None:
-    job = approve(write_job(syftbox, "sneaky", "cat code/secret\n"))
+    job = approve(write_job(syftbox, "sneaky", "cat secret\n"))
     os.symlink(syftbox / OWNER / "private", job.code_dir / "secret")
     start_runner()
     done = wait_done(job)

@@ -49,7 +49,7 @@ def test_oom_is_reported_with_the_limit(syftbox: Path, start_runner: StartRunner
         write_job(
             syftbox,
             "hungry",
-            "python3 code/main.py\n",
+            "python3 main.py\n",
             job_type="python",
             code={"main.py": "x = bytearray(400 * 1024 * 1024)\nprint('survived')\n"},
             config={"resources": {"memory_mb": 64}},

@@ -94,8 +94,14 @@ def test_job_mounts_are_the_staged_copy_and_outputs(syftbox: Path) -> None:
     job = write_job(syftbox, "m", "echo hi\n")
     staged = stage(job, job.content_hash(), RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER))
     mounts = job_mounts(staged, job, JobConfig(name="m", type="bash"))
-    assert [(m.target, m.read_only) for m in mounts] == [("/job", True), ("/job/outputs", False)]
-    assert mounts[0].source == staged.root and mounts[1].source == staged.outputs
+    assert [(m.target, m.read_only) for m in mounts] == [
+        ("/job", True),
+        ("/job/outputs", False),
+        ("/job/code/outputs", False),
+    ]
+    assert mounts[0].source == staged.root
+    assert mounts[1].source == mounts[2].source == staged.outputs
+    assert (staged.root / "code" / "outputs").is_dir()  # the mount point, in the read-only /job
 
 
 def test_runner_dirs_remove_and_list(syftbox: Path) -> None:

@@ -217,7 +217,7 @@ def test_analysis_with_pandas_sklearn_matplotlib_runs_with_no_declared_dependenc
     syftbox: Path, docker_client: docker.DockerClient, job_images: dict[str, str]
 ) -> None:
     job = write_job(
-        syftbox, "fit", "exec python code/main.py\n", job_type="python", code={"main.py": ANALYSIS}
+        syftbox, "fit", "exec python main.py\n", job_type="python", code={"main.py": ANALYSIS}
     )
     _run(docker_client, syftbox, job)
     done = done_of(job)
@@ -232,23 +232,29 @@ def test_analysis_with_pandas_sklearn_matplotlib_runs_with_no_declared_dependenc
 def test_the_seed_bash_example_runs_python_in_the_default_runtime(
     tmp_path: Path, syftbox: Path, docker_client: docker.DockerClient, job_images: dict[str, str]
 ) -> None:
-    # The seed's script, word for word: `python analysis.py` from the job's working directory.
-    # The job's code lands under code/ and the job runs in /job, so the script reaches its file
-    # by changing there first: `cd code` is the one line the seed leaves implicit.
+    # The seed's script, word for word: `python analysis.py`, run from the job's code folder as it
+    # ran on the scientist's machine, with the file beside it and `outputs/` there an output.
     code = tmp_path / "work"
     code.mkdir()
-    (code / "analysis.py").write_text("import pandas, sys\nprint('pandas', pandas.__version__)\n")
+    (code / "analysis.py").write_text(
+        "import pandas\n"
+        "print('pandas', pandas.__version__, open('notes.txt').read())\n"
+        "pandas.DataFrame({'n': [1]}).to_csv('outputs/n.csv', index=False)\n"
+    )
+    (code / "notes.txt").write_text("beside it")
+    (code / "outputs").mkdir()  # a local run's results: not submitted
+    (code / "outputs" / "old.csv").write_text("stale")
     client = get_client(syftbox, SCIENTIST)
     seed = client.submit_bash_job(OWNER, SEED_SCRIPT, "My Analysis")
-    folder = client.submit_bash_job(
-        OWNER, SEED_SCRIPT.replace("set -e\n", "set -e\ncd code\n"), "With code", code_path=code
-    )
+    folder = client.submit_bash_job(OWNER, SEED_SCRIPT, "With code", code_path=code)
     assert (seed / "run.sh").read_text() == "#!/bin/bash\nset -e\npython analysis.py\n"
+    assert not (folder / "code" / "outputs").exists()
     job = JobFolder(folder)
     _run(docker_client, syftbox, job)
     done = done_of(job)
     assert done is not None and done.outcome is Outcome.SUCCEEDED, job.stderr_path.read_text()
-    assert job.stdout_path.read_text() == "pandas 1.5.3\n"
+    assert job.stdout_path.read_text() == "pandas 1.5.3 beside it\n"
+    assert sorted(p.name for p in job.outputs_dir.iterdir()) == ["n.csv"]
 
     # Without its analysis.py the seed's own job still finds `python`: what fails is the file.
     bare = JobFolder(seed)
@@ -256,7 +262,7 @@ def test_the_seed_bash_example_runs_python_in_the_default_runtime(
     failed = done_of(bare)
     assert failed is not None and failed.outcome is Outcome.FAILED
     stderr = bare.stderr_path.read_text()
-    assert "can't open file '/job/analysis.py'" in stderr and "command not found" not in stderr
+    assert "can't open file '/job/code/analysis.py'" in stderr and "command not found" not in stderr
 
 
 @pytest.mark.docker

@@ -313,6 +313,7 @@ def test_limits_hold_inside_the_container(run_sandboxed: RunSandboxed, tmp_path:
     # folder and own the outputs folder.
     tmp_path.chmod(0o755)
     (tmp_path / "outputs").mkdir()
+    (tmp_path / "code").mkdir(mode=0o755)  # the working directory
     os.chown(tmp_path / "outputs", *SANDBOX_USER)
     script = (
         "ulimit -n; ulimit -c; ulimit -f; id -u; "

@@ -30,7 +30,7 @@ from syft_runner.cli import _register_all, app
 from tests.fixtures_s3 import OWNER, S3Server, start_weed, stop_process
 from tests.fixtures_sync import JOB, SCI, Parties, Shared
 
-RUN_SH = b"#!/bin/bash\nset -e\npython code/main.py\n"
+RUN_SH = b"#!/bin/bash\nset -e\npython main.py\n"
 BINARY = bytes(range(256)) * 64  # every byte value, to prove binary files survive unchanged
 
 

@@ -3,8 +3,8 @@
 A python job whose entrypoint is a notebook runs this (see syft_core.submit.python_run_script).
 The kernel is this image's python3 (ipykernel, through sandbox_kernel.py), or the python of the
 job's environment when the job declared dependencies (VIRTUAL_ENV; that environment must then
-hold ipykernel itself: it never mixes with the image's packages), with the job folder as
-its working directory, as for a .py job, so `outputs/x.csv` means the same in both; and the
+hold ipykernel itself: it never mixes with the image's packages), with the job's code folder
+as its working directory, as for a .py job, so `outputs/x.csv` means the same in both; and the
 notebook's folder is importable, as a script's folder is (`from helpers import x`). It is reached
 over unix sockets (ZMQ `ipc`) on /tmp: the sandbox allows no other socket family, and has no
 network anyway. Plots are drawn

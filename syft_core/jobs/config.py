@@ -18,6 +18,9 @@ MAX_CONFIG_BYTES = 64 * 1024
 METADATA_FIELDS = ("name", "description", "submitted_at", "submitted_by")
 # A runtime (job image) name, as a job may ask for one and an owner allows it: `scientific`.
 RUNTIME_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
+# A job that came in through OpenMined's Syft job gateway (syft_runner.syftjob_gateway): its bash
+# script runs from the job folder, and its datasets are the owner's Syft datasets.
+SYFT_JOB_PROTOCOL = "syft-job"
 # What a python job's entrypoint may be: a script, or a notebook run top to bottom.
 ENTRYPOINT_SUFFIXES = (".py", ".ipynb")
 
@@ -53,6 +56,8 @@ class JobConfig(BaseModel):
     timeout_seconds: int | None = Field(default=None, gt=0)
     resources: JobResources | None = None
     description: str = ""
+    # Which gateway's conventions the job was written for: ours, or SYFT_JOB_PROTOCOL.
+    protocol: Literal["syftbox", "syft-job"] = "syftbox"
 
     @field_validator("name")
     @classmethod
@@ -83,10 +88,15 @@ class JobConfig(BaseModel):
         """Everything but METADATA_FIELDS, as JSON-ready data: what decides how the job runs. The
         job sees none of the metadata (config.yaml is not in its container, nor is the name in
         its environment), so two jobs with the same code and run fields behave alike."""
-        return self.model_dump(mode="json", exclude=set(METADATA_FIELDS))
+        return self.model_dump(mode="json", exclude={*METADATA_FIELDS, *self._implied()})
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        data = self.model_dump(mode="json", exclude=self._implied())
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+    def _implied(self) -> set[str]:
+        # Our own gateway's protocol goes unsaid: configs written before the field read the same.
+        return {"protocol"} if self.protocol == "syftbox" else set()
 
 
 def load_config(path: Path) -> JobConfig:

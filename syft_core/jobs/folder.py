@@ -23,7 +23,7 @@ from syft_core.datasite import EVENT_LOG
 from syft_core.errors import AccessDeniedError, JobError, SyftError
 from syft_core.events import EventLog
 from syft_core.identity import is_valid_email
-from syft_core.jobs.config import MAX_CONFIG_BYTES, JobConfig, load_config
+from syft_core.jobs.config import MAX_CONFIG_BYTES, SYFT_JOB_PROTOCOL, JobConfig, load_config
 from syft_core.jobs.markers import (
     ApprovedMarker,
     CancelMarker,
@@ -233,12 +233,15 @@ class JobFolder:
         without_review: bool = False,
         reason: str | None = None,
         method: str = "manual",
+        datasets: list[str] | None = None,
     ) -> ApprovedMarker:
         """Approve exactly what was reviewed: `expected_hash` is the content hash the approver
         was shown (`syft-runner show`, Snapshot.content_hash). ContentChangedError when the
         submission differs from it now, so a file swapped between review and approval is never
         approved. `without_review=True` approves the current content unread, for scripts; the
-        marker and the event log record that it was unreviewed."""
+        marker and the event log record that it was unreviewed. `datasets` narrows what the run
+        may read to these (each must be one the config asks for; a Syft job's config asks for
+        none, so the owner names its datasets here)."""
         self._require_owner(by, "approve")
         if expected_hash is None and not without_review:
             raise JobError(
@@ -253,13 +256,16 @@ class JobFolder:
                 f"{self.path}: the submission is not what was reviewed (reviewed "
                 f"{expected_hash[:19]}…, now {snapshot.content_hash[:19]}…); review it again"
             )
-        snapshot.config()  # a job whose config is invalid cannot be approved
+        config = snapshot.config()  # a job whose config is invalid cannot be approved
+        if datasets is not None:
+            _check_chosen_datasets(self.path, config, datasets)
         marker = ApprovedMarker(
             by=by,
             reason=reason,
             method=method,
             content_hash=snapshot.content_hash,
             unreviewed=without_review,
+            datasets=None if datasets is None else list(dict.fromkeys(datasets)),
         )
         write_marker(self.marker_path("approved"), marker)
         self._record(
@@ -269,6 +275,7 @@ class JobFolder:
             reason=reason,
             hash=marker.content_hash,
             unreviewed=without_review,
+            datasets=marker.datasets,
         )
         return marker
 
@@ -343,6 +350,18 @@ class JobFolder:
             self._record(by, kind, restored=True, **details(marker))
             restored.append(kind)
         return restored
+
+
+def _check_chosen_datasets(path: Path, config: JobConfig, chosen: list[str]) -> None:
+    if config.protocol == SYFT_JOB_PROTOCOL:
+        return  # a Syft job names no datasets: the owner's choice is the whole list
+    extra = [name for name in chosen if name not in config.datasets]
+    if extra:
+        asked = ", ".join(config.datasets) or "none"
+        raise JobError(
+            f"{path}: --dataset may only narrow what the job asks for ({asked}); "
+            f"not asked for: {', '.join(extra)}"
+        )
 
 
 def _running_details(marker: Marker) -> dict[str, object]:

@@ -43,6 +43,10 @@ class ApprovedMarker(Marker):
     content_hash: str
     # True when approved without a reviewed hash to compare (JobFolder.approve without_review).
     unreviewed: bool = False
+    # The datasets the owner lets this run read, when they chose at approval (`approve
+    # --dataset`): a subset of what the config asks for, or, for a Syft job (which names none),
+    # the owner's Syft datasets to mount. None: what the config asks for.
+    datasets: list[str] | None = None
 
 
 class RejectedMarker(Marker):

@@ -19,6 +19,8 @@ from syft_core.safefile import file_kind
 
 SUBMISSION_FILES = ("run.sh", "config.yaml")
 CODE_DIR = "code"
+# The job's outputs are mounted here too (syft_runner.staging): the submission must leave it empty.
+CODE_OUTPUTS = f"{CODE_DIR}/outputs"
 MAX_SUBMISSION_FILES = 10_000
 MAX_SUBMISSION_BYTES = 256 * 1024 * 1024
 MAX_DEPTH = 32
@@ -53,6 +55,20 @@ def _check_name(where: str, name: str) -> None:
         raise UnsafeSubmissionError(f"{where}/{name}: refused, a permission file in a submission")
 
 
+def _check_outputs_mount_point(path: Path, st: os.stat_result) -> None:
+    """`code/outputs` is where the job's outputs folder is mounted (so `outputs/x` written from
+    the job's working directory, code/, lands in its outputs): a submission may leave an empty
+    folder there, never anything the mount would hide from the running job."""
+    why = "it must be an empty folder: the job's outputs folder is mounted there"
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeSubmissionError(f"{CODE_OUTPUTS}: refused, {why}")
+    with os.scandir(path) as entries:
+        if any(True for _ in entries):
+            raise UnsafeSubmissionError(
+                f"{CODE_OUTPUTS}: refused, {why} (what a submission puts there the job never sees)"
+            )
+
+
 def _walk_code(job_dir: Path, found: list[SubmittedFile]) -> None:
     stack: list[tuple[Path, int]] = [(job_dir / CODE_DIR, 0)]
     while stack:
@@ -67,6 +83,9 @@ def _walk_code(job_dir: Path, found: list[SubmittedFile]) -> None:
                 _check_name(folder.relative_to(job_dir).as_posix(), entry.name)
                 relpath = path.relative_to(job_dir).as_posix()
                 st = entry.stat(follow_symlinks=False)
+                if relpath == CODE_OUTPUTS:
+                    _check_outputs_mount_point(path, st)
+                    continue
                 if stat.S_ISDIR(st.st_mode):
                     stack.append((path, depth + 1))
                     continue

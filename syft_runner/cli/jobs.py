@@ -88,14 +88,22 @@ def list_jobs(
 ) -> None:
     """List the jobs in your datasite, from every submitter."""
     client = owner_client(syftbox, email)
-    table = Table("job", "name", "submitter", "status", "age", "outcome")
+    table = Table("job", "name", "submitter", "via", "status", "age", "outcome")
     with reported_failures():
         for job in client.owner_jobs:
             s = job.summary()
             if status is not None and s["status"] != status.value:
                 continue
             age = _age(job.submitted_at)
-            cells = [job.folder_name, s["name"], s["submitted_by"], s["status"], age, s["outcome"]]
+            cells = [
+                job.folder_name,
+                s["name"],
+                s["submitted_by"],
+                s["gateway"],
+                s["status"],
+                age,
+                s["outcome"],
+            ]
             table.add_row(*(Text(visible(c), overflow="fold") for c in cells))
     Console(highlight=False).print(table)
 
@@ -280,6 +288,15 @@ def approve(
         ),
     ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            help="Mount only this dataset (repeat for more); for a Syft job, which of your Syft "
+            "datasets it may read.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Approve a job in your inbox, bound to the content you reviewed: give --hash, or confirm
     interactively after any change since `show` is shown."""
@@ -287,7 +304,7 @@ def approve(
     with reported_failures():
         if content_hash is None:
             content_hash = _confirmed_hash(job)
-        job.approve(reason, expected_hash=content_hash)
+        job.approve(reason, expected_hash=content_hash, datasets=dataset or None)
     _echo(f"approved {job.key} ({content_hash})")
 
 

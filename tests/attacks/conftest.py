@@ -118,12 +118,12 @@ def run_jobs(
 def python_job(
     syftbox: Path, name: str, program: str, *, args: str = "", **job_options: Any
 ) -> JobFolder:
-    """Write and approve a python job that runs `program` as `python3 code/main.py <args>`."""
+    """Write and approve a python job that runs `program` as `python3 main.py <args>`."""
     return approve(
         write_job(
             syftbox,
             name,
-            f"python3 code/main.py {args}\n",
+            f"python3 main.py {args}\n",
             job_type="python",
             code={"main.py": program},
             **job_options,
@@ -141,7 +141,7 @@ def probe_job(
     timeout: float = 60.0,
     **job_options: Any,
 ) -> tuple[JobFolder, DoneMarker, dict[str, Any]]:
-    """Run a python job (`python3 code/main.py <args>`) whose last stdout line is a JSON object
+    """Run a python job (`python3 main.py <args>`) whose last stdout line is a JSON object
     of observations."""
     job = python_job(syftbox, name, program, args=args, **job_options)
     start_runner()

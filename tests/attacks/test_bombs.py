@@ -65,7 +65,7 @@ def test_thread_bomb_is_capped(syftbox: Path, start_runner: StartRunner) -> None
         write_job(
             syftbox,
             "thread-bomb",
-            "python3 code/main.py\n",
+            "python3 main.py\n",
             job_type="python",
             code={"main.py": program},
             config={"resources": {"pids": 64}},

@@ -313,7 +313,7 @@ def test_a_policy_under_a_flipping_config_approves_only_the_mock_version(syftbox
 def test_same_code_policy_compares_every_config_field_the_job_can_see(syftbox: Path) -> None:
     datasite = Datasite(syftbox, OWNER)
     _mock_only_policy(datasite, same_code_as_approved=True, mode="any")
-    script = "python3 code/main.py\n"
+    script = "python3 main.py\n"
     code = {"main.py": "import yaml\nprint('threshold from config')\n"}
     first = write_job(syftbox, "first", script, code=code, config={"threshold": 10})
     approve(first)
@@ -371,7 +371,7 @@ def test_code_that_runs_other_than_it_reads_is_flagged_and_never_policy_approved
 ) -> None:
     datasite = Datasite(syftbox, OWNER)
     _mock_only_policy(datasite)
-    job = write_job(syftbox, "flagged", "python3 code/main.py\n", config={"mode": "mock"})
+    job = write_job(syftbox, "flagged", "python3 main.py\n", config={"mode": "mock"})
     for rel, data in files.items():
         path = job.code_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -411,7 +411,7 @@ def test_run_sh_is_shown_with_every_hidden_character_escaped(syftbox: Path) -> N
 def test_a_submission_with_a_hidden_character_in_a_name_cannot_be_approved(
     syftbox: Path, name: str
 ) -> None:
-    job = write_job(syftbox, "names", "python3 code/main.py\n")
+    job = write_job(syftbox, "names", "python3 main.py\n")
     (job.code_dir / name).write_text("x = 1\n")
     with pytest.raises(JobError, match="refused") as refused:
         job.approve(OWNER, without_review=True)
@@ -444,9 +444,7 @@ def test_output_names_recorded_are_the_names_on_disk(
         f"open(os.path.join('outputs', {n!r}), 'w').write('x')\n" for n in names
     )
     job = approve(
-        write_job(
-            syftbox, "names", "python3 code/main.py\n", job_type="python", code={"main.py": code}
-        )
+        write_job(syftbox, "names", "python3 main.py\n", job_type="python", code={"main.py": code})
     )
     start_runner()
     done = wait_done(job)

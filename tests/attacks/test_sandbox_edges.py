@@ -75,7 +75,7 @@ def test_files_written_to_outputs_cannot_be_executed(
     syftbox: Path, start_runner: StartRunner
 ) -> None:
     job, done, report = probe_job(syftbox, start_runner, "exec-outputs", EXEC_PROGRAM)
-    # The job itself ran (`/bin/bash /job/run.sh` → `python3 code/main.py` from /job) and ended
+    # The job itself ran (`/bin/bash /job/run.sh` → `python3 main.py` from /job) and ended
     # well: only what it wrote is refused execution.
     assert done.outcome is Outcome.SUCCEEDED, job.stderr_path.read_text()
     assert report["script"] == "OSError: Permission denied", report

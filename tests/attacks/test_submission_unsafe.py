@@ -87,7 +87,7 @@ def _job(syftbox: Path, name: str) -> JobFolder:
     return write_job(
         syftbox,
         name,
-        "cat code/* > outputs/copy.txt\n",
+        "cat * > outputs/copy.txt\n",
         code={"ok.txt": "fine\n", "data.csv": "decoy\n"},
     )
 

@@ -191,7 +191,7 @@ def test_entrypoint_traversal_is_refused(syftbox: Path, start_runner: StartRunne
     job = write_job(
         syftbox,
         "entry",
-        "python3 code/main.py\n",
+        "python3 main.py\n",
         job_type="python",
         code={"main.py": "print('hi')\n"},
         config={"entrypoint": "../../../private/secret.py"},
