@@ -304,7 +304,7 @@ def test_approve_dataset_narrows_what_is_mounted_and_never_widens_it(owner_box: 
     (ds.public / "other.csv").write_text("x\n2\n")
     create_dataset(ds, "other", private=Path("private/other.csv"), mock=Path("public/other.csv"))
     job = write_job(owner_box, "j", "true\n", config={"datasets": ["customers", "other"]})
-    with pytest.raises(SyftError, match="may only narrow.*not asked for: census"):
+    with pytest.raises(SyftError, match=r"may only narrow.*not asked for: census"):
         job.approve(OWNER, expected_hash=job.content_hash(), datasets=["other", "census"])
     marker = job.approve(OWNER, expected_hash=job.content_hash(), datasets=["other"])
     assert marker.datasets == ["other"]
