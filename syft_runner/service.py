@@ -22,6 +22,7 @@ from pathlib import Path
 import docker
 
 from syft_core.datasite import Datasite
+from syft_core.dependencies import PackageIndex
 from syft_core.errors import SyftError
 from syft_core.jobs import ApprovedMarker, JobFolder
 from syft_core.jobs.markers import read_marker
@@ -29,6 +30,7 @@ from syft_core.policies import apply_policies, load_policies
 from syft_runner.config import RunnerConfig
 from syft_runner.executor import Executor, RunResult
 from syft_runner.scheduler import FairQueue, QueuedJob
+from syft_runner.syftjob_gateway import SyftJobGateway
 from syft_runner.watcher import GatewayWatcher, pending_job_folders
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,18 @@ class RunnerService:
             )
         self.config = config
         self.executor = Executor(client, config, Path(syftbox), owner)
+        # OpenMined's job gateway, served through ours (its jobs are mirrored into jobs/).
+        self.syft_jobs = (
+            SyftJobGateway(
+                self.datasite,
+                lock_dir=self.executor.dirs.root / "syftjob-locks",
+                index=PackageIndex(config.index_url, tuple(config.find_links), config.no_index),
+                datasets=list(config.syft_job_datasets),
+                share_on_completion=config.syft_job_share_on_completion,
+            )
+            if config.syft_jobs
+            else None
+        )
         self.queue = FairQueue()
         self.active: dict[str, threading.Thread] = {}
         self._approvals: dict[str, MarkerIdentity] = {}  # queued/active job → its approval
@@ -117,6 +131,7 @@ class RunnerService:
             while not stop.is_set():
                 self._wake.clear()
                 if time.monotonic() >= next_rescan:
+                    self._sync_syft_jobs()
                     self._consider(pending_job_folders(self.datasite.jobs))
                     next_rescan = time.monotonic() + self.config.rescan_seconds
                 else:
@@ -124,6 +139,7 @@ class RunnerService:
                 self._reap()
                 self._dispatch()
                 if once and not self.active and not len(self.queue):
+                    self._sync_syft_jobs()  # their side learns how the last jobs ended
                     break
                 # Capped so that a stop request is noticed promptly even when nothing happens.
                 self._wake.wait(min(STOP_POLL_SECONDS, max(0.0, next_rescan - time.monotonic())))
@@ -135,6 +151,11 @@ class RunnerService:
             for thread in list(self.active.values()):
                 thread.join(timeout=DETACH_SECONDS)
         log.info("runner stopped", extra={"jobs_in_flight": in_flight})
+
+    def _sync_syft_jobs(self) -> None:
+        # Mirrors it writes or approves are found by the rescan that follows, like any job.
+        if self.syft_jobs is not None:
+            self.syft_jobs.sync()
 
     def _hint(self, folders: set[Path]) -> None:
         with self._hints_lock:

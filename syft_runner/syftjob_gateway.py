@@ -1,0 +1,426 @@
+"""OpenMined's Syft job gateway, served through ours: the folder layout is an adapter at the edge.
+
+Scientists who use OpenMined's clients (syft-rds, syft-client) submit into
+`<owner>/app_data/job/inbox/<ds>/[v1/]JOB/` and read state and results from
+`.../review/<ds>/[v1/]JOB/` (syft_core.syftjob). The owner's runner mirrors each such job into
+our own gateway as `jobs/<ds>/syftjob-p<N>-<slug>-<digest>/`, so one executor, scheduler, crash
+recovery, review (`show`, `approve --dataset`, `release`) and event log serve both. Each pass
+(`SyftJobGateway.sync`, from the serve loop) keeps the two sides in step from the folders alone:
+
+    their state.yaml                       the mirror
+    none                             ->    `pending` written (their runner's scan does the same)
+    pending                          ->    written from the submission (rewritten while it waits)
+    pending                          <-    approved / rejected with `syft-runner approve|reject`
+    approved (their client, syft-bg) ->    rewritten from the submission and approved with the hash
+                                           of exactly those bytes; refused if a submitted file is
+                                           newer than `approved_at`
+    rejected                         ->    rejected (if it has not started)
+    running                          <-    running
+    done / failed                    <-    done, once released (`syft-runner release`), or at once
+                                           with `syft_job_share_on_completion`
+
+What runs is the mirror, never the inbox. Its run.sh is generated for python jobs (their run.sh
+installs packages from the network next to the data; here what the job declares is locked when
+it arrives, built before it runs, and the job has no network) and, for bash jobs, is theirs after a
+`cd` to the job folder, where their runner starts bash jobs. A mirror approved with their client is
+approved with the hash of the bytes just rendered from the submission, so nothing anyone else
+wrote into the mirror is ever what runs; one approved with ours is bound to what `show` printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shlex
+import stat
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from syft_core.atomic import atomic_write_bytes, atomic_write_text
+from syft_core.datasite import Datasite
+from syft_core.dependencies import PackageIndex, resolve_lock
+from syft_core.errors import JobError, SyftError
+from syft_core.jobs import ApprovedMarker, DoneMarker, JobFolder, Outcome, Status
+from syft_core.jobs.config import SYFT_JOB_PROTOCOL, JobConfig
+from syft_core.jobs.lock import (
+    LOCK_RELPATH,
+    PYPROJECT_TOML,
+    REQUIREMENTS_TXT,
+    Requested,
+    declared_requirements,
+)
+from syft_core.jobs.snapshot import digest_entries
+from syft_core.jobs.submission import CODE_DIR, open_submitted
+from syft_core.submit import job_folder_name
+from syft_core.syftjob import (
+    SyftJobConfig,
+    SyftJobRef,
+    SyftJobState,
+    now_stamp,
+    read_config,
+    read_state,
+    scan,
+    submission_files,
+    write_results,
+    write_state,
+)
+from syft_runner.sandbox import JOB_DIR
+
+log = logging.getLogger(__name__)
+
+MIRROR_PREFIX = "syftjob"
+# A file written by the scientist's sync just before the approval may carry a later mtime by up
+# to the resolution of the two clocks' stamps; one machine's clock needs no more.
+MTIME_SLACK = timedelta(seconds=1)
+APPROVED_WITH = "syft-job"  # ApprovedMarker.method prefix for approvals made with their clients
+
+
+def mirror_name(ref: SyftJobRef) -> str:
+    """The mirror's folder: readable, protocol-tagged, unique per JOB name (which is free text)."""
+    slug = re.sub("-{2,}", "-", job_folder_name(ref.name))[:60].strip("-.") or "job"
+    digest = hashlib.sha256(ref.name.encode("utf-8")).hexdigest()[:8]
+    return f"{MIRROR_PREFIX}-p{ref.protocol}-{slug}-{digest}"
+
+
+def mirror_of(ref: SyftJobRef, syftbox: Path) -> JobFolder:
+    return JobFolder.at(syftbox, ref.owner, ref.submitter, mirror_name(ref))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A mirror's files, rendered in memory from one read of the Syft submission."""
+
+    files: dict[str, bytes]  # relpath in the mirror -> bytes
+    newest_mtime: datetime  # of the submission's files
+
+    @property
+    def content_hash(self) -> str:
+        """The hash the mirror has once written: what its approval binds to."""
+        entries = sorted(
+            (rel, len(data), hashlib.sha256(data).hexdigest()) for rel, data in self.files.items()
+        )
+        return digest_entries(entries)
+
+    def write(self, folder: Path) -> None:
+        """Write the mirror: exactly these files (anything else under code/ is removed)."""
+        code = folder / CODE_DIR
+        if code.is_dir() and not code.is_symlink():
+            for path in sorted(code.rglob("*"), reverse=True):
+                rel = path.relative_to(folder).as_posix()
+                if path.is_dir() and not path.is_symlink():
+                    if not any(name.startswith(rel + "/") for name in self.files):
+                        path.rmdir()
+                elif rel not in self.files:
+                    path.unlink()
+        for rel, data in self.files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(folder / rel, data)
+
+
+@dataclass
+class SyftJobGateway:
+    """Keeps one datasite's Syft job gateway and its mirrors in step (see the module doc)."""
+
+    datasite: Datasite
+    lock_dir: Path  # the runner's own: locks resolved per declared list, rebuildable
+    index: PackageIndex = field(default_factory=PackageIndex)
+    datasets: list[str] = field(default_factory=list)  # for approvals made with their clients
+    share_on_completion: bool = False
+
+    @property
+    def owner(self) -> str:
+        return self.datasite.email
+
+    def sync(self) -> None:
+        """One pass over every Syft job. One job's fault never stops the pass: it is logged, and
+        written to that job's stderr.txt when it ends the job."""
+        for ref in scan(self.datasite.root):
+            try:
+                self._sync_one(ref)
+            except (SyftError, OSError) as exc:
+                log.warning("syft job not served", extra={"job": ref.key, "error": str(exc)})
+
+    def _sync_one(self, ref: SyftJobRef) -> None:
+        state = read_state(ref)
+        if state is None:
+            state = SyftJobState(status="pending", received_at=now_stamp())
+            write_state(ref, state)
+        if state.status in ("done", "failed"):
+            return  # finished: one small read per pass
+        mirror = mirror_of(ref, self.datasite.root.parent)
+        if state.status == "pending":
+            self._pending(ref, state, mirror)
+        elif state.status == "rejected":
+            self._rejected(ref, state, mirror)
+        else:
+            self._approved(ref, state, mirror)
+
+    # -- before approval ----------------------------------------------------------------------
+    def _pending(self, ref: SyftJobRef, state: SyftJobState, mirror: JobFolder) -> None:
+        ours = mirror.state() if mirror.path.is_dir() else None
+        if ours is None or (ours.status is Status.INBOX and ours.approved is None):
+            try:
+                rendered = self.render(ref)
+            except JobError as exc:  # their runner's scan rejects a malformed job too
+                reason = f"refused at arrival: {self._public(exc)}"
+                write_state(ref, _rejected(state, self.owner, reason))
+                return
+            if _hash_or_none(mirror) != rendered.content_hash:
+                rendered.write(mirror.path)
+        elif ours.status in (Status.APPROVED, Status.RUNNING, Status.DONE) and ours.approved:
+            approved = ours.approved
+            write_state(ref, _approved(state, approved.by, approved.at, "manual", approved.reason))
+        elif ours.status is Status.REJECTED and ours.rejected is not None:
+            write_state(ref, _rejected(state, ours.rejected.by, ours.rejected.reason))
+
+    def _rejected(self, ref: SyftJobRef, state: SyftJobState, mirror: JobFolder) -> None:
+        if not mirror.path.is_dir():
+            return
+        if mirror.state().status in (Status.INBOX, Status.APPROVED):
+            why = state.review_reason or "rejected with OpenMined's client"
+            mirror.reject(self.owner, why)
+
+    # -- after approval -----------------------------------------------------------------------
+    def _approved(self, ref: SyftJobRef, state: SyftJobState, mirror: JobFolder) -> None:
+        ours = mirror.state() if mirror.path.is_dir() else None
+        if ours is not None and ours.status is Status.DONE:
+            self._finished(ref, state, mirror)
+            return
+        if ours is not None and ours.status is Status.RUNNING:
+            if state.status != "running":
+                write_state(ref, state.model_copy(update={"status": "running"}))
+            return
+        if ours is not None and ours.status is Status.REJECTED:
+            if ours.rejected is not None:
+                self._refuse(ref, state, ours.rejected.reason)
+            return
+        try:
+            rendered = self.render(ref)
+            self._check_unchanged(state, rendered, ours.approved if ours else None)
+        except JobError as exc:
+            if ours is not None and ours.status is Status.APPROVED:
+                mirror.reject(self.owner, str(exc))
+            self._refuse(ref, state, str(exc))
+            return
+        if ours is not None and ours.status is Status.APPROVED:
+            return  # the executor runs it
+        rendered.write(mirror.path)
+        previous = ours.approved if ours else None
+        mirror.approve(
+            self.owner,
+            expected_hash=rendered.content_hash,
+            reason=state.review_reason,
+            method=previous.method if previous else f"{APPROVED_WITH}:{state.approval_method}",
+            datasets=previous.datasets if previous else list(self.datasets),
+        )
+
+    def _check_unchanged(
+        self, state: SyftJobState, rendered: Rendered, previous: ApprovedMarker | None
+    ) -> None:
+        """JobError when the submission changed after it was approved."""
+        approved_at = state.approved_at_time()
+        if approved_at is not None and rendered.newest_mtime > approved_at + MTIME_SLACK:
+            raise JobError(
+                f"not run: the submission changed after it was approved at {state.approved_at} "
+                f"(a file was written at {rendered.newest_mtime.isoformat()}); submit it again"
+            )
+        if previous is not None and previous.content_hash != rendered.content_hash:
+            raise JobError(
+                "not run: the submission is no longer what was approved "
+                f"({previous.content_hash[:19]}…); submit it again"
+            )
+
+    def _refuse(self, ref: SyftJobRef, state: SyftJobState, reason: str) -> None:
+        log.warning("syft job refused", extra={"job": ref.key, "reason": reason})
+        write_results(
+            ref,
+            stdout=b"",
+            stderr=f"syft-runner: {self._public(reason)}\n".encode(),
+            return_code=-1,
+            outputs=None,
+            timed_out=False,
+            readers=[self.owner],
+        )
+
+    def _finished(self, ref: SyftJobRef, state: SyftJobState, mirror: JobFolder) -> None:
+        done = mirror.state()
+        if done.done is None:
+            return
+        if done.released is None and not self.share_on_completion:
+            if state.status != "running":  # results wait for the owner's release
+                write_state(ref, state.model_copy(update={"status": "running"}))
+            return
+        timed_out = done.done.outcome is Outcome.TIMED_OUT
+        write_results(
+            ref,
+            stdout=_read_capped(mirror.stdout_path),
+            stderr=_read_capped(mirror.stderr_path) + _runner_note(done.done),
+            return_code=_return_code(done.done),
+            outputs=mirror.outputs_dir if mirror.outputs_dir.is_dir() else None,
+            timed_out=timed_out,
+            readers=[self.owner, ref.submitter],
+        )
+
+    def _public(self, message: object) -> str:
+        """A message for the scientist: the owner's folders named relative to the syftbox."""
+        text = str(message)
+        root = self.datasite.root.parent
+        for prefix in sorted({str(root.resolve()), str(root)}, key=len, reverse=True):
+            text = text.replace(prefix + "/", "").replace(prefix, "<syftbox>")
+        return text
+
+    # -- rendering ----------------------------------------------------------------------------
+    def render(self, ref: SyftJobRef) -> Rendered:
+        """The mirror of `ref` as files. JobError (naming the file) for a malformed submission or
+        dependencies that cannot be resolved for the job image."""
+        config = read_config(ref)
+        origin, newest = _read_submission(ref)
+        files = {rel: data for rel, data in origin.items() if rel.startswith(f"{CODE_DIR}/")}
+        run_sh = origin["run.sh"].decode("utf-8", "replace")
+        deps = config.dependencies if config.type == "python" else []
+        requested = declared_requirements(
+            deps, _text(origin, REQUIREMENTS_TXT), _text(origin, PYPROJECT_TOML)
+        )
+        if requested:
+            files[LOCK_RELPATH] = self._lock([r.requirement for r in requested]).encode()
+        files["run.sh"] = _run_script(ref, config, run_sh).encode()
+        files["config.yaml"] = _config(ref, config, deps, newest).to_yaml().encode()
+        return Rendered(files, newest)
+
+    def _lock(self, requirements: list[str]) -> str:
+        """The lock of `requirements` for the job image: resolved once per list (uv, the index
+        the runner builds environments from) and kept in the runner's state folder, so a mirror
+        rendered again has the same bytes, and so the same hash, as the one approved."""
+        key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:32]
+        cached = self.lock_dir / f"{key}.lock"
+        if cached.is_file() and not cached.is_symlink():
+            return cached.read_text()
+        text = resolve_lock([Requested(r, "config.yaml") for r in requirements], self.index)
+        self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write_text(cached, text)
+        return text
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _read_submission(ref: SyftJobRef) -> tuple[dict[str, bytes], datetime]:
+    """Every submitted file's bytes, each opened beneath the job folder without following a
+    link, and the newest mtime among them."""
+    files: dict[str, bytes] = {}
+    newest = 0.0
+    root = os.open(ref.inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for rel, _ in submission_files(ref):
+            fd = open_submitted(root, rel)
+            try:
+                st = os.fstat(fd)
+                newest = max(newest, st.st_mtime)
+                with os.fdopen(os.dup(fd), "rb") as fh:
+                    files[rel] = fh.read()
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root)
+    if "run.sh" not in files or "config.yaml" not in files:
+        raise JobError(f"{ref.inbox}: a Syft job needs run.sh and config.yaml")
+    return files, datetime.fromtimestamp(newest, UTC)
+
+
+def _text(files: dict[str, bytes], name: str) -> str | None:
+    data = files.get(f"{CODE_DIR}/{name}")
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def _run_script(ref: SyftJobRef, config: SyftJobConfig, theirs: str) -> str:
+    if config.type == "bash":
+        return (
+            "#!/bin/bash\n"
+            f"# A Syft bash job (OpenMined, protocol {ref.protocol}): their runner starts it in\n"
+            "# the job folder; its script follows, unchanged.\n"
+            f"cd {JOB_DIR}\n{theirs}"
+        )
+    return (
+        "#!/bin/bash\n"
+        f"# Generated for a Syft python job (OpenMined, protocol {ref.protocol}) in place of its\n"
+        "# run.sh, which installs its packages from the network: here they were locked when it\n"
+        "# arrived and are built before it runs. It runs in code/, as under their runner.\n"
+        "set -euo pipefail\n"
+        'export PYTHONPATH=".:${PYTHONPATH:-}"\n'
+        f"exec python {shlex.quote(config.entrypoint or 'main.py')}\n"
+    )
+
+
+def _config(ref: SyftJobRef, config: SyftJobConfig, deps: list[str], newest: datetime) -> JobConfig:
+    try:
+        submitted = datetime.fromisoformat(config.submitted_at or "")
+    except ValueError:
+        submitted = newest
+    return JobConfig(
+        name=config.name or ref.name,
+        type=config.type,
+        entrypoint=config.entrypoint if config.type == "python" else None,
+        dependencies=deps,
+        submitted_at=submitted,
+        submitted_by=ref.submitter,
+        description=f"Syft job {ref.name!r} (OpenMined, protocol {ref.protocol})",
+        protocol=SYFT_JOB_PROTOCOL,
+    )
+
+
+def _hash_or_none(job: JobFolder) -> str | None:
+    try:
+        return job.content_hash()
+    except (JobError, OSError):
+        return None
+
+
+def _read_capped(path: Path, cap: int = 64 * 1024 * 1024) -> bytes:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return b""
+    if not stat.S_ISREG(st.st_mode):
+        return b""
+    with path.open("rb") as fh:
+        return fh.read(cap)
+
+
+def _return_code(done: DoneMarker) -> int:
+    # Their runner: the process's code, or -1 when it timed out or the runner failed.
+    if done.outcome in (Outcome.SUCCEEDED, Outcome.FAILED) and done.exit_code is not None:
+        return done.exit_code
+    return -1
+
+
+def _runner_note(done: DoneMarker) -> bytes:
+    if done.outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
+        return b""
+    return f"\nsyft-runner: {done.outcome.value}: {done.message}\n".encode()
+
+
+def _approved(
+    state: SyftJobState, by: str, at: datetime, method: str, reason: str | None
+) -> SyftJobState:
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return state.model_copy(
+        update={
+            "status": "approved",
+            "approved_by": by,
+            "approved_at": stamp,
+            "approval_method": method,
+            "review_reason": reason,
+        }
+    )
+
+
+def _rejected(state: SyftJobState, by: str, reason: str | None) -> SyftJobState:
+    return state.model_copy(
+        update={
+            "status": "rejected",
+            "rejected_by": by,
+            "rejected_at": now_stamp(),
+            "review_reason": reason,
+        }
+    )
