@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
+from typer.testing import CliRunner
 
 from syft_core.datasite import Datasite
 from syft_core.errors import JobError
@@ -29,6 +31,7 @@ from syft_core.syftjob import (
     write_results,
     write_state,
 )
+from syft_runner.cli import jobs as jobs_cli
 from syft_runner.syftjob_gateway import SyftJobGateway, mirror_of
 
 EXAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
@@ -249,6 +252,31 @@ def test_a_timeout_reads_as_theirs_and_says_ours(tmp_path: Path) -> None:
     assert state is not None and (state.status, state.return_code) == ("failed", -1)
     assert (ref.review / "stdout.txt").read_text() == "started\n" + TIMEOUT_LINE
     assert "syft-runner: timed_out" in (ref.review / "stderr.txt").read_text()
+
+
+def test_the_owner_reviews_and_approves_a_syft_job_with_our_cli(tmp_path: Path) -> None:
+    gateway, ref = _gateway(tmp_path, datasets=["ages"]), _submit(tmp_path, "j", "echo hi\n", {})
+    gateway.sync()
+    mirror = mirror_of(ref, tmp_path)
+    app = typer.Typer()
+    jobs_cli.register(app)
+    common = ["--syftbox", str(tmp_path), "--email", DO]
+    key = f"{DS}/{mirror.name}"
+    listed = CliRunner().invoke(app, ["jobs", *common], terminal_width=200)
+    assert listed.exit_code == 0 and "syft-job" in listed.output, listed.output
+    shown = CliRunner().invoke(app, ["show", key, *common])
+    assert shown.exit_code == 0, shown.output
+    assert "gateway:      Syft job (OpenMined's clients)" in shown.output
+    assert "  | echo hi" in shown.output
+    content_hash = shown.output.split("content hash: ")[1].split()[0]
+    args = ["approve", key, "--hash", content_hash, "--dataset", "ages", *common]
+    approved = CliRunner().invoke(app, args)
+    assert approved.exit_code == 0, approved.output
+    state = mirror.state()
+    assert state.approved is not None and state.approved.datasets == ["ages"]
+    gateway.sync()
+    theirs = read_state(ref)
+    assert theirs is not None and (theirs.status, theirs.approved_by) == ("approved", DO)
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from syft_core.errors import JobError, SyftError
 from syft_core.job import Job
+from syft_core.jobs.config import SYFT_JOB_PROTOCOL
 from syft_core.jobs.folder import Status
 from syft_core.jobs.snapshot import Snapshot, SnapshotFile
 from syft_core.review import changes, last_review, record_review
@@ -224,7 +225,11 @@ def _print_snapshot(
     its dependencies (syft_runner.env_review)."""
     try:
         job_config = snapshot.config()
-        _echo(f"datasets:     {', '.join(job_config.datasets) or 'none'}")
+        if job_config.protocol == SYFT_JOB_PROTOCOL:
+            for line in _syft_job_lines(settings):
+                _echo(line)
+        else:
+            _echo(f"datasets:     {', '.join(job_config.datasets) or 'none'}")
         if settings is not None:
             _echo(f"runtime:      {runtime_line(job_config.runtime, settings)}")
     except JobError as exc:
@@ -241,6 +246,23 @@ def _print_snapshot(
         for warning in snapshot.warnings:
             _echo(f"  ! {warning}")
     _echo(f"content hash: {snapshot.content_hash}")
+
+
+def _syft_job_lines(settings: RunnerConfig | str | None) -> list[str]:
+    """What differs for a job submitted with OpenMined's clients (syft_runner.syftjob_gateway)."""
+    default = (
+        ", ".join(settings.syft_job_datasets) or "none"
+        if isinstance(settings, RunnerConfig)
+        else "see runner.yaml syft_job_datasets"
+    )
+    return [
+        "gateway:      Syft job (OpenMined's clients), mirrored from app_data/job/inbox/",
+        "  it names no datasets: it reads the Syft datasets you approve it with (`approve",
+        f"  --dataset NAME`; approved with their client: {default})",
+        "  a python job's own run.sh (uv, Python 3.12, network) is replaced by the generated",
+        "  one below: it runs on this runtime's Python with the packages locked below, with no",
+        "  network; a bash job's script runs unchanged, from the job folder",
+    ]
 
 
 def _print_file(f: SnapshotFile) -> None:
