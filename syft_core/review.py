@@ -1,10 +1,15 @@
-"""What the owner was shown of a job, kept so that an approval can re-show what changed since.
+"""What the owner was shown of a job, and what they decided on, kept to re-show what changed.
 
 `syft-runner show` records the snapshot it printed in
 `<datasite>/.syft/reviews/<submitter>/<job>.json`
 (a dot-folder: never synced): the content hash, and each file's hash and, for text files, the text.
 `approve` without `--hash` compares the submission now with that record and shows the difference
 before asking, so a file swapped between review and approval cannot pass unseen.
+
+Approving and rejecting record the content decided on beside it (`<job>.approved.json`,
+`<job>.rejected.json`), so that when the same submitter's job of that name comes back (changed
+after approval, or submitted again), `show` prints what differs from the last approved and the
+last rejected version.
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from syft_core.atomic import atomic_write_text
-from syft_core.jobs.folder import JobFolder
 from syft_core.jobs.snapshot import Snapshot
 from syft_core.names import visible
+
+if TYPE_CHECKING:  # JobFolder records its decisions here
+    from syft_core.jobs.folder import JobFolder
 
 REVIEWS_DIR = ".syft/reviews"
 MAX_RECORDED_TEXT = 8 * 1024 * 1024  # texts beyond this total are recorded by hash only
@@ -36,12 +44,17 @@ class Review(BaseModel):
     files: dict[str, ReviewedFile]
 
 
-def review_path(job: JobFolder) -> Path:
-    return job.datasite_root / REVIEWS_DIR / job.submitter / f"{job.name}.json"
+Decision = Literal["approved", "rejected"]
 
 
-def record_review(job: JobFolder, snapshot: Snapshot) -> None:
-    """Remember `snapshot` as what the owner was shown of `job`."""
+def review_path(job: JobFolder, decision: Decision | None = None) -> Path:
+    suffix = f".{decision}.json" if decision else ".json"
+    return job.datasite_root / REVIEWS_DIR / job.submitter / f"{job.name}{suffix}"
+
+
+def record_review(job: JobFolder, snapshot: Snapshot, decision: Decision | None = None) -> None:
+    """Remember `snapshot` as what the owner was shown of `job` (or, with `decision`, what they
+    approved or rejected)."""
     budget = MAX_RECORDED_TEXT
     files: dict[str, ReviewedFile] = {}
     for f in snapshot.files:
@@ -52,20 +65,21 @@ def record_review(job: JobFolder, snapshot: Snapshot) -> None:
             text = None
         files[f.relpath] = ReviewedFile(sha256=f.sha256, size=f.size, text=text)
     review = Review(content_hash=snapshot.content_hash, files=files)
-    path = review_path(job)
+    path = review_path(job, decision)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, review.model_dump_json())
 
 
-def last_review(job: JobFolder) -> Review | None:
-    """What `show` last printed of `job`; None if it never did (or the record is unreadable)."""
+def last_review(job: JobFolder, decision: Decision | None = None) -> Review | None:
+    """What `show` last printed of `job` (with `decision`: the content last approved or
+    rejected); None if there is none (or the record is unreadable)."""
     try:
-        return Review.model_validate(json.loads(review_path(job).read_text()))
+        return Review.model_validate(json.loads(review_path(job, decision).read_text()))
     except (OSError, ValueError, ValidationError):
         return None
 
 
-def changes(review: Review, snapshot: Snapshot) -> list[str]:
+def changes(review: Review, snapshot: Snapshot, label: str = "shown") -> list[str]:
     """Lines describing how `snapshot` differs from what was shown: each added, removed or
     changed file, with a unified diff of text files (hidden characters escaped)."""
     lines: list[str] = []
@@ -87,7 +101,7 @@ def changes(review: Review, snapshot: Snapshot) -> list[str]:
             lines.append("  (not text, or too large to compare line by line)")
             continue
         diff = difflib.unified_diff(
-            old_text.splitlines(), new_text.splitlines(), "shown", "now", lineterm=""
+            old_text.splitlines(), new_text.splitlines(), label, "now", lineterm=""
         )
         lines.extend(f"  {visible(line)}" for line in list(diff)[:MAX_DIFF_LINES])
     return lines

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
 
 from syft_core import get_client
+from syft_core.datasets import create_dataset
 from syft_core.datasite import Datasite
 from syft_core.jobs import DoneMarker, JobFolder, Outcome, Status
 from syft_core.sync import Applied, Notice, Rejection, SyncReport
@@ -163,11 +164,44 @@ def test_show_has_what_an_owner_reviews(app: typer.Typer, box: Path, tmp_path: P
     out = result.stdout
     assert f"({DS}/Review-me)" in out
     assert "status:       inbox" in out
-    assert "datasets:     private/sales" in out
+    assert "  private/sales: MISSING on this datasite (available: none)" in out
+    assert "limits:       1024 MB memory, 1 CPU, 256 processes, 30 s, files up to 1024 MB" in out
     assert "timeout_seconds: 30" in out
     assert "content hash: sha256:" in out
     assert "          10  code/main.py" in out  # size, then path
     assert '  | exec python3 main.py "$@"' in out
+
+
+def test_show_says_what_each_dataset_exposes(app: typer.Typer, box: Path, tmp_path: Path) -> None:
+    datasite = Datasite(box, DO)
+    (datasite.private / "customers.csv").write_text("region,n\nnorth,3\n")
+    (datasite.public / "customers_mock.csv").write_text("region,n\nx,1\n")
+    create_dataset(
+        datasite,
+        "customers",
+        private=Path("private/customers.csv"),
+        mock=Path("public/customers_mock.csv"),
+    )
+    (tmp_path / "main.py").write_text("print(1)\n")
+    get_client(box, DS).submit_python_job(DO, tmp_path / "main.py", "Reads", datasets=["customers"])
+    out = run(app, box, "show", "Reads").stdout
+    assert (
+        "  customers: private private/customers.csv (17 bytes); "
+        "mock public/datasets/customers/customers_mock.csv (13 bytes)"
+    ) in out
+
+
+def test_show_diffs_against_the_last_approved_version(app: typer.Typer, box: Path) -> None:
+    job = submit(box, "Changes", script="echo one")
+    job.approve(DO, expected_hash=job.content_hash())
+    job.run_sh.write_text("#!/bin/bash\necho two\n")  # changed after approval: back in the inbox
+    out = run(app, box, "show", "Changes").stdout
+    assert "changes since the last approved version (sha256:" in out
+    assert "    -echo one" in out and "    +echo two" in out
+    job.reject(DO, "no")
+    out = run(app, box, "show", "Changes").stdout
+    assert "changes since the last approved version" in out
+    assert "changes since the last rejected version" not in out  # rejected as it is now
 
 
 def test_show_makes_terminal_tricks_visible(app: typer.Typer, box: Path) -> None:

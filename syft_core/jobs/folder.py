@@ -14,6 +14,7 @@ approval, the job reads as `inbox` again, with the reason, and must be re-approv
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,6 +41,7 @@ from syft_core.jobs.markers import (
 )
 from syft_core.jobs.snapshot import Snapshot, submission_hash
 from syft_core.paths import normalize_relpath
+from syft_core.review import record_review
 
 
 class ContentChangedError(JobError):
@@ -268,6 +270,7 @@ class JobFolder:
             datasets=None if datasets is None else list(dict.fromkeys(datasets)),
         )
         write_marker(self.marker_path("approved"), marker)
+        record_review(self, snapshot, "approved")
         self._record(
             by,
             "approved",
@@ -284,6 +287,8 @@ class JobFolder:
         self._require(self.state(), {Status.INBOX, Status.APPROVED}, "reject")
         marker = RejectedMarker(by=by, reason=reason)
         write_marker(self.marker_path("rejected"), marker)
+        with contextlib.suppress(JobError):  # an unsafe submission: nothing to compare later
+            record_review(self, Snapshot.take(self.path), "rejected")
         self._record(by, "rejected", reason=reason)
         return marker
 

@@ -18,13 +18,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from syft_core.datasite import Datasite
 from syft_core.errors import JobError, SyftError
 from syft_core.job import Job
 from syft_core.jobs.config import SYFT_JOB_PROTOCOL
-from syft_core.jobs.folder import Status
+from syft_core.jobs.folder import JobFolder, Status
 from syft_core.jobs.snapshot import Snapshot, SnapshotFile
 from syft_core.review import changes, last_review, record_review
 from syft_core.safefile import NotRegularFileError, open_regular
@@ -45,6 +47,7 @@ from syft_runner.config import (
 from syft_runner.env_review import review_lines
 from syft_runner.envs import cache_dir_of
 from syft_runner.images import image_tag
+from syft_runner.job_review import dataset_lines, limit_line
 
 FOLLOW_POLL_SECONDS = 0.2
 _READ_CHUNK = 1024 * 1024
@@ -145,8 +148,20 @@ def show(
             return
         environment = review_lines(job.folder, snapshot, _env_cache(settings, syftbox))
         _print_snapshot(snapshot, settings, environment)
+        _print_since_decisions(job, snapshot)
         if job.status is Status.INBOX:
             record_review(job.folder, snapshot)
+
+
+def _print_since_decisions(job: Job, snapshot: Snapshot) -> None:
+    """What differs from the version of this job last approved and last rejected, if any."""
+    for decision in ("approved", "rejected"):
+        before = last_review(job.folder, decision)
+        if before is None or before.content_hash == snapshot.content_hash:
+            continue
+        _echo(f"changes since the last {decision} version ({before.content_hash[:19]}…):")
+        for line in changes(before, snapshot, label=decision):
+            _echo(f"  {line}")
 
 
 def _runner_settings(path: Path) -> RunnerConfig | str:
@@ -226,12 +241,15 @@ def _print_snapshot(
     try:
         job_config = snapshot.config()
         if job_config.protocol == SYFT_JOB_PROTOCOL:
-            for line in _syft_job_lines(settings):
-                _echo(line)
+            lines = _syft_job_lines(settings)
         else:
-            _echo(f"datasets:     {', '.join(job_config.datasets) or 'none'}")
+            lines = dataset_lines(_datasite_of(snapshot), job_config)
+        if isinstance(settings, RunnerConfig):
+            lines.append(limit_line(settings, job_config))
         if settings is not None:
-            _echo(f"runtime:      {runtime_line(job_config.runtime, settings)}")
+            lines.append(f"runtime:      {runtime_line(job_config.runtime, settings)}")
+        for line in lines:
+            _echo(line)
     except JobError as exc:
         _echo(f"config:       INVALID: {exc}")
     _echo("files:")
@@ -246,6 +264,11 @@ def _print_snapshot(
         for warning in snapshot.warnings:
             _echo(f"  ! {warning}")
     _echo(f"content hash: {snapshot.content_hash}")
+
+
+def _datasite_of(snapshot: Snapshot) -> Datasite:
+    job = JobFolder(snapshot.job_dir)
+    return Datasite(job.datasite_root.parent, job.owner)
 
 
 def _syft_job_lines(settings: RunnerConfig | str | None) -> list[str]:
@@ -273,8 +296,14 @@ def _print_file(f: SnapshotFile) -> None:
         _echo(f"  ({what}, {f.size} bytes, sha256 {f.sha256})")
         return
     # Only \n ends a line for bash and python; every hidden character is escaped.
-    for line in text.split("\n"):
-        typer.echo(f"  | {visible(line)}")
+    shown = "\n".join(visible(line) for line in text.split("\n"))
+    console = Console(highlight=False)
+    if console.is_terminal:  # colours for a person; plain `  | ` lines for pipes and scripts
+        lexer = Syntax.guess_lexer(f.relpath, shown)
+        console.print(Syntax(shown, lexer, line_numbers=True, word_wrap=True))
+        return
+    for line in shown.split("\n"):
+        typer.echo(f"  | {line}")
 
 
 def _print_changes(job: Job, snapshot: Snapshot) -> None:
