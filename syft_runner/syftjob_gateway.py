@@ -52,6 +52,7 @@ from syft_core.jobs.lock import (
     Requested,
     declared_requirements,
 )
+from syft_core.jobs.markers import read_marker
 from syft_core.jobs.snapshot import digest_entries
 from syft_core.jobs.submission import CODE_DIR, open_submitted
 from syft_core.submit import job_folder_name
@@ -170,9 +171,14 @@ class SyftJobGateway:
                 return
             if _hash_or_none(mirror) != rendered.content_hash:
                 rendered.write(mirror.path)
-        elif ours.status in (Status.APPROVED, Status.RUNNING, Status.DONE) and ours.approved:
-            approved = ours.approved
-            write_state(ref, _approved(state, approved.by, approved.at, "manual", approved.reason))
+        elif ours.status in (Status.APPROVED, Status.RUNNING, Status.DONE):
+            # A done mirror's state carries no approval (a short job approved with ours may be
+            # done before this pass): its marker says who approved it.
+            approved = ours.approved or _approval_of(mirror)
+            if approved is not None:
+                write_state(
+                    ref, _approved(state, approved.by, approved.at, "manual", approved.reason)
+                )
         elif ours.status is Status.REJECTED and ours.rejected is not None:
             write_state(ref, _rejected(state, ours.rejected.by, ours.rejected.reason))
 
@@ -373,6 +379,13 @@ def _hash_or_none(job: JobFolder) -> str | None:
     try:
         return job.content_hash()
     except (JobError, OSError):
+        return None
+
+
+def _approval_of(job: JobFolder) -> ApprovedMarker | None:
+    try:
+        return read_marker(job.marker_path("approved"), ApprovedMarker)
+    except JobError:
         return None
 
 

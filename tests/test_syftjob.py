@@ -205,6 +205,24 @@ def test_our_approval_and_rejection_are_written_to_their_state(tmp_path: Path) -
     assert mirror_of(yes, tmp_path).state().status is Status.APPROVED
 
 
+def test_a_job_we_approved_that_finished_before_the_next_pass_reaches_their_side(
+    tmp_path: Path,
+) -> None:
+    # The watcher starts a job approved with ours at once; a short one is done before the
+    # rescan that would have written their `approved`.
+    gateway, ref = _gateway(tmp_path, share=True), _submit(tmp_path, "j", "echo ok\n", {})
+    gateway.sync()
+    mirror = mirror_of(ref, tmp_path)
+    mirror.approve(DO, without_review=True, reason="fine")
+    _finish(mirror, Outcome.SUCCEEDED, 0, stdout="ok\n")
+    gateway.sync()
+    gateway.sync()
+    state = read_state(ref)
+    assert state is not None and (state.status, state.return_code) == ("done", 0)
+    assert (state.approved_by, state.review_reason) == (DO, "fine")
+    assert (ref.review / "stdout.txt").read_text() == "ok\n"
+
+
 def test_their_rejection_rejects_the_mirror(tmp_path: Path) -> None:
     gateway, ref = _gateway(tmp_path), _submit(tmp_path, "j", "true\n", {})
     gateway.sync()
