@@ -62,9 +62,9 @@ from syft_core.syftjob import (
     SyftJobState,
     now_stamp,
     read_config,
-    read_state,
     scan,
     submission_files,
+    write_received,
     write_results,
     write_state,
 )
@@ -130,6 +130,9 @@ class SyftJobGateway:
     index: PackageIndex = field(default_factory=PackageIndex)
     datasets: list[str] = field(default_factory=list)  # for approvals made with their clients
     share_on_completion: bool = False
+    # Per job, the submission's signature when it was last rendered or verified: an unchanged
+    # folder is not read again every pass. Memory only; losing it costs one read per job.
+    _seen: dict[str, Signature] = field(default_factory=dict)
 
     @property
     def owner(self) -> str:
@@ -145,10 +148,7 @@ class SyftJobGateway:
                 log.warning("syft job not served", extra={"job": ref.key, "error": str(exc)})
 
     def _sync_one(self, ref: SyftJobRef) -> None:
-        state = read_state(ref)
-        if state is None:
-            state = SyftJobState(status="pending", received_at=now_stamp())
-            write_state(ref, state)
+        state = write_received(ref)  # `pending` (and their review rule) for a new job
         if state.status in ("done", "failed"):
             return  # finished: one small read per pass
         mirror = mirror_of(ref, self.datasite.root.parent)
@@ -164,6 +164,9 @@ class SyftJobGateway:
         ours = mirror.state() if mirror.path.is_dir() else None
         if ours is None or (ours.status is Status.INBOX and ours.approved is None):
             try:
+                signature = _signature(ref)
+                if ours is not None and self._seen.get(ref.key) == signature:
+                    return  # nothing changed since the mirror was written
                 rendered = self.render(ref)
             except JobError as exc:  # their runner's scan rejects a malformed job too
                 reason = f"refused at arrival: {self._public(exc)}"
@@ -171,6 +174,7 @@ class SyftJobGateway:
                 return
             if _hash_or_none(mirror) != rendered.content_hash:
                 rendered.write(mirror.path)
+            self._seen[ref.key] = signature
         elif ours.status in (Status.APPROVED, Status.RUNNING, Status.DONE):
             # A done mirror's state carries no approval (a short job approved with ours may be
             # done before this pass): its marker says who approved it.
@@ -203,23 +207,28 @@ class SyftJobGateway:
             if ours.rejected is not None:
                 self._refuse(ref, state, ours.rejected.reason)
             return
+        waiting = ours is not None and ours.status is Status.APPROVED
         try:
+            signature = _signature(ref)
+            if waiting and self._seen.get(ref.key) == signature:
+                return  # verified unchanged since it was approved; the executor runs it
             rendered = self.render(ref)
             self._check_unchanged(state, rendered, ours.approved if ours else None)
         except JobError as exc:
-            if ours is not None and ours.status is Status.APPROVED:
-                mirror.reject(self.owner, str(exc))
+            if ours is not None and ours.status in (Status.INBOX, Status.APPROVED):
+                mirror.reject(self.owner, str(exc))  # their side is final: never run it later
             self._refuse(ref, state, str(exc))
             return
-        if ours is not None and ours.status is Status.APPROVED:
-            return  # the executor runs it
+        self._seen[ref.key] = signature
+        if waiting:
+            return
         rendered.write(mirror.path)
         previous = ours.approved if ours else None
         mirror.approve(
             self.owner,
             expected_hash=rendered.content_hash,
             reason=state.review_reason,
-            method=previous.method if previous else f"{APPROVED_WITH}:{state.approval_method}",
+            method=previous.method if previous else _their_method(state),
             datasets=previous.datasets if previous else list(self.datasets),
         )
 
@@ -248,7 +257,7 @@ class SyftJobGateway:
             return_code=-1,
             outputs=None,
             timed_out=False,
-            readers=[self.owner],
+            owner_only_outputs=True,
         )
 
     def _finished(self, ref: SyftJobRef, state: SyftJobState, mirror: JobFolder) -> None:
@@ -267,7 +276,7 @@ class SyftJobGateway:
             return_code=_return_code(done.done),
             outputs=mirror.outputs_dir if mirror.outputs_dir.is_dir() else None,
             timed_out=timed_out,
-            readers=[self.owner, ref.submitter],
+            owner_only_outputs=False,
         )
 
     def _public(self, message: object) -> str:
@@ -311,6 +320,24 @@ class SyftJobGateway:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+Signature = tuple[tuple[str, int, int, int], ...]
+
+
+def _signature(ref: SyftJobRef) -> Signature:
+    """What changes when any submitted file does: names, sizes, mtimes, inodes (no reading)."""
+    found = []
+    for rel, path in submission_files(ref):
+        st = path.lstat()
+        found.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(found)
+
+
+def _their_method(state: SyftJobState) -> str:
+    # Their clients write "manual" or "auto"; anything else is not copied into our records.
+    method = state.approval_method if state.approval_method in ("manual", "auto") else "unknown"
+    return f"{APPROVED_WITH}:{method}"
+
+
 def _read_submission(ref: SyftJobRef) -> tuple[dict[str, bytes], datetime]:
     """Every submitted file's bytes, each opened beneath the job folder without following a
     link, and the newest mtime among them."""
