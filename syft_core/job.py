@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -233,12 +234,15 @@ class Job:
     # -- display ------------------------------------------------------------------------------
     @property
     def gateway(self) -> str:
-        """Which gateway the job came through: "jobs" (ours) or "syft-job" (OpenMined's
-        clients, mirrored by the runner); "" when the config cannot be read."""
+        """Which gateway the job came through: "jobs" (ours) or "syft-job p0|p1" (OpenMined's
+        clients, protocol 0 or 1, mirrored by the runner); "" when the config cannot be read."""
         try:
-            return "syft-job" if self.config.protocol == SYFT_JOB_PROTOCOL else "jobs"
+            if self.config.protocol != SYFT_JOB_PROTOCOL:
+                return "jobs"
         except JobError:
             return ""
+        found = re.match(r"syftjob-(p\d)-", self.folder_name)
+        return f"syft-job {found.group(1)}" if found else "syft-job"
 
     def summary(self) -> dict[str, str]:
         """The fields shown by repr, the notebook table and the CLI, as text."""

@@ -168,7 +168,7 @@ def test_the_owner_reviews_and_approves_a_syft_job_with_our_cli(tmp_path: Path) 
     common = ["--syftbox", str(tmp_path), "--email", DO]
     key = f"{DS}/{mirror.name}"
     listed = CliRunner().invoke(app, ["jobs", *common], terminal_width=200)
-    assert listed.exit_code == 0 and "syft-job" in listed.output, listed.output
+    assert listed.exit_code == 0 and "syft-job p1" in listed.output, listed.output
     shown = CliRunner().invoke(app, ["show", key, *common])
     assert shown.exit_code == 0, shown.output
     assert "gateway:      Syft job (OpenMined's clients)" in shown.output
