@@ -6,7 +6,6 @@ the folder is the state (another process, the runner or the sync, changes it und
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import stat
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import overload
 
 from syft_core.errors import JobError
+from syft_core.job_html import job_html, jobs_table_html
 from syft_core.jobs.config import SYFT_JOB_PROTOCOL, JobConfig
 from syft_core.jobs.folder import JobFolder, JobState, Status
 from syft_core.jobs.markers import DoneMarker, Outcome, ResultsReport
@@ -268,11 +268,7 @@ class Job:
         return f"Job({self.name!r}, {self.full_key}, status={self.status.value})"
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in self.summary().items()
-        )
-        return f"<table>{rows}</table>"
+        return job_html(self)
 
 
 class JobList(Sequence[Job]):
@@ -321,10 +317,4 @@ class JobList(Sequence[Job]):
         return "JobList([\n" + "\n".join(lines) + "\n])"
 
     def _repr_html_(self) -> str:
-        columns = ("name", "submitted_by", "owner", "status", "outcome", "submitted_at")
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(s[c])}</td>" for c in columns) + "</tr>"
-            for s in (j.summary() for j in self._jobs)
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return jobs_table_html(self._jobs)
