@@ -99,6 +99,8 @@ class JobPage:
     content_hash: str | None = None
     unreadable: str | None = None  # why the submission cannot be read (nothing to approve)
     diff: list[str] | None = None  # the changes since the version last shown
+    # (decision, changes) since the version last approved / rejected, when it differs
+    decision_diffs: list[tuple[str, list[str]]] = field(default_factory=list)
     outputs: list[ShownOutput] = field(default_factory=list)
     stdout: str = ""
     stderr: str = ""
@@ -174,6 +176,7 @@ def _add_submission(client: Client, page: JobPage, snapshot: Snapshot) -> None:
         page.datasets = [(name, _dataset_line(client, name)) for name in config.datasets]
     page.environment = review_lines(job.folder, snapshot, _env_cache(client))
     page.diff = _diff_since_shown(job, snapshot)
+    page.decision_diffs = _diffs_since_decisions(job, snapshot)
     if page.state.status is Status.INBOX:
         record_review(job.folder, snapshot)
 
@@ -202,6 +205,16 @@ def _diff_since_shown(job: Job, snapshot: Snapshot) -> list[str] | None:
     if before is None or before.content_hash == snapshot.content_hash:
         return None
     return changes(before, snapshot)
+
+
+def _diffs_since_decisions(job: Job, snapshot: Snapshot) -> list[tuple[str, list[str]]]:
+    """What differs from the version last approved and last rejected (as `show` prints)."""
+    found = []
+    for decision in ("approved", "rejected"):
+        before = last_review(job.folder, decision)
+        if before is not None and before.content_hash != snapshot.content_hash:
+            found.append((decision, changes(before, snapshot, label=decision)))
+    return found
 
 
 def _outputs(job: Job) -> Iterator[ShownOutput]:

@@ -182,3 +182,15 @@ def test_the_ui_command_warns_when_told_to_listen_beyond_this_machine(box: Path)
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_job_changed_after_approval_shows_the_diff_against_the_approved_version(
+    console: ReviewServer, job: JobFolder
+) -> None:
+    job.approve(OWNER, expected_hash=job.content_hash())
+    job.run_sh.write_text("echo <b>changed</b>\n")
+    cookie = log_in(console)
+    status, _, page = request(console, "GET", JOB_PATH, {"Cookie": cookie})
+    assert status == 200
+    assert b"Changed since the last approved version" in page
+    assert b"+echo &lt;b&gt;changed&lt;/b&gt;" in page and b"-echo hi" in page
