@@ -83,6 +83,7 @@ def bare_run(client: docker.DockerClient, image: str, job_dir: Path, out_dir: Pa
         mounts=[
             Mount(source=job_dir, target="/job", read_only=True),
             Mount(source=out_dir, target="/job/outputs", read_only=False),
+            Mount(source=out_dir, target="/job/code/outputs", read_only=False),
         ],
         workdir=WORKDIR,
         limits=Limits(),
@@ -101,6 +102,7 @@ def bare_run(client: docker.DockerClient, image: str, job_dir: Path, out_dir: Pa
 def bare_fixture(root: Path) -> tuple[Path, Path]:
     job_dir = root / "bare-job"
     (job_dir / "outputs").mkdir(parents=True)
+    (job_dir / "code" / "outputs").mkdir(parents=True)  # the working directory, as staged
     (job_dir / "run.sh").write_text("true\n")
     out_dir = root / "bare-out"
     out_dir.mkdir()

@@ -57,17 +57,18 @@ from syft_core.jobs.snapshot import digest_entries
 from syft_core.jobs.submission import CODE_DIR, open_submitted
 from syft_core.submit import job_folder_name
 from syft_core.syftjob import (
+    Scanner,
     SyftJobConfig,
     SyftJobRef,
     SyftJobState,
     now_stamp,
     read_config,
-    scan,
     submission_files,
     write_received,
     write_results,
     write_state,
 )
+from syft_core.syftjob.state import STATE_FILE
 from syft_runner.sandbox import JOB_DIR
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,10 @@ class SyftJobGateway:
     # Per job, the submission's signature when it was last rendered or verified: an unchanged
     # folder is not read again every pass. Memory only; losing it costs one read per job.
     _seen: dict[str, Signature] = field(default_factory=dict)
+    # Per job, their state.yaml as last parsed, keyed by the file's identity (inode, mtime,
+    # size: every write replaces the file): a finished job costs one lstat per pass, not a parse.
+    _states: dict[str, tuple[FileIdentity, SyftJobState]] = field(default_factory=dict)
+    _scanner: Scanner | None = None
 
     @property
     def owner(self) -> str:
@@ -141,16 +146,18 @@ class SyftJobGateway:
     def sync(self) -> None:
         """One pass over every Syft job. One job's fault never stops the pass: it is logged, and
         written to that job's stderr.txt when it ends the job."""
-        for ref in scan(self.datasite.root):
+        if self._scanner is None:
+            self._scanner = Scanner(self.datasite.root)
+        for ref in self._scanner.scan():
             try:
                 self._sync_one(ref)
             except (SyftError, OSError) as exc:
                 log.warning("syft job not served", extra={"job": ref.key, "error": str(exc)})
 
     def _sync_one(self, ref: SyftJobRef) -> None:
-        state = write_received(ref)  # `pending` (and their review rule) for a new job
+        state = self._state_of(ref)
         if state.status in ("done", "failed"):
-            return  # finished: one small read per pass
+            return  # finished: one lstat per pass
         mirror = mirror_of(ref, self.datasite.root.parent)
         if state.status == "pending":
             self._pending(ref, state, mirror)
@@ -158,6 +165,17 @@ class SyftJobGateway:
             self._rejected(ref, state, mirror)
         else:
             self._approved(ref, state, mirror)
+
+    def _state_of(self, ref: SyftJobRef) -> SyftJobState:
+        """Their state, parsed again only when state.yaml was replaced; `pending` (and their
+        review rule) written for a new job."""
+        path = ref.review / STATE_FILE
+        cached = self._states.get(ref.key)
+        if cached is not None and cached[0] == _identity(path):
+            return cached[1]
+        state = write_received(ref)
+        self._states[ref.key] = (_identity(path), state)
+        return state
 
     # -- before approval ----------------------------------------------------------------------
     def _pending(self, ref: SyftJobRef, state: SyftJobState, mirror: JobFolder) -> None:
@@ -321,6 +339,15 @@ class SyftJobGateway:
 
 # -- helpers -----------------------------------------------------------------------------------
 Signature = tuple[tuple[str, int, int, int], ...]
+FileIdentity = tuple[int, int, int] | None
+
+
+def _identity(path: Path) -> FileIdentity:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _signature(ref: SyftJobRef) -> Signature:

@@ -7,6 +7,7 @@ as their clients read them. Nothing here runs a job; the runner's side is built 
 
 from syft_core.syftjob.layout import (
     Protocol,
+    Scanner,
     SyftJobRef,
     gateway_root,
     inbox_dir,
@@ -38,6 +39,7 @@ from syft_core.syftjob.submission import (
 __all__ = [
     "TIMEOUT_LINE",
     "Protocol",
+    "Scanner",
     "Status",
     "SyftJobConfig",
     "SyftJobRef",

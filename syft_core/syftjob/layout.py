@@ -113,17 +113,56 @@ def ref_for(datasite_root: Path, submitter: str, protocol: Protocol, name: str) 
 def scan(datasite_root: Path) -> list[SyftJobRef]:
     """Every Syft job folder in the inbox, both layouts, sorted by (ds, protocol, JOB). Listing
     only: links are skipped (never followed), so are malformed names and non-email folders."""
-    inbox = gateway_root(datasite_root) / "inbox"
-    if not is_valid_email(datasite_root.name):
-        return []
-    found: list[SyftJobRef] = []
-    for submitter in filter(is_valid_email, _folders(inbox)):
-        for name in _folders(inbox / submitter):
-            if name == VERSION_FOLDER:
-                found += _refs(datasite_root, submitter, 1, _folders(inbox / submitter / name))
-            else:
-                found += _refs(datasite_root, submitter, 0, [name])
-    return sorted(found, key=lambda r: (r.submitter, r.protocol, r.name))
+    return Scanner(datasite_root).scan()
+
+
+class Scanner:
+    """`scan` for a caller that scans again and again (the runner, every few seconds): a folder
+    whose identity (inode, mtime: adding, removing or renaming an entry changes it) is what it
+    was is not listed again, nor are its jobs' refs rebuilt. Memory only."""
+
+    def __init__(self, datasite_root: Path) -> None:
+        self.root = datasite_root
+        self._listed: dict[Path, tuple[tuple[int, int], list[str]]] = {}
+        self._refs: dict[tuple[str, int, str], SyftJobRef | None] = {}
+
+    def scan(self) -> list[SyftJobRef]:
+        inbox = gateway_root(self.root) / "inbox"
+        if not is_valid_email(self.root.name):
+            return []
+        found: list[SyftJobRef] = []
+        for submitter in filter(is_valid_email, self._folders(inbox)):
+            for name in self._folders(inbox / submitter):
+                if name == VERSION_FOLDER:
+                    names = self._folders(inbox / submitter / name)
+                    found += self._refs_of(submitter, 1, names)
+                else:
+                    found += self._refs_of(submitter, 0, [name])
+        return sorted(found, key=lambda r: (r.submitter, r.protocol, r.name))
+
+    def _folders(self, path: Path) -> list[str]:
+        try:
+            st = path.lstat()
+        except OSError:
+            return []
+        identity = (st.st_ino, st.st_mtime_ns)
+        cached = self._listed.get(path)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        names = _folders(path)
+        self._listed[path] = (identity, names)
+        return names
+
+    def _refs_of(self, submitter: str, protocol: Protocol, names: list[str]) -> list[SyftJobRef]:
+        refs = []
+        for name in names:
+            key = (submitter, protocol, name)
+            if key not in self._refs:
+                self._refs[key] = next(iter(_refs(self.root, submitter, protocol, [name])), None)
+            ref = self._refs[key]
+            if ref is not None:
+                refs.append(ref)
+        return refs
 
 
 def _refs(root: Path, submitter: str, protocol: Protocol, names: list[str]) -> list[SyftJobRef]:
