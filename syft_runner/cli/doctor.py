@@ -36,7 +36,9 @@ def isolation_checks(report: ProbeReport) -> list[Check]:
         Check(
             name=f"{c.name}: {'allowed' if c.expected else 'blocked'}",
             ok=c.ok,
-            detail=f"{c.verdict}: {c.detail}",
+            # The name says what a hardened container does; the detail says what happened only
+            # when it differs ("blocked: BLOCKED: ..." said it twice).
+            detail=c.detail if c.ok else f"{c.verdict} (UNEXPECTED): {c.detail}",
         )
         for c in report.checks
     ]
