@@ -110,7 +110,7 @@ def _table(*headers: str) -> Table:
     short = {"via", "status", "age", "outcome", "released"}
     columns = [Column(headers[0], no_wrap=True)]
     columns += [
-        Column(h, no_wrap=h in short, min_width=None if h in short else 12) for h in headers[1:]
+        Column(h, no_wrap=h in short, min_width=None if h in short else 16) for h in headers[1:]
     ]
     return Table(*columns)
 
