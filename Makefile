@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 # `make test` skips tests marked slow; CI (CI=true) and `make test-all` run everything.
 PYTEST_MARK ?= $(if $(filter true,$(CI)),,not slow)
 
-.PHONY: setup engine images lint test test-all demo bench clean
+.PHONY: setup engine browser images lint test test-all demo bench clean
 
-setup: $(STAMP) engine images
+setup: $(STAMP) engine browser images
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,12 @@ $(STAMP): pyproject.toml
 # Docker engine: installed and started when missing (no systemd on the dev machines).
 engine:
 	@scripts/ensure-docker.sh
+
+# Debian's chromium, which the review console's browser tests drive (Playwright cannot download
+# its own build here): installed only when missing.
+browser:
+	@[ -x /usr/bin/chromium ] || { echo "installing chromium (Debian)" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Job runtime images: built from images/*/Dockerfile, base pulled or bootstrapped offline; cached.
 images: $(STAMP) engine

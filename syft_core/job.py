@@ -6,8 +6,8 @@ the folder is the state (another process, the runner or the sync, changes it und
 
 from __future__ import annotations
 
-import html
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, overload
 
 from syft_core.errors import JobError
+from syft_core.job_html import job_html, jobs_table_html
 from syft_core.jobs.config import SYFT_JOB_PROTOCOL, JobConfig
 from syft_core.jobs.folder import JobFolder, JobState, Status
 from syft_core.jobs.markers import DoneMarker, Outcome, ResultsReport
@@ -304,12 +305,15 @@ class Job:
     # -- display ------------------------------------------------------------------------------
     @property
     def gateway(self) -> str:
-        """Which gateway the job came through: "jobs" (ours) or "syft-job" (OpenMined's
-        clients, mirrored by the runner); "" when the config cannot be read."""
+        """Which gateway the job came through: "jobs" (ours) or "syft-job p0|p1" (OpenMined's
+        clients, protocol 0 or 1, mirrored by the runner); "" when the config cannot be read."""
         try:
-            return "syft-job" if self.config.protocol == SYFT_JOB_PROTOCOL else "jobs"
+            if self.config.protocol != SYFT_JOB_PROTOCOL:
+                return "jobs"
         except JobError:
             return ""
+        found = re.match(r"syftjob-(p\d)-", self.folder_name)
+        return f"syft-job {found.group(1)}" if found else "syft-job"
 
     def summary(self) -> dict[str, str]:
         """The fields shown by repr, the notebook table and the CLI, as text."""
@@ -335,11 +339,7 @@ class Job:
         return f"Job({self.name!r}, {self.full_key}, status={self.status.value})"
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in self.summary().items()
-        )
-        return f"<table>{rows}</table>"
+        return job_html(self)
 
 
 class JobList(Sequence[Job]):
@@ -406,13 +406,7 @@ class JobList(Sequence[Job]):
         return "JobList([\n" + "\n".join(lines) + "\n])"
 
     def _repr_html_(self) -> str:
-        columns = ("name", "submitted_by", "owner", "status", "outcome", "submitted_at")
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(s[c])}</td>" for c in columns) + "</tr>"
-            for s in (j.summary() for j in self._jobs)
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return jobs_table_html(self._jobs)
 
 
 def typeable_key(job: Job) -> str:

@@ -211,6 +211,9 @@ class EnvSettings:
     build_timeout_seconds: int = 1800
     build_memory_mb: int = 4096
     runner_id: str = "syft-runner"
+    # More labels of the build containers: whose builds they are (the executor's syftbox and
+    # owner), so a runner cleaning up its leftovers never removes another runner's build.
+    labels: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_config(cls, config: RunnerConfig, state_dir: Path) -> EnvSettings:
@@ -444,7 +447,11 @@ class EnvCache:
             image=image_id,
             name=name,
             command=["/bin/sh", "-c", _BUILD_SCRIPT, "sh", *index_args],
-            labels={LABEL_ENV_BUILD: key, LABEL_RUNNER: self.settings.runner_id},
+            labels={
+                **dict(self.settings.labels),
+                LABEL_ENV_BUILD: key,
+                LABEL_RUNNER: self.settings.runner_id,
+            },
             environment=environment,
             user=f"{uid}:{gid}",
             working_dir="/tmp",

@@ -247,7 +247,8 @@ class Executor:
         self.data_root = data_root
         state_dir = config.state_dir or self.syftbox / RUNNER_STATE_DIR
         self.dirs = RunnerDirs.for_owner(state_dir, owner)
-        self.envs = EnvCache(EnvSettings.from_config(config, state_dir))
+        owned = ((LABEL_SYFTBOX, str(self.syftbox)), (LABEL_OWNER, owner))
+        self.envs = EnvCache(replace(EnvSettings.from_config(config, state_dir), labels=owned))
         self._detach = threading.Event()
         # Container name → when the engine went away while this runner supervised it.
         self._engine_lost: dict[str, float] = {}
@@ -823,11 +824,17 @@ class Executor:
 
     def _remove_build_leftovers(self) -> int:
         """Environment build containers of this runner left by a runner that died mid-build
-        (their half-built folders are removed by the next build of the same key)."""
+        (their half-built folders are removed by the next build of the same key). Only this
+        syftbox's and owner's: the runner id alone (the host name by default) is shared by every
+        runner on the host, and another one's build may be in progress."""
+        labels = [
+            LABEL_ENV_BUILD,
+            f"{LABEL_RUNNER}={self.config.runner_id}",
+            f"{LABEL_SYFTBOX}={self.syftbox}",
+            f"{LABEL_OWNER}={self.owner}",
+        ]
         leftovers = self.client.containers.list(
-            all=True,
-            ignore_removed=True,
-            filters={"label": [LABEL_ENV_BUILD, f"{LABEL_RUNNER}={self.config.runner_id}"]},
+            all=True, ignore_removed=True, filters={"label": labels}
         )
         for container in leftovers:
             with contextlib.suppress(docker.errors.NotFound):

@@ -135,13 +135,17 @@ class RunnerService:
             },
         )
         watcher = None if once else GatewayWatcher(self.datasite.jobs, self._hint).start()
+        # Continuously, OpenMined's gateway is kept in step by a thread of its own: a slow pass
+        # (resolving a new job's packages) never delays our own jobs. With `once`, in line.
+        syft_jobs = None if once else self._start_syft_jobs(stop)
         self.ready.set()
         next_rescan = 0.0
         try:
             while not stop.is_set():
                 self._wake.clear()
                 if time.monotonic() >= next_rescan:
-                    self._sync_syft_jobs()
+                    if once:
+                        self._sync_syft_jobs()
                     self._consider(pending_job_folders(self.datasite.jobs))
                     next_rescan = time.monotonic() + self.config.rescan_seconds
                 else:
@@ -156,6 +160,8 @@ class RunnerService:
         finally:
             if watcher is not None:
                 watcher.stop()
+            if syft_jobs is not None:
+                syft_jobs.join(timeout=DETACH_SECONDS)
             in_flight = len(self.active)
             self.executor.detach()
             for thread in list(self.active.values()):
@@ -163,9 +169,25 @@ class RunnerService:
         log.info("runner stopped", extra={"jobs_in_flight": in_flight})
 
     def _sync_syft_jobs(self) -> None:
-        # Mirrors it writes or approves are found by the rescan that follows, like any job.
+        # Mirrors it writes or approves are found by the watcher or the rescan, like any job.
         if self.syft_jobs is not None:
             self.syft_jobs.sync()
+
+    def _start_syft_jobs(self, stop: threading.Event) -> threading.Thread | None:
+        if self.syft_jobs is None:
+            return None
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    self._sync_syft_jobs()
+                except Exception:  # sync is fail-soft per job; this is the last line of defence
+                    log.exception("syft job gateway pass failed")
+                stop.wait(self.config.rescan_seconds)
+
+        thread = threading.Thread(target=loop, daemon=True, name="syft-jobs")
+        thread.start()
+        return thread
 
     def _hint(self, folders: set[Path]) -> None:
         with self._hints_lock:

@@ -325,6 +325,14 @@ def job_mounts(
     `chosen`: the datasets the owner named at approval (ApprovedMarker.datasets), if any."""
     if config.protocol == SYFT_JOB_PROTOCOL:
         data = _linked(syft_mounts_for(job, chosen or [], data_root), staged.data)
+        if not data:
+            # Their dataset manager creates public/syft_datasets/ before it looks a dataset
+            # up: with none chosen, an empty read-only one, so a job asking for one fails with
+            # their "not found", naming it, rather than "Read-only file system".
+            empty = staged.data / "no-syft-datasets"
+            empty.mkdir(parents=True, exist_ok=True)
+            target = f"{SYFTBOX_MOUNT}/{job.owner}/public/{SYFT_DATASETS_DIR}"
+            data = [Mount(source=empty, target=target, read_only=True)]
     else:
         if chosen is not None:  # narrowed at approval: never more than the config asks for
             config = config.model_copy(

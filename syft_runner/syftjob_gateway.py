@@ -52,6 +52,7 @@ from syft_core.jobs.lock import (
     Requested,
     declared_requirements,
 )
+from syft_core.jobs.markers import read_marker
 from syft_core.jobs.snapshot import digest_entries
 from syft_core.jobs.submission import CODE_DIR, open_submitted
 from syft_core.submit import job_folder_name
@@ -61,9 +62,9 @@ from syft_core.syftjob import (
     SyftJobState,
     now_stamp,
     read_config,
-    read_state,
     scan,
     submission_files,
+    write_received,
     write_results,
     write_state,
 )
@@ -129,6 +130,9 @@ class SyftJobGateway:
     index: PackageIndex = field(default_factory=PackageIndex)
     datasets: list[str] = field(default_factory=list)  # for approvals made with their clients
     share_on_completion: bool = False
+    # Per job, the submission's signature when it was last rendered or verified: an unchanged
+    # folder is not read again every pass. Memory only; losing it costs one read per job.
+    _seen: dict[str, Signature] = field(default_factory=dict)
 
     @property
     def owner(self) -> str:
@@ -144,10 +148,7 @@ class SyftJobGateway:
                 log.warning("syft job not served", extra={"job": ref.key, "error": str(exc)})
 
     def _sync_one(self, ref: SyftJobRef) -> None:
-        state = read_state(ref)
-        if state is None:
-            state = SyftJobState(status="pending", received_at=now_stamp())
-            write_state(ref, state)
+        state = write_received(ref)  # `pending` (and their review rule) for a new job
         if state.status in ("done", "failed"):
             return  # finished: one small read per pass
         mirror = mirror_of(ref, self.datasite.root.parent)
@@ -163,6 +164,9 @@ class SyftJobGateway:
         ours = mirror.state() if mirror.path.is_dir() else None
         if ours is None or (ours.status is Status.INBOX and ours.approved is None):
             try:
+                signature = _signature(ref)
+                if ours is not None and self._seen.get(ref.key) == signature:
+                    return  # nothing changed since the mirror was written
                 rendered = self.render(ref)
             except JobError as exc:  # their runner's scan rejects a malformed job too
                 reason = f"refused at arrival: {self._public(exc)}"
@@ -170,9 +174,15 @@ class SyftJobGateway:
                 return
             if _hash_or_none(mirror) != rendered.content_hash:
                 rendered.write(mirror.path)
-        elif ours.status in (Status.APPROVED, Status.RUNNING, Status.DONE) and ours.approved:
-            approved = ours.approved
-            write_state(ref, _approved(state, approved.by, approved.at, "manual", approved.reason))
+            self._seen[ref.key] = signature
+        elif ours.status in (Status.APPROVED, Status.RUNNING, Status.DONE):
+            # A done mirror's state carries no approval (a short job approved with ours may be
+            # done before this pass): its marker says who approved it.
+            approved = ours.approved or _approval_of(mirror)
+            if approved is not None:
+                write_state(
+                    ref, _approved(state, approved.by, approved.at, "manual", approved.reason)
+                )
         elif ours.status is Status.REJECTED and ours.rejected is not None:
             write_state(ref, _rejected(state, ours.rejected.by, ours.rejected.reason))
 
@@ -197,23 +207,28 @@ class SyftJobGateway:
             if ours.rejected is not None:
                 self._refuse(ref, state, ours.rejected.reason)
             return
+        waiting = ours is not None and ours.status is Status.APPROVED
         try:
+            signature = _signature(ref)
+            if waiting and self._seen.get(ref.key) == signature:
+                return  # verified unchanged since it was approved; the executor runs it
             rendered = self.render(ref)
             self._check_unchanged(state, rendered, ours.approved if ours else None)
         except JobError as exc:
-            if ours is not None and ours.status is Status.APPROVED:
-                mirror.reject(self.owner, str(exc))
+            if ours is not None and ours.status in (Status.INBOX, Status.APPROVED):
+                mirror.reject(self.owner, str(exc))  # their side is final: never run it later
             self._refuse(ref, state, str(exc))
             return
-        if ours is not None and ours.status is Status.APPROVED:
-            return  # the executor runs it
+        self._seen[ref.key] = signature
+        if waiting:
+            return
         rendered.write(mirror.path)
         previous = ours.approved if ours else None
         mirror.approve(
             self.owner,
             expected_hash=rendered.content_hash,
             reason=state.review_reason,
-            method=previous.method if previous else f"{APPROVED_WITH}:{state.approval_method}",
+            method=previous.method if previous else _their_method(state),
             datasets=previous.datasets if previous else list(self.datasets),
         )
 
@@ -242,7 +257,7 @@ class SyftJobGateway:
             return_code=-1,
             outputs=None,
             timed_out=False,
-            readers=[self.owner],
+            owner_only_outputs=True,
         )
 
     def _finished(self, ref: SyftJobRef, state: SyftJobState, mirror: JobFolder) -> None:
@@ -261,7 +276,7 @@ class SyftJobGateway:
             return_code=_return_code(done.done),
             outputs=mirror.outputs_dir if mirror.outputs_dir.is_dir() else None,
             timed_out=timed_out,
-            readers=[self.owner, ref.submitter],
+            owner_only_outputs=False,
         )
 
     def _public(self, message: object) -> str:
@@ -305,6 +320,24 @@ class SyftJobGateway:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+Signature = tuple[tuple[str, int, int, int], ...]
+
+
+def _signature(ref: SyftJobRef) -> Signature:
+    """What changes when any submitted file does: names, sizes, mtimes, inodes (no reading)."""
+    found = []
+    for rel, path in submission_files(ref):
+        st = path.lstat()
+        found.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(found)
+
+
+def _their_method(state: SyftJobState) -> str:
+    # Their clients write "manual" or "auto"; anything else is not copied into our records.
+    method = state.approval_method if state.approval_method in ("manual", "auto") else "unknown"
+    return f"{APPROVED_WITH}:{method}"
+
+
 def _read_submission(ref: SyftJobRef) -> tuple[dict[str, bytes], datetime]:
     """Every submitted file's bytes, each opened beneath the job folder without following a
     link, and the newest mtime among them."""
@@ -373,6 +406,13 @@ def _hash_or_none(job: JobFolder) -> str | None:
     try:
         return job.content_hash()
     except (JobError, OSError):
+        return None
+
+
+def _approval_of(job: JobFolder) -> ApprovedMarker | None:
+    try:
+        return read_marker(job.marker_path("approved"), ApprovedMarker)
+    except JobError:
         return None
 
 

@@ -131,6 +131,7 @@ def test_bad_mode_and_owner(datasite: Datasite) -> None:
 def test_job_environment() -> None:
     assert job_environment(OWNER, "mock") == {
         "SYFTBOX_FOLDER": "/syftbox",
+        "SYFTBOX_EMAIL": OWNER,
         "SYFT_DATA_DIR": "/data",
         "SYFT_OUTPUT_DIR": "/job/outputs",
         "SYFT_RUN_MODE": "mock",

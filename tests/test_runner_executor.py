@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from pathlib import Path
 
 import docker
 import pytest
+from docker.models.containers import Container
 
 from syft_core.jobs import CancelMarker, JobFolder, Outcome, Status
+from syft_runner.envs import LABEL_ENV_BUILD
 from syft_runner.executor import (
+    LABEL_OWNER,
+    LABEL_RUNNER,
     LABEL_SYFTBOX,
     Ending,
     ExecState,
@@ -181,3 +187,35 @@ def test_an_unreachable_engine_leaves_the_job_for_a_retry(syftbox: Path, tmp_pat
     executor = Executor(nowhere, runner_config(), syftbox, OWNER)
     assert executor.run(job) is RunResult.RETRY
     assert job.state().status is Status.APPROVED  # untouched: it runs once the engine is back
+
+
+@pytest.mark.docker
+def test_recover_removes_only_this_runners_build_leftovers(
+    syftbox: Path, tmp_path: Path, docker_client: docker.DockerClient, job_images: dict[str, str]
+) -> None:
+    """Runners on one host share the runner id (the host name by default): one starting up
+    must not remove another's environment build in progress."""
+    config = runner_config(runner_id=f"leftovers-{uuid.uuid4().hex[:8]}")
+    executor = Executor(docker_client, config, syftbox, OWNER)
+    other = tmp_path / "other-syftbox"
+    labels = {LABEL_ENV_BUILD: "k", LABEL_RUNNER: config.runner_id}
+    mine = {**labels, **dict(executor.envs.settings.labels)}
+    theirs = {**labels, LABEL_SYFTBOX: str(other), LABEL_OWNER: OWNER}
+    created = [
+        docker_client.containers.create(job_images["minimal"], ["true"], labels=labels)
+        for labels in (mine, theirs)
+    ]
+    try:
+        assert executor.recover() == 1
+        assert [c.labels[LABEL_SYFTBOX] for c in _existing(docker_client, created)] == [str(other)]
+    finally:
+        for container in _existing(docker_client, created):
+            container.remove(force=True)
+
+
+def _existing(client: docker.DockerClient, containers: list[Container]) -> list[Container]:
+    found = []
+    for container in containers:
+        with contextlib.suppress(docker.errors.NotFound):
+            found.append(client.containers.get(container.id))
+    return found

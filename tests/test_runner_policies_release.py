@@ -133,6 +133,7 @@ def test_the_job_environment_says_mode_datasite_and_name(
     job = approve(write_job(syftbox, "env", "env | grep ^SYFT | sort\n", config={"mode": "mock"}))
     serve_once(syftbox, docker_client)
     assert job.stdout_path.read_text().splitlines() == [
+        f"SYFTBOX_EMAIL={OWNER}",
         "SYFTBOX_FOLDER=/syftbox",
         f"SYFT_DATASITE={OWNER}",
         "SYFT_DATA_DIR=/data",

@@ -1,30 +1,37 @@
 """What a runner writes back into `review/<ds>/[v1/]JOB/`, in the order their clients rely on.
 
 stdout.txt, stderr.txt, returncode.txt (`str(rc)`, no newline), outputs/ (the top-level items of
-the job's outputs), the outputs permission rule, and last `state.yaml` (`done` for rc 0, else
-`failed`, with `completed_at` and `return_code`): a client that sees `done` finds the rest. A
-timed-out job has rc -1 and `--- PROCESS TIMED OUT ---` at the end of both logs, as under their
-runner. Outputs are copied without following links: regular files and folders only.
+the job's outputs), the outputs permission rule, and last state.yaml (`done` for rc 0, else
+`failed`, with `completed_at` and `return_code`): a client that sees the final status finds the
+rest. A timed-out job has rc -1 and `--- PROCESS TIMED OUT ---` at the end of both logs, as under
+their runner. outputs/ is built beside the old one and swapped in by renames; its files are copied
+without following links, and only plain files and folders with names an output may have
+(syft_core.jobs.outputs: never a permission file, which would govern who reads them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
-import yaml
-
 from syft_core.atomic import atomic_write_bytes, atomic_write_text
-from syft_core.datasite import PERMISSION_FILE
 from syft_core.errors import JobError
-from syft_core.syftjob.layout import SyftJobRef
+from syft_core.jobs.outputs import output_name_problem
+from syft_core.jobs.submission import MAX_DEPTH
+from syft_core.safefile import NotRegularFileError, open_regular
+from syft_core.syftjob.layout import SyftJobRef, review_dir
+from syft_core.syftjob.rules import set_outputs_rule
 from syft_core.syftjob.state import SyftJobState, now_stamp, read_state, write_state
-from syft_core.yamlio import read_untrusted_yaml
 
 TIMEOUT_LINE = "\n--- PROCESS TIMED OUT ---\n"
-MAX_PERMISSION_BYTES = 1024 * 1024
+TIMEOUT_RETURN_CODE = -1
+OUTPUTS = "outputs"
+
+__all__ = ["TIMEOUT_LINE", "set_outputs_rule", "write_results"]
 
 
 def write_results(
@@ -35,22 +42,21 @@ def write_results(
     return_code: int,
     outputs: Path | None,
     timed_out: bool,
-    readers: list[str],
+    owner_only_outputs: bool,
 ) -> SyftJobState:
-    """Write a finished job's results and then its final state; returns that state. `readers`:
-    who the outputs rule lets read outputs/ (their runner: the owner and the scientist)."""
+    """Write a finished job's logs, return code and outputs, the outputs rule (read by the owner,
+    and the scientist unless `owner_only_outputs`), then its final state, which is returned."""
     if timed_out:
         stdout += TIMEOUT_LINE.encode()
         stderr += TIMEOUT_LINE.encode()
-        return_code = -1
-    ref.review.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(ref.review / "stdout.txt", stdout)
-    atomic_write_bytes(ref.review / "stderr.txt", stderr)
-    atomic_write_text(ref.review / "returncode.txt", str(return_code))
-    _replace_outputs(ref.review / "outputs", outputs)
-    set_outputs_rule(ref, readers)
-    state = read_state(ref) or SyftJobState(status="pending")
-    final = state.model_copy(
+        return_code = TIMEOUT_RETURN_CODE
+    folder = review_dir(ref, create=True)
+    atomic_write_bytes(folder / "stdout.txt", stdout)
+    atomic_write_bytes(folder / "stderr.txt", stderr)
+    atomic_write_text(folder / "returncode.txt", str(return_code))
+    _replace_outputs(folder, outputs)
+    set_outputs_rule(ref, [ref.owner] if owner_only_outputs else [ref.owner, ref.submitter])
+    final = (read_state(ref) or SyftJobState(status="pending")).model_copy(
         update={
             "status": "done" if return_code == 0 else "failed",
             "completed_at": now_stamp(),
@@ -61,51 +67,49 @@ def write_results(
     return final
 
 
-def _replace_outputs(final: Path, source: Path | None) -> None:
-    staging = final.with_name(".outputs.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    if source is not None:
-        _copy_tree(source, staging)
-    if final.is_dir() and not final.is_symlink():
-        shutil.rmtree(final)
-    elif final.is_symlink() or final.exists():
-        final.unlink()
-    staging.rename(final)
-
-
-def _copy_tree(source: Path, dest: Path) -> None:
-    for entry in sorted(os.scandir(source), key=lambda e: e.name):
-        st = entry.stat(follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode):
-            (dest / entry.name).mkdir()
-            _copy_tree(Path(entry.path), dest / entry.name)
-        elif stat.S_ISREG(st.st_mode) and entry.name.casefold() != PERMISSION_FILE:
-            shutil.copyfile(entry.path, dest / entry.name, follow_symlinks=False)
-
-
-def set_outputs_rule(ref: SyftJobRef, readers: list[str]) -> None:
-    """The rule `[v1/]JOB/outputs/**` in `review/<ds>/syft.pub.yaml`, read by `readers`,
-    replacing an earlier rule with that pattern and keeping every other rule."""
-    path = ref.review_root / PERMISSION_FILE
+def _replace_outputs(folder: Path, source: Path | None) -> None:
+    """Build the new outputs/ in a hidden sibling, then swap it in by two renames."""
+    if source is not None and not stat.S_ISDIR(source.lstat().st_mode):
+        raise JobError(f"{source}: the job's outputs are not a folder (not followed)")
+    staging = Path(tempfile.mkdtemp(prefix=f".{OUTPUTS}.", suffix=".new", dir=folder))
     try:
-        data = read_untrusted_yaml(path, max_bytes=MAX_PERMISSION_BYTES)
-    except FileNotFoundError:
-        data = {"rules": [], "terminal": False}
-    except ValueError as exc:
-        raise JobError(f"{path}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("rules", []), list):
-        raise JobError(f"{path}: not a permission file (a mapping with a list of rules)")
-    rules = [r for r in data.get("rules") or [] if _pattern(r) != ref.outputs_pattern]
-    rules.append(
-        {
-            "access": {"admin": [], "read": list(dict.fromkeys(readers)), "write": []},
-            "pattern": ref.outputs_pattern,
-        }
-    )
-    data["rules"] = rules
-    atomic_write_text(path, yaml.dump(data, sort_keys=True))
+        staging.chmod(0o755)
+        if source is not None:
+            _copy_folder(source, staging, 0)
+        _swap_in(staging, folder / OUTPUTS)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
-def _pattern(rule: object) -> object:
-    return rule.get("pattern") if isinstance(rule, dict) else None
+def _swap_in(staging: Path, final: Path) -> None:
+    retired = Path(tempfile.mkdtemp(prefix=f".{OUTPUTS}.", suffix=".old", dir=final.parent))
+    with contextlib.suppress(FileNotFoundError):
+        final.rename(retired / OUTPUTS)
+    staging.rename(final)
+    shutil.rmtree(retired)
+
+
+def _copy_folder(source: Path, dest: Path, depth: int) -> None:
+    """Copy plain files and folders from `source` into `dest`, never following a link; other
+    entries, hardlinks, names no output may have and folders past MAX_DEPTH are left out."""
+    with os.scandir(source) as entries:
+        listed = sorted((e.name, e.stat(follow_symlinks=False)) for e in entries)
+    for name, st in listed:
+        if output_name_problem(name):
+            continue
+        if stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
+            (dest / name).mkdir(mode=0o755)
+            _copy_folder(source / name, dest / name, depth + 1)
+        elif stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+            _copy_file(source / name, dest / name)
+
+
+def _copy_file(source: Path, dest: Path) -> None:
+    try:
+        fd = open_regular(source)
+    except NotRegularFileError:  # swapped for something else since it was listed
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(fd, "rb") as src, os.fdopen(os.open(dest, flags, 0o644), "wb") as dst:
+        shutil.copyfileobj(src, dst)

@@ -38,6 +38,7 @@ def _register_all() -> None:
     from syft_runner.cli import run as run_cli
     from syft_runner.cli import serve as serve_cli
     from syft_runner.cli import sync as sync_cli
+    from syft_runner.cli import ui as ui_cli
 
     for module in (
         images_cli,
@@ -50,6 +51,7 @@ def _register_all() -> None:
         sync_cli,
         run_cli,
         serve_cli,
+        ui_cli,
     ):
         module.register(app)
 
