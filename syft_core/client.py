@@ -19,7 +19,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from syft_core.datasets import Dataset, get_dataset, list_datasets
+from syft_core.datasets import (
+    DATASETS_DIR,
+    Dataset,
+    DatasetNotFoundError,
+    get_dataset,
+    list_datasets,
+)
 from syft_core.datasite import Datasite, SyftBox
 from syft_core.dependencies import PackageIndex
 from syft_core.errors import SyftError
@@ -27,6 +33,7 @@ from syft_core.identity import validate_email
 from syft_core.job import Job, JobList
 from syft_core.jobs.folder import iter_job_folders
 from syft_core.mapreduce import map_jobs
+from syft_core.paths import normalize_relpath
 from syft_core.submit import Resources, RunMode, submit_bash_job, submit_python_job
 
 if TYPE_CHECKING:
@@ -118,6 +125,36 @@ class Client:
         return JobList([*self.owner_jobs, *elsewhere])
 
     # -- submitting ---------------------------------------------------------------------------
+    def check_datasets(self, owner: str, datasets: Sequence[str] | None) -> None:
+        """Refuse dataset names `owner` does not publish in the local (synced) copy of their
+        datasite: DatasetNotFoundError naming the available ones, or saying that the copy has
+        no datasets listing at all (not synced yet, or the owner published none). A job asking
+        for a missing dataset would otherwise be accepted and fail only when it runs."""
+        if not datasets or isinstance(datasets, str):
+            return  # a single string is refused by the submission with its own message
+        for name in datasets:
+            if isinstance(name, str):
+                normalize_relpath(name, what="dataset path")  # UnsafePathError first, as before
+        datasite = self.syftbox.datasite(owner)
+        if not datasite.root.is_dir():
+            return  # no datasite at all: the submission says so
+        listing = datasite.public / DATASETS_DIR
+        if not listing.is_dir():
+            raise DatasetNotFoundError(
+                f"{owner} publishes no datasets in {self.syftbox.root} ({listing} does not "
+                f"exist), so {', '.join(map(repr, datasets))} cannot be checked: sync with "
+                f"{owner} first (syft-runner sync), or ask them to publish the dataset",
+                [],
+            )
+        available = [d.name for d in list_datasets(datasite)]
+        missing = [name for name in datasets if name not in available]
+        if missing:
+            raise DatasetNotFoundError(
+                f"{owner} has no dataset {', '.join(map(repr, missing))}; available: "
+                f"{', '.join(available) or 'none'}",
+                available,
+            )
+
     def submit_bash_job(
         self,
         user: str,
@@ -138,7 +175,9 @@ class Client:
         `mode`: "real" reads the owner's private data, "mock" their published mocks.
         `dependencies` are locked for the job image at submission (syft_core.submit). `runtime`:
         the job image (e.g. "minimal"); None for the owner's default ("scientific" unless the
-        owner chose another)."""
+        owner chose another). DatasetNotFoundError if `datasets` names one the owner does not
+        publish (check_datasets)."""
+        self.check_datasets(user, datasets)
         return submit_bash_job(
             self.syftbox.root,
             self.email,
@@ -179,7 +218,9 @@ class Client:
         the code folder) are resolved into code/requirements.lock for the job image at
         submission; `package_index` says where from (default PyPI). An unresolvable list
         raises DependencyError with uv's reason, and nothing is written. `runtime`: the job
-        image (e.g. "minimal"); None for the owner's default."""
+        image (e.g. "minimal"); None for the owner's default. DatasetNotFoundError if
+        `datasets` names one the owner does not publish (check_datasets)."""
+        self.check_datasets(user, datasets)
         return submit_python_job(
             self.syftbox.root,
             self.email,

@@ -10,11 +10,11 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import overload
+from typing import Literal, overload
 
 from syft_core.errors import JobError
 from syft_core.job_html import job_html, jobs_table_html
@@ -25,16 +25,36 @@ from syft_core.release import is_released, release_job, results_waiting
 from syft_core.safefile import open_regular
 
 _LOG_READ_LIMIT = 64 * 1024 * 1024  # the runner caps logs well below this; never read unbounded
+MAX_LISTED_KEYS = 10  # a not-found error lists at most this many keys to type
+WaitUntil = Literal["done", "released"]
+
+
+class ResultsNotReleasedError(JobError):
+    """A submitter read the logs or outputs of a job on the owner's real data before the owner
+    released them: they are not here (and never will be) until the release."""
+
+
+class JobNotFoundError(JobError, KeyError):
+    """No job, or more than one, matches a key; the message lists keys that can be typed."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
 class LogFile:
-    """One of a job's logs; `text` is empty while the file does not exist."""
+    """One of a job's logs; `text` is empty while the file does not exist. `held` says why the
+    reader may not read it yet (a submitter's view of an unreleased real-data job): reading it
+    then raises ResultsNotReleasedError with that reason, even where the file is at hand (a
+    syftbox shared with the owner), as the permissions would refuse it."""
 
     path: Path
+    held: str | None = None
 
     @property
     def text(self) -> str:
+        if self.held is not None:
+            raise ResultsNotReleasedError(self.held)
         try:
             fd = open_regular(self.path)  # a synced log that is a link, fifo or folder: refused
         except FileNotFoundError:
@@ -142,13 +162,40 @@ class Job:
         """Done on real data and not yet released: the results wait for the owner's release."""
         return results_waiting(self.folder)
 
+    def held_reason(self) -> str | None:
+        """Why this user cannot read the job's logs and outputs yet: it runs on the owner's real
+        data, this user is not the owner, and the owner has not released the results. None when
+        nothing holds them (the owner's own view, a mock run, a released job)."""
+        if self.user == self.owner:
+            return None
+        state = self.state
+        if state.released is not None:
+            return None
+        try:
+            if self.config.mode == "mock":
+                return None
+        except JobError:
+            pass  # no readable config: treated as real, as the release rules do
+        where = (
+            f"{state.status.value}, outcome {state.done.outcome.value}"
+            if state.done is not None
+            else state.status.value
+        )
+        return (
+            f"job {self.name!r} ({self.full_key}) runs on {self.owner}'s real data: its logs and "
+            f"outputs reach you only after {self.owner} releases them (now: {where}, not "
+            f"released); job.wait() waits for the release"
+        )
+
     @property
     def stdout(self) -> LogFile:
-        return LogFile(self.folder.stdout_path)
+        """The job's stdout. ResultsNotReleasedError when read before the release (see
+        held_reason), rather than an empty text."""
+        return LogFile(self.folder.stdout_path, self.held_reason())
 
     @property
     def stderr(self) -> LogFile:
-        return LogFile(self.folder.stderr_path)
+        return LogFile(self.folder.stderr_path, self.held_reason())
 
     @property
     def results(self) -> ResultsReport | None:
@@ -158,7 +205,11 @@ class Job:
 
     @property
     def outputs(self) -> list[Path]:
-        """Regular files under outputs/, sorted; links and special files are not listed."""
+        """Regular files under outputs/, sorted; links and special files are not listed.
+        ResultsNotReleasedError for a submitter before the release (see held_reason)."""
+        held = self.held_reason()
+        if held is not None:
+            raise ResultsNotReleasedError(held)
         root = self.folder.outputs_dir
         if root.is_symlink() or not root.is_dir():
             return []
@@ -213,18 +264,38 @@ class Job:
         self.folder.request_cancel(self.user, reason)
         return self
 
-    def wait(self, timeout: float | None = None, poll: float = 0.1) -> Job:
-        """Block until the job is done. TimeoutError after `timeout` seconds (None: no limit);
+    def wait(
+        self, timeout: float | None = None, poll: float = 0.1, until: WaitUntil | None = None
+    ) -> Job:
+        """Block until the job's results can be read. `until="released"`: the job is done and
+        its owner released the results (logs, outputs); `until="done"`: only done. The default
+        is "released" for a submitter's job on real data, "done" for a mock run (released
+        automatically) and for the owner's own view. A cancelled job returns once done.
+        TimeoutError after `timeout` seconds (None: no limit), naming what it still waits for;
         JobError at once if the job is rejected, since a rejected job never runs."""
+        if until is None:
+            until = "released" if self.held_reason() is not None else "done"
+        if until not in ("done", "released"):
+            raise ValueError(f"until must be 'done' or 'released', not {until!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             state = self.state
-            if state.status is Status.DONE:
+            if state.status is Status.DONE and (
+                until == "done"
+                or state.released is not None
+                or (state.done is not None and state.done.outcome is Outcome.CANCELLED)
+            ):
                 return self
             if state.status is Status.REJECTED:
                 raise JobError(f"job {self.name!r} ({self.full_key}) was rejected: {state.reason}")
             if deadline is not None and time.monotonic() >= deadline:
                 why = f" ({state.reason})" if state.reason else ""
+                if state.status is Status.DONE:
+                    raise TimeoutError(
+                        f"job {self.name!r} ({self.full_key}) is done "
+                        f"({state.done.outcome.value if state.done else '?'}) but {self.owner} "
+                        f"has not released its results after {timeout}s"
+                    )
                 raise TimeoutError(
                     f"job {self.name!r} ({self.full_key}) not done after {timeout}s; "
                     f"last status: {state.status.value}{why}"
@@ -299,16 +370,34 @@ class JobList(Sequence[Job]):
         return iter(self._jobs)
 
     def find(self, key: str) -> Job:
-        """The one job `key` names; KeyError listing the names (none) or candidates (several)."""
-        exact = [j for j in self._jobs if key in (j.key, j.full_key)]
-        matches = exact or [j for j in self._jobs if key in (j.name, j.folder_name)]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            names = ", ".join(repr(j.name) for j in self._jobs) or "none"
-            raise KeyError(f"no job named {key!r}; available: {names}")
-        candidates = ", ".join(j.full_key for j in matches)
-        raise KeyError(f"{key!r} names {len(matches)} jobs: {candidates}; use one of these")
+        """The one job `key` names: its `<submitter>/<folder>` (or, for a job submitted to
+        another owner, `<owner>/<folder>`), its `<owner>/jobs/<submitter>/<folder>`, its folder
+        or its name; exactly first, then ignoring letter case. JobNotFoundError (a KeyError)
+        listing at most MAX_LISTED_KEYS keys to type when none matches, or the candidates'
+        keys when several do."""
+        folded = key.casefold()
+        tiers: list[Callable[[Job], bool]] = [
+            lambda j: key in _keys(j),
+            lambda j: key in (j.name, j.folder_name),
+            lambda j: folded in {k.casefold() for k in _keys(j)},
+            lambda j: folded in (j.name.casefold(), j.folder_name.casefold()),
+        ]
+        for matches_key in tiers:
+            matches = [j for j in self._jobs if matches_key(j)]
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                candidates = ", ".join(typeable_key(j) for j in matches[:MAX_LISTED_KEYS])
+                more = len(matches) - MAX_LISTED_KEYS
+                raise JobNotFoundError(
+                    f"{key!r} names {len(matches)} jobs: {candidates}"
+                    + (f" and {more} more" if more > 0 else "")
+                    + "; use one of these"
+                )
+        listed = [typeable_key(j) for j in self._jobs[:MAX_LISTED_KEYS]]
+        more = len(self._jobs) - len(listed)
+        available = ", ".join(listed) + (f" and {more} more" if more > 0 else "")
+        raise JobNotFoundError(f"no job {key!r}; jobs: {available or 'none'}")
 
     def __repr__(self) -> str:
         if not self._jobs:
@@ -318,3 +407,15 @@ class JobList(Sequence[Job]):
 
     def _repr_html_(self) -> str:
         return jobs_table_html(self._jobs)
+
+
+def typeable_key(job: Job) -> str:
+    """The short key to type for `job`: `<submitter>/<folder>` in the owner's own datasite,
+    `<owner>/<folder>` for a job submitted elsewhere (the submitter is then the user)."""
+    if job.owner == job.user:
+        return job.key
+    return f"{job.owner}/{job.folder_name}"
+
+
+def _keys(job: Job) -> tuple[str, ...]:
+    return (job.key, job.full_key, f"{job.owner}/{job.folder_name}")

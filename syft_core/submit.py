@@ -5,7 +5,8 @@ A job folder holds `run.sh`, `config.yaml` (a JobConfig with submitted_by and su
 filesystem), checked with the same walk and parser the owner's side uses, and only then renamed
 into place: a reader (runner, sync, owner) sees no job or the whole job, never half of one.
 
-Folder names (`job_folder_name`): every character outside [A-Za-z0-9._-] becomes `-` (a run of
+Folder names (`job_folder_name`): accented Latin letters become their base letters (`Nüñez Café`
+-> `Nunez-Cafe`), then every character outside [A-Za-z0-9._-] becomes `-` (a run of
 them one `-`), `-` and `.` are trimmed from both ends and the result is cut to 100 characters.
 A name with no usable character becomes `job-<first 12 hex digits of its sha256>`. config.yaml
 keeps the original name. Two names with the same folder name (compared case-insensitively, for
@@ -50,6 +51,7 @@ import shutil
 import stat
 import tempfile
 import textwrap
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -94,6 +96,27 @@ NOTEBOOK_SUFFIX = ".ipynb"
 # The notebook runner every runtime with notebooks carries (images/scientific/run-notebook.py).
 NOTEBOOK_RUNNER = "/usr/lib/syft-runtime/run-notebook.py"
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+# Latin letters NFKD leaves whole (they are letters of their own, not a letter plus a mark).
+_SPELLED_OUT = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "ð": "d",
+        "Ð": "D",
+        "þ": "th",
+        "Þ": "Th",
+        "ı": "i",
+    }
+)
 _SKIPPED_FOLDERS = frozenset({"__pycache__"})
 _CHUNK = 1024 * 1024
 
@@ -111,9 +134,20 @@ class CodeFile:
     relpath: str
 
 
+def _transliterated(text: str) -> str:
+    """Latin letters with accents as their base letters (`Nüñez Café` -> `Nunez Cafe`): NFKD
+    splits a letter from its combining marks, which are dropped; a few letters that do not
+    decompose are spelled out. ASCII text is returned unchanged; other scripts are kept (and
+    become `-` in a folder name)."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text.translate(_SPELLED_OUT))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def job_folder_name(job_name: str) -> str:
     """The folder a job named `job_name` is written to (see the module docstring)."""
-    slug = _UNSAFE_CHARS.sub("-", job_name).strip("-.")
+    slug = _UNSAFE_CHARS.sub("-", _transliterated(job_name)).strip("-.")
     slug = slug[:MAX_FOLDER_NAME].strip("-.")
     if slug:
         return slug

@@ -38,10 +38,10 @@ from pydantic import BaseModel
 
 from syft_core.errors import SyftError
 from syft_core.jobs.config import RUNTIME_NAME_PATTERN
+from syft_runner.shipped import shipped_dir
 
-IMAGES_DIR = Path(
-    os.environ.get("SYFT_RUNNER_IMAGES_DIR") or Path(__file__).resolve().parents[1] / "images"
-)
+# Inside the installed package, else the repository's top-level images/ (syft_runner.shipped).
+IMAGES_DIR = Path(os.environ.get("SYFT_RUNNER_IMAGES_DIR") or shipped_dir("images"))
 IMAGE_REPOSITORY = "syft-runner"
 PULLED_BASE = "debian:bookworm-slim"
 # The images install their own packages: the base is Debian's minimal system only. (Named apart
@@ -144,7 +144,9 @@ def runtime_names(images_dir: Path = IMAGES_DIR) -> list[str]:
 def context_hash(context: Path, base_id: str) -> str:
     """sha256 of every file under `context` (relative path and bytes) and the base image id."""
     digest = hashlib.sha256(base_id.encode())
-    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+    # Bytecode an installer compiled beside the packaged copy is not part of the definition.
+    files = (p for p in context.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in sorted(files):
         digest.update(b"\0" + path.relative_to(context).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()

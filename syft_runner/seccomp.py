@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 
 from syft_core.errors import SyftError
+from syft_runner.shipped import shipped_dir
 
-PROFILE_PATH = Path(__file__).resolve().parents[1] / "seccomp" / "job.json"
+# Inside the installed package, else the repository's top-level seccomp/ (syft_runner.shipped).
+PROFILE_PATH = shipped_dir("seccomp") / "job.json"
 
 
 class SeccompProfileError(SyftError):

@@ -86,17 +86,27 @@ class RunnerService:
         self._hints_lock = threading.Lock()
         self._wake = threading.Event()
         self.ready = threading.Event()  # set once serving: lock held, recovery done, watching
+        self._lock_fd: int | None = None
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, once: bool = False) -> None:
         """Serve until `stop` is set; with `once`, until no approved job is left to run.
 
         Stopping leaves running containers alone: the next start re-attaches to them."""
-        lock = self._lock()
+        self.claim()
         try:
             self._serve(stop, once)
         finally:
-            os.close(lock)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def claim(self) -> None:
+        """Take this datasite's runner lock now (run() takes it otherwise), so that a caller
+        learns before starting anything else that another runner serves it:
+        RunnerServiceError. Idempotent."""
+        if self._lock_fd is None:
+            self._lock_fd = self._lock()
 
     def _lock(self) -> int:
         """One runner per datasite: two would fight over the same staging folders and jobs.

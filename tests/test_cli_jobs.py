@@ -17,6 +17,8 @@ from syft_core import get_client
 from syft_core.datasets import create_dataset
 from syft_core.datasite import Datasite
 from syft_core.jobs import DoneMarker, JobFolder, Outcome, Status
+from syft_core.release import release_job
+from syft_core.submit import submit_python_job
 from syft_core.sync import Applied, Notice, Rejection, SyncReport
 from syft_runner.cli import _register_all
 from syft_runner.cli import app as full_app
@@ -155,8 +157,16 @@ def test_jobs_lists_every_submitter_and_filters_by_status(app: typer.Typer, box:
 
 def test_show_has_what_an_owner_reviews(app: typer.Typer, box: Path, tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text("print(42)\n")
-    get_client(box, DS).submit_python_job(
-        DO, tmp_path / "main.py", "Review me", datasets=["private/sales"], timeout_seconds=30
+    # The client refuses a dataset the owner does not publish; a job can still arrive with one
+    # (an older client, a hand-made folder): written with the lower-level submit.
+    submit_python_job(
+        box,
+        DS,
+        DO,
+        code_path=tmp_path / "main.py",
+        job_name="Review me",
+        datasets=["private/sales"],
+        timeout_seconds=30,
     )
     result = run(app, box, "show", "Review me")
 
@@ -235,13 +245,13 @@ def test_job_names_resolve_or_fail_clearly(app: typer.Typer, box: Path) -> None:
 
     ambiguous = run(app, box, "show", "Same")
     assert ambiguous.exit_code == 1
-    assert f"{DO}/jobs/{DS}/Same" in ambiguous.stderr
-    assert f"{DO}/jobs/carol@example.org/Same" in ambiguous.stderr
+    assert f"'Same' names 2 jobs: {DS}/Same, carol@example.org/Same" in ambiguous.stderr
     assert run(app, box, "show", f"{DS}/Same").exit_code == 0
+    assert run(app, box, "show", f"{DS}/same").exit_code == 0  # letter case: unambiguous
 
     missing = run(app, box, "approve", "Nothing")
     assert missing.exit_code == 1
-    assert "no job named 'Nothing'" in missing.stderr
+    assert missing.stderr.strip() == f"no job 'Nothing'; jobs: {DS}/Same, carol@example.org/Same"
 
 
 # -- approve / reject / cancel ---------------------------------------------------------------------
@@ -330,3 +340,109 @@ def test_logs_follow_stops_on_a_rejected_job(app: typer.Typer, box: Path) -> Non
     result = run(app, box, "logs", "J", "--follow")
     assert result.exit_code == 1
     assert "was rejected and will not run: no" in result.stderr
+
+
+def test_logs_follow_on_a_failed_job_prints_its_logs_and_exits_1(
+    app: typer.Typer, box: Path
+) -> None:
+    folder = submit(box, "J")
+    folder.approve(DO, expected_hash=folder.content_hash())
+    folder.logs_dir.mkdir()
+    folder.stdout_path.write_text("partial\n")
+    folder.finish(DoneMarker(by=DO, outcome=Outcome.FAILED, message="exit 3", exit_code=3))
+    result = run(app, box, "logs", "J", "--follow")
+    assert result.exit_code == 1
+    assert result.stdout == "partial\n"
+    assert f"{DS}/J ended failed, exit code 3: exit 3" in result.stderr
+    finished = submit(box, "K")
+    finished.approve(DO, expected_hash=finished.content_hash())
+    finish(finished)
+    ok = run(app, box, "logs", "K", "--follow")
+    assert (ok.exit_code, ok.stdout) == (0, "")
+    assert f"{DS}/K succeeded, exit code 0" in ok.stderr
+
+
+def test_logs_follow_on_an_inbox_job_says_it_waits_for_approval(
+    app: typer.Typer, box: Path
+) -> None:
+    folder = submit(box, "J")
+
+    def owner_side() -> None:
+        time.sleep(0.4)
+        folder.approve(DO, expected_hash=folder.content_hash())
+        time.sleep(0.4)
+        finish(folder)
+
+    writer = threading.Thread(target=owner_side)
+    writer.start()
+    result = run(app, box, "logs", "J", "--follow")
+    writer.join()
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[:2] == [
+        f"{DS}/J is waiting for {DO} to approve it (status: inbox)",
+        f"{DS}/J is approved; waiting for the runner to start it",
+    ]
+
+
+def test_the_scientist_sees_their_jobs_and_logs_after_release(app: typer.Typer, box: Path) -> None:
+    folder = submit(box, "Count customers")
+    folder.approve(DO, expected_hash=folder.content_hash())
+    folder.logs_dir.mkdir()
+    folder.stdout_path.write_text("42\n")
+    finish(folder)
+
+    listed = run(app, box, "jobs", "--mine", email=DS)
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.stdout.splitlines() if "Count-customers" in line)
+    assert f"{DO}/Count-customers" in row and "done" in row and "waiting" in row
+
+    held = run(app, box, "logs", f"{DO}/count-customers", email=DS)  # no datasite of their own
+    assert held.exit_code == 1
+    assert f"reach you only after {DO} releases them" in held.stderr
+    assert run(app, box, "show", "count customers", email=DS).exit_code == 0
+
+    release_job(folder, by=DO)
+    assert run(app, box, "logs", "Count customers", email=DS).stdout == "42\n"
+    released = run(app, box, "jobs", "--mine", email=DS).stdout
+    assert "yes" in next(line for line in released.splitlines() if "Count-customers" in line)
+    refused = run(app, box, "approve", f"{DO}/Count-customers", "--hash", "x", email=DS)
+    assert refused.exit_code == 1  # owner commands look only in one's own datasite
+
+
+def test_the_jobs_table_never_wraps_a_key(app: typer.Typer, box: Path) -> None:
+    long_name = "A rather long analysis name that goes on and on"
+    submit(box, long_name)
+    env = {"SYFTBOX_FOLDER": str(box), "SYFTBOX_EMAIL": DO, "COLUMNS": "80"}
+    out = CliRunner().invoke(app, ["jobs"], env=env).stdout
+    assert f"{DS}/A-rather-long-analysis-name-that-goes-on-and-on" in out
+
+
+def test_help_shows_no_bool_metavar() -> None:
+    for command in ("logs", "serve", "jobs"):
+        help_text = subprocess.run(
+            [sys.executable, "-c", "from syft_runner.cli import main; main()", command, "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+        ).stdout
+        assert "--help" in help_text and "<bool>" not in help_text, help_text
+
+
+def test_a_closed_pipe_ends_logs_quietly(box: Path) -> None:
+    folder = submit(box, "J")
+    folder.logs_dir.mkdir()
+    folder.stdout_path.write_text("line\n" * 200_000)
+    env = {"SYFTBOX_FOLDER": str(box), "SYFTBOX_EMAIL": DO, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        f"'{sys.executable}' -c 'from syft_runner.cli import main; main()' logs J | head -1; "
+        "echo status ${PIPESTATUS[0]} >&2",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.stdout == "line\n"
+    assert result.stderr == "status 141\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import threading
@@ -17,6 +18,7 @@ import yaml
 import syft_core.submit
 from syft_core import get_client
 from syft_core.client import Client
+from syft_core.datasets import DatasetNotFoundError, create_dataset
 from syft_core.datasite import Datasite
 from syft_core.errors import (
     AccessDeniedError,
@@ -26,7 +28,7 @@ from syft_core.errors import (
     UnsafePathError,
 )
 from syft_core.events import utcnow
-from syft_core.job import Job
+from syft_core.job import Job, ResultsNotReleasedError
 from syft_core.jobs import (
     DoneMarker,
     JobFolder,
@@ -122,10 +124,12 @@ def test_bash_script_gets_a_shebang_and_nothing_else(
 
 def test_bash_job_may_carry_code_and_options(tmp_path: Path, scientist: Client) -> None:
     code = write_code(tmp_path / "src", {"analysis.py": "print(1)\n", "lib/util.py": ""})
-    job_dir = scientist.submit_bash_job(
+    job_dir = syft_core.submit.submit_bash_job(  # the dataset names are not checked here
+        scientist.syftbox.root,
+        DS,
         DO,
-        "python3 analysis.py",
-        "with code",
+        script="python3 analysis.py",
+        job_name="with code",
         code_path=code,
         datasets=["./private/data//"],
         timeout_seconds=60,
@@ -215,6 +219,10 @@ def test_python_folder_with_an_explicit_entrypoint_is_quoted(
         ("a/b\\c:d*e?f", "a-b-c-d-e-f"),
         ("v1.2_final-ok", "v1.2_final-ok"),
         ("x" * 150, "x" * 100),
+        ("Nüñez Café", "Nunez-Cafe"),
+        ("Straße Ærø Łódź", "Strasse-AEro-Lodz"),
+        ("ｆｕｌｌ width №1", "full-width-No1"),
+        ("Café 分析", "Cafe"),
     ],
 )
 def test_job_folder_names_are_safe_slugs(name: str, folder: str) -> None:
@@ -275,6 +283,7 @@ def _submission_error_cases(tmp_path: Path) -> dict[str, tuple[dict[str, object]
         "bad timeout": ({**py, "timeout_seconds": 0}, JobError, "timeout_seconds"),
         "bad resources": ({**py, "resources": {"gpus": 2}}, JobError, "resources.gpus"),
         "dataset escapes": ({**py, "datasets": ["../bob/private"]}, UnsafePathError, ".."),
+        "unknown dataset": ({**py, "datasets": ["census"]}, DatasetNotFoundError, "no datasets"),
         "datasets as a string": ({**py, "datasets": "private"}, JobError, "list of strings"),
         "control chars in name": ({**py, "job_name": "a\x1bb"}, JobError, "control characters"),
     }
@@ -284,7 +293,8 @@ CASE_NAMES = [
     "missing entrypoint", "entrypoint not there", "non-py entrypoint", "non-py folder entrypoint",
     "entrypoint escapes", "mismatched entrypoint", "symlink inside", "code_path is a symlink",
     "hardlink", "fifo", "missing code_path", "unknown owner", "invalid owner email", "bad timeout",
-    "bad resources", "dataset escapes", "datasets as a string", "control chars in name",
+    "bad resources", "dataset escapes", "unknown dataset", "datasets as a string",
+    "control chars in name",
 ]  # fmt: skip
 
 
@@ -409,9 +419,15 @@ def test_seed_scientist_reads_stderr_of_a_failed_job(owner: Client, scientist: C
 
     job = scientist.jobs["My Analysis"]
     assert job.status == "done"
+    assert (job.outcome, job.exit_code) == (Outcome.FAILED, 1)
+    for read in (lambda: job.stderr.text, lambda: job.stdout.text, lambda: job.outputs):
+        with pytest.raises(ResultsNotReleasedError, match=f"after {re.escape(DO)} releases them"):
+            read()  # not '' : the results wait for the owner (issue 12)
+
+    owner_job.release()
     assert "KeyError: 'customer_id'" in job.stderr.text
     assert job.stdout.text == ""
-    assert (job.outcome, job.exit_code) == (Outcome.FAILED, 1)
+    assert job.outputs == []
 
 
 def test_job_list_indexing(owner: Client, scientist: Client) -> None:
@@ -429,9 +445,46 @@ def test_job_list_indexing(owner: Client, scientist: Client) -> None:
     assert jobs[f"{DO}/jobs/{DS}/third-job"].name == "third job"
     with pytest.raises(KeyError) as err:
         jobs["fourth job"]
-    assert "'first job', 'second job', 'third job'" in str(err.value)
+    assert str(err.value) == (  # the keys to type, not the display names (issue 12)
+        f"no job 'fourth job'; jobs: {DS}/first-job, {DS}/second-job, {DS}/third-job"
+    )
     with pytest.raises(IndexError):
         jobs[3]
+
+
+def test_lookups_ignore_letter_case_when_unambiguous(owner: Client, scientist: Client) -> None:
+    scientist.submit_bash_job(DO, "echo", "Count customers")  # folder Count-customers
+    jobs = owner.jobs
+    for key in (
+        f"{DS}/count-customers",  # the README's spelling
+        f"{DS.upper()}/COUNT-CUSTOMERS",
+        "count customers",
+        "COUNT-customers",
+        f"{DO}/jobs/{DS}/count-customers",
+    ):
+        assert jobs[key].folder_name == "Count-customers", key
+    assert scientist.jobs[f"{DO}/count-customers"].owner == DO  # a submitter's key
+
+
+def test_exact_beats_case_insensitive_and_ties_list_the_keys(box: Path, owner: Client) -> None:
+    get_client(box, DS).submit_bash_job(DO, "echo", "Report")
+    get_client(box, "carol@example.org").submit_bash_job(DO, "echo", "report")
+    assert owner.jobs["Report"].submitted_by == DS  # exact first
+    assert owner.jobs["report"].submitted_by == "carol@example.org"
+    with pytest.raises(KeyError) as err:
+        owner.jobs["REPORT"]
+    assert str(err.value) == (
+        f"'REPORT' names 2 jobs: {DS}/Report, carol@example.org/report; use one of these"
+    )
+
+
+def test_not_found_lists_at_most_ten_keys(owner: Client, scientist: Client) -> None:
+    for i in range(13):
+        scientist.submit_bash_job(DO, "echo", f"job {i:02d}")
+    with pytest.raises(KeyError) as err:
+        owner.jobs["nope"]
+    message = str(err.value)
+    assert message.count(f"{DS}/job-") == 10 and message.endswith(" and 3 more")
 
 
 def test_an_ambiguous_name_lists_the_candidates(box: Path, owner: Client) -> None:
@@ -441,8 +494,9 @@ def test_an_ambiguous_name_lists_the_candidates(box: Path, owner: Client) -> Non
 
     with pytest.raises(KeyError) as err:
         owner.jobs["Same"]
-    assert f"{DO}/jobs/{DS}/Same" in str(err.value)
-    assert f"{DO}/jobs/carol@example.org/Same" in str(err.value)
+    assert str(err.value) == (
+        f"'Same' names 2 jobs: {DS}/Same, carol@example.org/Same; use one of these"
+    )
     assert owner.jobs["carol@example.org/Same"].submitted_by == "carol@example.org"
 
 
@@ -552,10 +606,38 @@ def test_wait_returns_once_the_job_is_done(owner: Client, scientist: Client) -> 
     finisher.start()
     try:
         job = scientist.jobs["Quick"]
-        assert job.wait(timeout=10, poll=0.02) is job
+        assert job.wait(timeout=10, poll=0.02, until="done") is job
         assert job.outcome is Outcome.SUCCEEDED
     finally:
         finisher.cancel()
+
+
+def test_wait_on_real_data_waits_for_the_release(owner: Client, scientist: Client) -> None:
+    scientist.submit_bash_job(DO, "echo", "Real")
+    owner_job = owner.jobs["Real"]
+    owner_job.approve(without_review=True)
+    finish(owner_job)
+    job = scientist.jobs["Real"]
+    with pytest.raises(TimeoutError, match=r"is done \(succeeded\) but alice@example\.org has not"):
+        job.wait(timeout=0.2, poll=0.02)
+    assert owner_job.wait(timeout=1, poll=0.02) is owner_job  # the owner's view: at done
+    releaser = threading.Timer(0.2, owner_job.release)
+    releaser.start()
+    try:
+        assert job.wait(timeout=10, poll=0.02) is job
+        assert job.released and job.stdout.text == ""
+    finally:
+        releaser.cancel()
+
+
+def test_wait_on_a_mock_run_returns_at_done(owner: Client, scientist: Client) -> None:
+    scientist.submit_bash_job(DO, "echo", "Mocked", mode="mock")
+    owner_job = owner.jobs["Mocked"]
+    owner_job.approve(without_review=True)
+    finish(owner_job)
+    job = scientist.jobs["Mocked"]
+    assert job.wait(timeout=1, poll=0.02) is job
+    assert job.stdout.text == ""  # a mock run's results are not held
 
 
 def test_wait_on_a_rejected_job_raises_at_once(owner: Client, scientist: Client) -> None:
@@ -578,3 +660,19 @@ def test_repr_and_html_escape_what_the_submitter_wrote(owner: Client, scientist:
         assert "<table>" in rendered and "inbox" in rendered
     assert "inbox" in repr(owner.jobs) and repr(name) in repr(owner.jobs)
     assert repr(get_client(owner.syftbox.root, "dave@example.org").jobs) == "JobList([])"
+
+
+def test_submission_refuses_a_dataset_the_owner_does_not_publish(
+    box: Path, owner: Client, scientist: Client
+) -> None:
+    datasite = owner.datasite
+    (datasite.private / "customers.csv").write_text("region,n\nnorth,3\n")
+    create_dataset(
+        datasite, "customers", private=Path("private/customers.csv"), mock=None, automock=True
+    )
+    with pytest.raises(DatasetNotFoundError) as err:
+        scientist.submit_bash_job(DO, "echo", "census", datasets=["customers", "census"])
+    assert str(err.value) == f"{DO} has no dataset 'census'; available: customers"
+    assert err.value.available == ["customers"]
+    assert not (box / DO / "jobs" / DS / "census").exists()
+    scientist.submit_bash_job(DO, "echo", "ok", datasets=["customers"], mode="mock")

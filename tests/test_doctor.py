@@ -118,3 +118,13 @@ def test_images_list_shows_current_images(cli: CliRunner, job_images: dict[str, 
     result = cli.invoke(app, ["images", "list"])
     assert result.exit_code == 0, result.output
     assert result.output.count("current") == 2
+
+
+def test_a_check_says_its_verdict_once() -> None:
+    """`socket AF_INET: blocked` then the detail, not `blocked: BLOCKED: ...` (issue 12)."""
+    passing = isolation_checks(_report())
+    assert all("BLOCKED" not in c.detail and "ALLOWED" not in c.detail for c in passing)
+    weak = isolation_checks(_report(**{"socket AF_INET": True}))
+    (failed,) = [c for c in weak if not c.ok]
+    assert failed.name == "socket AF_INET: blocked"
+    assert failed.detail.startswith("ALLOWED (UNEXPECTED): ")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syft_core.datasite import Datasite
 from syft_runner.config import (
     RunnerConfig,
     RunnerConfigError,
@@ -103,6 +104,7 @@ def test_job_requests_are_capped_at_the_maximum_not_the_default() -> None:
 def test_serve_refuses_a_malformed_config_with_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "runner.yaml"
     bad.write_text("concurrency: many\n")
+    Datasite(tmp_path, "owner@example.org").init()  # else that is what serve says first
     result = subprocess.run(
         [
             sys.executable,

@@ -15,6 +15,7 @@ import pytest
 
 from syft_core import get_client
 from syft_core.datasets import create_dataset
+from syft_core.job import ResultsNotReleasedError
 from syft_core.jobs import Outcome
 from syft_runner.service import RunnerService
 from tests.fixtures_runner import runner_config
@@ -86,7 +87,9 @@ def test_the_seed_story_with_the_real_runner(
     parties.sci.sync_once()
     mine = get_client(sci_box, SCI).jobs["Count"]
     assert mine.status == "done" and mine.results_waiting
-    assert mine.outputs == [] and mine.stdout.text == ""
+    for read in (lambda: mine.outputs, lambda: mine.stdout.text):
+        with pytest.raises(ResultsNotReleasedError, match=r"after alice@example\.org releases"):
+            read()
 
     job.release()
     parties.owner.sync_once()

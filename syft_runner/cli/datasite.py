@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from syft_core import names
@@ -63,8 +64,20 @@ def reported_failures() -> Iterator[None]:
     """Turn the errors an operation raises on purpose (and I/O errors) into exit code 1."""
     try:
         yield
+    except BrokenPipeError:
+        raise  # the reader went away: not a failure to report (syft_runner.cli.build_command)
     except (SyftError, OSError) as exc:
         fail(str(exc))
+
+
+def print_table(table: Table) -> None:
+    """Print `table` without ever wrapping a column marked no_wrap (job keys, names to type): if
+    the terminal is too narrow for them, the table is printed wider than the terminal."""
+    console = Console(highlight=False)
+    needed = Console(width=100_000).measure(table).minimum
+    if needed > console.width:
+        console = Console(highlight=False, width=needed)
+    console.print(table)
 
 
 def owner_client(syftbox: Path, email: str) -> Client:

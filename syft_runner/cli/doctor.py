@@ -17,10 +17,10 @@ from rich.console import Console
 
 from syft_core.errors import SyftError
 from syft_runner.engine import connect, engine_info
-from syft_runner.images import resolve_image, runtime_names
+from syft_runner.images import IMAGES_DIR, resolve_image, runtime_names
 from syft_runner.jobfs import supported
 from syft_runner.probe import ProbeReport, run_probe
-from syft_runner.seccomp import load_profile
+from syft_runner.seccomp import PROFILE_PATH, load_profile
 
 
 class Check(BaseModel):
@@ -36,7 +36,9 @@ def isolation_checks(report: ProbeReport) -> list[Check]:
         Check(
             name=f"{c.name}: {'allowed' if c.expected else 'blocked'}",
             ok=c.ok,
-            detail=f"{c.verdict}: {c.detail}",
+            # The name says what a hardened container does; the detail says what happened only
+            # when it differs ("blocked: BLOCKED: ..." said it twice).
+            detail=c.detail if c.ok else f"{c.verdict} (UNEXPECTED): {c.detail}",
         )
         for c in report.checks
     ]
@@ -62,7 +64,7 @@ def collect_checks(client: docker.DockerClient) -> list[Check]:
             detail=f"cgroup v{info.cgroup_version} ({info.cgroup_driver} driver)",
         ),
     ]
-    checks += [_image_check(client, name) for name in runtime_names()]
+    checks += _image_checks(client)
     checks.append(_profile_check())
     checks.append(jobfs_check())
     return checks
@@ -90,6 +92,21 @@ def _blocked(name: str, ok: bool, what: str) -> Check:
     return Check(name=name, ok=ok, detail=f"{what} fails" if ok else f"{what} SUCCEEDS")
 
 
+def _image_checks(client: docker.DockerClient) -> list[Check]:
+    """Where the image definitions are (inside the installed package, or the source tree), then
+    one check per runtime image."""
+    try:
+        names = runtime_names(IMAGES_DIR)
+    except SyftError as exc:
+        return [Check(name="image definitions", ok=False, detail=str(exc))]
+    found = Check(
+        name="image definitions",
+        ok=bool(names),
+        detail=f"{IMAGES_DIR}: {', '.join(names) or 'no */Dockerfile'}",
+    )
+    return [found, *(_image_check(client, name) for name in names)]
+
+
 def _image_check(client: docker.DockerClient, name: str) -> Check:
     try:
         image_id = resolve_image(client, name)
@@ -105,7 +122,9 @@ def _profile_check() -> Check:
         return Check(name="seccomp profile loads", ok=False, detail=str(exc))
     allowed = sum(len(r["names"]) for r in profile["syscalls"] if r["action"] == "SCMP_ACT_ALLOW")
     return Check(
-        name="seccomp profile loads", ok=True, detail=f"{allowed} syscalls allowed, deny by default"
+        name="seccomp profile loads",
+        ok=True,
+        detail=f"{allowed} syscalls allowed, deny by default ({PROFILE_PATH})",
     )
 
 

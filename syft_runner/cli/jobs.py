@@ -19,14 +19,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.syntax import Syntax
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
+from syft_core import get_client
 from syft_core.datasite import Datasite
 from syft_core.errors import JobError, SyftError
-from syft_core.job import Job
+from syft_core.job import Job, typeable_key
 from syft_core.jobs.config import SYFT_JOB_PROTOCOL
 from syft_core.jobs.folder import JobFolder, Status
+from syft_core.jobs.markers import Outcome
 from syft_core.jobs.snapshot import Snapshot, SnapshotFile
 from syft_core.review import changes, last_review, record_review
 from syft_core.safefile import NotRegularFileError, open_regular
@@ -35,6 +37,7 @@ from syft_runner.cli.datasite import (
     SyftboxOption,
     fail,
     owner_client,
+    print_table,
     reported_failures,
     visible,
 )
@@ -53,7 +56,12 @@ FOLLOW_POLL_SECONDS = 0.2
 _READ_CHUNK = 1024 * 1024
 
 JobArg = Annotated[
-    str, typer.Argument(metavar="JOB", help="<submitter>/<folder>, or a job name if unique.")
+    str,
+    typer.Argument(
+        metavar="JOB",
+        help="<submitter>/<folder> (as `jobs` lists it; for your own submissions "
+        "<owner>/<folder>), or a folder or job name if unique; letter case may differ.",
+    ),
 ]
 
 
@@ -61,13 +69,26 @@ def _echo(text: str) -> None:
     typer.echo(visible(text))
 
 
-def find_job(syftbox: Path, email: str, key: str) -> Job:
-    """The job KEY names among the owner's jobs, or exit 1 naming the candidates."""
-    jobs = owner_client(syftbox, email).owner_jobs
+def _note(text: str) -> None:
+    """A line for the person, on stderr: stdout stays the log or listing itself."""
+    typer.echo(visible(text), err=True)
+
+
+def find_job(syftbox: Path, email: str, key: str, *, owner_only: bool = False) -> Job:
+    """The job KEY names, or exit 1 naming the candidates (or at most 10 keys to type).
+    Searched: the jobs in the user's own datasite, then (unless `owner_only`, for approve,
+    reject, cancel and release) the jobs the user submitted to other owners' synced datasites,
+    so that a scientist's `logs` and `show` work on their own submissions."""
+    if owner_only:
+        jobs = owner_client(syftbox, email).owner_jobs
+    else:
+        with reported_failures():
+            client = get_client(syftbox, email)
+            jobs = client.jobs if client.datasite.exists() else client.submitted_jobs
     try:
         return jobs.find(key)
     except KeyError as exc:
-        fail(str(exc.args[0]))
+        fail(str(exc))
 
 
 def _age(when: datetime | None) -> str:
@@ -83,33 +104,88 @@ def _age(when: datetime | None) -> str:
 
 
 # -- jobs -----------------------------------------------------------------------------------------
+def _table(*headers: str) -> Table:
+    """The first column holds the key to type: never wrapped (syft_runner.cli.datasite
+    print_table); short status words are not wrapped either; free text folds."""
+    short = {"via", "status", "age", "outcome", "released"}
+    columns = [Column(headers[0], no_wrap=True)]
+    columns += [
+        Column(h, no_wrap=h in short, min_width=None if h in short else 16) for h in headers[1:]
+    ]
+    return Table(*columns)
+
+
 def list_jobs(
     syftbox: SyftboxOption,
     email: EmailOption,
     status: Annotated[
         Status | None, typer.Option("--status", help="Only jobs with this status.")
     ] = None,
+    mine: Annotated[
+        bool,
+        typer.Option(
+            "--mine",
+            help="Your own submissions, to every owner whose datasite you have synced, with "
+            "whether their results are released.",
+        ),
+    ] = False,
 ) -> None:
-    """List the jobs in your datasite, from every submitter."""
+    """List the jobs in your datasite, from every submitter (or, with --mine, your own
+    submissions to other owners)."""
+    if mine:
+        _list_mine(syftbox, email, status)
+        return
     client = owner_client(syftbox, email)
-    table = Table("job", "name", "submitter", "via", "status", "age", "outcome")
+    table = _table("job", "name", "via", "status", "age", "outcome")
+    rows = 0
     with reported_failures():
         for job in client.owner_jobs:
             s = job.summary()
             if status is not None and s["status"] != status.value:
                 continue
             age = _age(job.submitted_at)
+            cells = [job.key, s["name"], s["gateway"], s["status"], age, s["outcome"]]
+            table.add_row(*(Text(visible(c)) for c in cells))
+            rows += 1
+        mine_elsewhere = any(j.owner != email for j in client.submitted_jobs)
+    print_table(table)
+    if not rows and mine_elsewhere:
+        _note("no jobs in your datasite; your submissions to others: syft-runner jobs --mine")
+
+
+def _list_mine(syftbox: Path, email: str, status: Status | None) -> None:
+    with reported_failures():
+        client = get_client(syftbox, email)
+    table = _table("job", "name", "status", "outcome", "released", "age")
+    with reported_failures():
+        for job in client.submitted_jobs:
+            s = job.summary()
+            if status is not None and s["status"] != status.value:
+                continue
             cells = [
-                job.folder_name,
+                typeable_key(job),
                 s["name"],
-                s["submitted_by"],
-                s["gateway"],
                 s["status"],
-                age,
                 s["outcome"],
+                _released(job),
+                _age(job.submitted_at),
             ]
-            table.add_row(*(Text(visible(c), overflow="fold") for c in cells))
-    Console(highlight=False).print(table)
+            table.add_row(*(Text(visible(c)) for c in cells))
+    print_table(table)
+
+
+def _released(job: Job) -> str:
+    """yes; auto (a mock run: released when done); waiting (done on real data, not released);
+    empty while the job is not done."""
+    if job.released:
+        return "yes"
+    try:
+        mock = job.config.mode == "mock"
+    except JobError:
+        mock = False
+    if mock:
+        return "auto"
+    return "waiting" if job.results_waiting else ""
 
 
 # -- show -----------------------------------------------------------------------------------------
@@ -351,7 +427,7 @@ def approve(
 ) -> None:
     """Approve a job in your inbox, bound to the content you reviewed: give --hash, or confirm
     interactively after any change since `show` is shown."""
-    job = find_job(syftbox, email, job_key)
+    job = find_job(syftbox, email, job_key, owner_only=True)
     with reported_failures():
         if content_hash is None:
             content_hash = _confirmed_hash(job)
@@ -383,7 +459,7 @@ def reject(
     reason: Annotated[str, typer.Option("--reason", help="Why (shown to the submitter).")],
 ) -> None:
     """Reject a job in your inbox (or an approved one that has not started)."""
-    job = find_job(syftbox, email, job_key)
+    job = find_job(syftbox, email, job_key, owner_only=True)
     with reported_failures():
         job.reject(reason)
     _echo(f"rejected {job.key}: {reason}")
@@ -396,7 +472,7 @@ def cancel(
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
 ) -> None:
     """Cancel a job: one not yet running ends at once, a running one is stopped by the runner."""
-    job = find_job(syftbox, email, job_key)
+    job = find_job(syftbox, email, job_key, owner_only=True)
     with reported_failures():
         job.cancel(reason)
         status = job.status
@@ -411,34 +487,82 @@ def logs(
     syftbox: SyftboxOption,
     email: EmailOption,
     job_key: JobArg,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Tail until done.")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Wait for the job and print its log as it grows, until it is done; the exit "
+            "code is then 1 unless it succeeded.",
+        ),
+    ] = False,
     stderr: Annotated[bool, typer.Option("--stderr", help="stderr instead of stdout.")] = False,
 ) -> None:
-    """Print a job's stdout (or stderr); with --follow, keep printing until the job is done."""
+    """Print a job's stdout (or stderr), of a job in your datasite or one you submitted
+    (once its owner released the results); with --follow, keep printing until the job is
+    done. Notes about the job (waiting, how it ended) go to stderr."""
     job = find_job(syftbox, email, job_key)
     log = job.stderr if stderr else job.stdout
     with reported_failures():
         if follow:
             _follow(job, log.path)
-        else:
-            sys.stdout.write(visible(log.text))
+            return
+        held = job.held_reason()
+        if held is not None:
+            fail(held)
+        sys.stdout.write(visible(log.text))
+
+
+# What --follow says while there is nothing to print yet, once per status.
+_WAITING = {
+    Status.INBOX: "{key} is waiting for {owner} to approve it (status: inbox)",
+    Status.APPROVED: "{key} is approved; waiting for the runner to start it",
+    Status.RUNNING: "{key} is running; its logs reach you once {owner} releases them",
+    Status.DONE: "{key} is done ({outcome}); its logs reach you once {owner} releases them",
+}
 
 
 def _follow(job: Job, path: Path) -> None:
+    """Print the log as it grows until the job is done (for a submitter of a real-data job:
+    until its results are released, since only then is the log here); then say how it ended
+    and exit 1 unless it succeeded. A rejected job ends at once with exit code 1."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     offset = 0
+    said: set[Status] = set()
     while True:
-        status = job.status  # read before the log, so the last read after `done` gets it all
-        chunk = _read_from(path, offset)
-        offset += len(chunk)
-        sys.stdout.write(visible(decoder.decode(chunk)))
-        sys.stdout.flush()
-        if status in (Status.DONE, Status.REJECTED):
-            break
+        state = job.state  # read before the log, so the last read after `done` gets it all
+        if state.status is Status.REJECTED:
+            fail(f"{job.key} was rejected and will not run: {state.reason}")
+        held = job.held_reason() is not None
+        waiting = held or state.status in (Status.INBOX, Status.APPROVED)
+        if waiting and state.status not in said:
+            said.add(state.status)
+            outcome = state.done.outcome.value if state.done else ""
+            _note(_WAITING[state.status].format(key=job.key, owner=job.owner, outcome=outcome))
+        if not held:
+            chunk = _read_from(path, offset)
+            offset += len(chunk)
+            sys.stdout.write(visible(decoder.decode(chunk)))
+            sys.stdout.flush()
+            if state.status is Status.DONE:
+                break
         time.sleep(FOLLOW_POLL_SECONDS)
     sys.stdout.write(visible(decoder.decode(b"", final=True)))
-    if status is Status.REJECTED:
-        fail(f"{job.key} was rejected and will not run: {job.status_reason}")
+    sys.stdout.flush()
+    _ended(job)
+
+
+def _ended(job: Job) -> None:
+    """How a followed job ended, on stderr; exit 1 unless it succeeded."""
+    done = job.done
+    if done is None:  # cannot happen after DONE, but never report success by accident
+        fail(f"{job.key}: done without a readable outcome")
+    exit_code = "" if done.exit_code is None else f", exit code {done.exit_code}"
+    message = f": {done.message}" if done.message else ""
+    if done.outcome is Outcome.SUCCEEDED:
+        _note(f"{job.key} succeeded{exit_code}")
+        return
+    fail(f"{job.key} ended {done.outcome.value}{exit_code}{message}")
 
 
 def _read_from(path: Path, offset: int) -> bytes:

@@ -11,7 +11,7 @@ from syft_runner.cli.jobs import JobArg, find_job
 
 def release(syftbox: SyftboxOption, email: EmailOption, job_key: JobArg) -> None:
     """Release a done job's results (logs/, outputs/) to its submitter."""
-    job = find_job(syftbox, email, job_key)
+    job = find_job(syftbox, email, job_key, owner_only=True)
     with reported_failures():
         marker = release_job(job.folder, by=email)
     typer.echo(

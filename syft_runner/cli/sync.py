@@ -83,25 +83,42 @@ def _config_path(syftbox: Path) -> Path:
     return syftbox / STATE_DIR / CONFIG_FILE
 
 
-def resolve_transport(syftbox: Path, url: str | None) -> Transport:
-    """The transport named on the command line (then remembered), else the remembered one."""
+def remembered_transport(syftbox: Path) -> str | None:
+    """The transport URL remembered for this syftbox; None if none was ever given.
+    PeerConfigError if the remembered config is malformed."""
     path = _config_path(syftbox)
-    if url is None:
-        try:
-            url = str((yaml.safe_load(path.read_text(encoding="utf-8")) or {})["transport"])
-        except FileNotFoundError:
-            fail(
-                "no transport configured for this syftbox: pass --transport folder:PATH "
-                "or --transport 's3://BUCKET?endpoint=URL' once"
-            )
-        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-            fail(f"sync config {path} is malformed ({exc}); pass --transport to replace it")
-    with reported_failures():
-        transport = transport_from_url(url)
+    try:
+        return str((yaml.safe_load(path.read_text(encoding="utf-8")) or {})["transport"])
+    except FileNotFoundError:
+        return None
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise PeerConfigError(
+            f"sync config {path} is malformed ({exc}); pass --transport to replace it"
+        ) from None
+
+
+def open_transport(syftbox: Path, url: str, *, remember: bool) -> Transport:
+    """The transport `url` names (a folder transport's folder created when `remember`, i.e.
+    when it was asked for explicitly), remembered for later commands when `remember`."""
+    transport = transport_from_url(url)
+    if remember:
         if isinstance(transport, FolderTransport) and not transport.root.exists():
             transport.root.mkdir(parents=True)  # asked for explicitly: create it once
-        atomic_write_yaml(path, {"transport": url})
+        atomic_write_yaml(_config_path(syftbox), {"transport": url})
     return transport
+
+
+def resolve_transport(syftbox: Path, url: str | None) -> Transport:
+    """The transport named on the command line (then remembered), else the remembered one."""
+    with reported_failures():
+        remembered = url or remembered_transport(syftbox)
+    if remembered is None:
+        fail(
+            "no transport configured for this syftbox: pass --transport folder:PATH "
+            "or --transport 's3://BUCKET?endpoint=URL' once"
+        )
+    with reported_failures():
+        return open_transport(syftbox, remembered, remember=True)
 
 
 def _client(
@@ -119,27 +136,39 @@ def _line(text: str, label: str = "", style: str = "") -> None:
     )
 
 
-def print_report(report: SyncReport) -> None:
+def report_lines(report: SyncReport) -> list[tuple[str, str, str]]:
+    """What a sync pass did, as (label, text, style) lines: `text` is what peers chose."""
+    lines: list[tuple[str, str, str]] = []
     for a in report.applied:
-        _line(f"{'deleted ' if a.deleted else ''}{a.path}  (from {a.peer})", "applied ")
+        lines.append(
+            ("applied ", f"{'deleted ' if a.deleted else ''}{a.path}  (from {a.peer})", "")
+        )
     for n in report.rejected:
-        _line(f"{n.rejection.path} from {n.peer}: {n.rejection.reason}", "rejected", "red")
+        lines.append(("rejected", f"{n.rejection.path} from {n.peer}: {n.rejection.reason}", "red"))
     for a in report.received:
-        _line(f"{'deleted ' if a.deleted else ''}{a.peer}/{a.path}", "received")
+        lines.append(("received", f"{'deleted ' if a.deleted else ''}{a.peer}/{a.path}", ""))
     for n in report.notices:
-        _line(
-            f"{n.rejection.path} ({n.rejection.kind}): {n.rejection.reason}",
-            f"refused by {n.peer}",
-            "red",
+        lines.append(
+            (
+                f"refused by {n.peer}",
+                f"{n.rejection.path} ({n.rejection.kind}): {n.rejection.reason}",
+                "red",
+            )
         )
     for peer, count in report.proposed.items():
-        _line(f"proposed {count} change(s) to {peer}")
+        lines.append(("", f"proposed {count} change(s) to {peer}", ""))
     for peer, count in report.published.items():
-        _line(f"published {count} change(s) to {peer}")
+        lines.append(("", f"published {count} change(s) to {peer}", ""))
     for held in report.held:
-        _line(f"message {held} (sender not accepted as a peer)", "held", "yellow")
+        lines.append(("held", f"message {held} (sender not accepted as a peer)", "yellow"))
     for problem in report.problems:
-        _line(problem, "problem", "yellow")
+        lines.append(("problem", problem, "yellow"))
+    return lines
+
+
+def print_report(report: SyncReport) -> None:
+    for label, text, style in report_lines(report):
+        _line(text, label, style)
 
 
 def sync(
