@@ -1,5 +1,10 @@
 """Automock (the seed's principle 16): a synthetic mock of a private CSV table, stdlib only.
 
+This is `--privacy none`, the exact automock: it DISCLOSES the row count (up to the cap) and each
+numeric and date column's exact minimum and maximum, which are single people. The default is the
+differentially private automock (syft_core.dp_automock), which reuses this module's reading and
+profiling.
+
 What the mock keeps: column names and order, each column's type (int, float, bool, date,
 categorical, string), numeric and date ranges, decimals, the categories seen at least k times, the
 share of missing values (2 decimals), string length ranges, and the row count up to a cap. What it
@@ -89,10 +94,40 @@ class ColumnProfile(BaseModel):
     synthetic_categories: list[str] | None = None  # tokens standing in for rare categories
     rare_categories_replaced: int | None = None
     length_range: tuple[int, int] | None = None
+    category_counts: list[int] | None = None  # DP mocks: the noisy count of each kept category
+
+
+class BudgetPart(BaseModel):
+    """One statistic the budget paid for."""
+
+    statistic: str  # "row count", "missing values", "5th percentile", "categories"
+    column: str | None = None
+    epsilon: float
+    delta: float = 0.0
+    mechanism: str
+    utility: str  # in plain words
+
+
+class DpInfo(BaseModel):
+    epsilon: float  # the total the owner set
+    delta: float  # the total spent (0 without category columns)
+    spent_epsilon: float
+    neighbours: str = (
+        "tables differing in one person's row (added or removed; a changed row counts as both, "
+        "so e^(2·epsilon))"
+    )
+    budget: list[BudgetPart]
+    schema_not_private: str = (
+        "column names, order, types and float decimals are read from the data, not noised"
+    )
+    library: str = "OpenDP"
 
 
 class AutomockInfo(BaseModel):
     generator: str = "syft-automock/1"
+    # "none": exact statistics (counts and extremes are disclosed); "dp": syft_core.dp_automock.
+    privacy: Literal["none", "dp"] = "none"
+    dp: DpInfo | None = None
     rows: int
     max_rows: int
     min_category_count: int

@@ -24,6 +24,7 @@ import re
 import shutil
 import stat
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,13 @@ from syft_core.automock import (
     table_columns,
 )
 from syft_core.datasite import PERMISSION_FILE, Datasite
+from syft_core.dp_automock import (
+    DEFAULT_EPSILON,
+    KEPT_DP,
+    NOT_KEPT_DP,
+    Bounds,
+    generate_dp_mock,
+)
 from syft_core.errors import SyftError
 from syft_core.events import utcnow
 from syft_core.paths import contained_path, normalize_relpath
@@ -54,6 +62,7 @@ METADATA_FILE = "dataset.yaml"
 MAX_METADATA_BYTES = 1024 * 1024
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _RESERVED_ENTRIES = {METADATA_FILE, PERMISSION_FILE}
+Privacy = Literal["dp", "none"]
 
 
 class DatasetError(SyftError, ValueError):
@@ -295,12 +304,21 @@ def create_dataset(
     seed: int | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     min_category_count: int = DEFAULT_MIN_CATEGORY_COUNT,
+    privacy: Privacy = "dp",
+    epsilon: float = DEFAULT_EPSILON,
+    mock_rows: int | None = None,
+    bounds: dict[str, Bounds] | None = None,
 ) -> Dataset:
     """Publish a dataset: the mock (given, or generated from the private CSV with `automock`) is
     copied to public/datasets/<name>/, the private file or folder stays where it is and is only
     recorded in private/datasets/<name>.yaml. Paths are absolute or relative to the datasite.
     Column differences between mock and private tables are warnings (logged and returned in
-    `Dataset.warnings`), never errors: the mock may be deliberately partial."""
+    `Dataset.warnings`), never errors: the mock may be deliberately partial.
+
+    An automock is differentially private by default (`privacy="dp"`, syft_core.dp_automock:
+    `epsilon` the total budget, `mock_rows` a fixed size instead of the noisy row count, `bounds`
+    per numeric/date column); `privacy="none"` keeps exact statistics (syft_core.automock), which
+    disclose the row count and each column's extremes."""
     validate_dataset_name(name)
     _refuse_duplicate(datasite, name)
     private_path = locate(datasite, Path(private), "private", "private data")
@@ -319,7 +337,10 @@ def create_dataset(
             _copy_plain(mock_path, staging / entry)
             info = None
         else:
-            info = _automock(private_path, staging / entry, seed, max_rows, min_category_count)
+            settings = _AutomockSettings(
+                privacy, seed, max_rows, min_category_count, epsilon, mock_rows, bounds or {}
+            )
+            info = _automock(private_path, staging / entry, settings)
         dataset = _describe(datasite, name, staging, entry, description, info)
         # An automock has the private columns by construction; a hand-made mock is checked.
         dataset.warnings = [] if info else _compare(private_path, dataset)
@@ -335,7 +356,12 @@ def create_dataset(
     for warning in dataset.warnings:
         logger.warning("dataset %s: %s", name, warning)
     datasite.events.append(
-        datasite.email, "dataset.created", dataset.mock_relpath, automock=info is not None
+        datasite.email,
+        "dataset.created",
+        dataset.mock_relpath,
+        automock=info is not None,
+        **({"privacy": info.privacy} if info else {}),
+        **({"epsilon": info.dp.epsilon} if info and info.dp else {}),
     )
     return dataset
 
@@ -392,15 +418,50 @@ def _copy_plain(source: Path, target: Path) -> None:
             shutil.copyfileobj(src, dst)
 
 
-def _automock(
-    private_path: Path, target: Path, seed: int | None, max_rows: int, min_count: int
-) -> AutomockInfo:
+@dataclass(frozen=True)
+class _AutomockSettings:
+    privacy: Privacy
+    seed: int | None
+    max_rows: int
+    min_category_count: int
+    epsilon: float
+    mock_rows: int | None
+    bounds: dict[str, Bounds]
+
+
+def _automock(private_path: Path, target: Path, settings: _AutomockSettings) -> AutomockInfo:
     try:
-        return generate_mock(
-            private_path, target, max_rows=max_rows, min_category_count=min_count, seed=seed
+        if settings.privacy == "none":
+            return generate_mock(
+                private_path,
+                target,
+                max_rows=settings.max_rows,
+                min_category_count=settings.min_category_count,
+                seed=settings.seed,
+            )
+        profiles, rows, dp_info, threshold = generate_dp_mock(
+            private_path,
+            target,
+            epsilon=settings.epsilon,
+            max_rows=settings.max_rows,
+            rows=settings.mock_rows,
+            bounds=settings.bounds,
+            seed=settings.seed,
         )
-    except AutomockError as exc:
+    except (AutomockError, ValueError) as exc:
         raise DatasetError(f"automock: {exc}") from None
+    return AutomockInfo(
+        generator="syft-automock-dp/1",
+        privacy="dp",
+        dp=dp_info,
+        rows=rows,
+        max_rows=settings.max_rows,
+        min_category_count=threshold,
+        deterministic=False,
+        columns=profiles,
+        kept=list(KEPT_DP),
+        not_kept=list(NOT_KEPT_DP),
+    )
 
 
 def _describe(

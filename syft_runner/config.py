@@ -25,6 +25,7 @@ from pydantic import (
 
 from syft_core.errors import SyftError
 from syft_core.jobs.config import RUNTIME_NAME_PATTERN, describe_problems
+from syft_core.output_checks import OutputRules
 from syft_runner.images import DEFAULT_RUNTIME, MINIMAL_RUNTIME
 from syft_runner.sandbox import Limits, ResourceRequest
 
@@ -119,6 +120,9 @@ class RunnerConfig(BaseModel):
     # OpenMined's behaviour: a Syft job's results reach the scientist when it finishes. Default
     # (False): when the owner releases them (`syft-runner release`), as on our own gateway.
     syft_job_share_on_completion: bool = False
+    # Disclosure rules a real run's outputs are checked against before release (ACRO's meanings:
+    # syft_core.output_checks); a policy auto-releases only outputs that pass every one.
+    output_rules: OutputRules = Field(default_factory=OutputRules)
 
     @field_validator("index_url")
     @classmethod

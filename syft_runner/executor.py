@@ -43,6 +43,7 @@ import requests
 from docker.models.containers import Container
 from pydantic import ValidationError
 
+from syft_core.datasets import get_dataset
 from syft_core.datasite import Datasite
 from syft_core.errors import JobError, SyftError
 from syft_core.jobs import (
@@ -61,6 +62,7 @@ from syft_core.jobs.config import describe_problems
 from syft_core.jobs.folder import iter_job_folders
 from syft_core.jobs.lock import LOCK_RELPATH, EnvLock, LockError, job_lock, parse_lock
 from syft_core.jobs.markers import ResultsReport, read_marker, write_marker
+from syft_core.output_checks import check_outputs, write_checks
 from syft_core.policies import decide_release
 from syft_core.release import AUTO_MOCK, release_job
 from syft_runner.config import MiB, RunnerConfig, RuntimeNotAllowedError
@@ -707,6 +709,7 @@ class Executor:
             output_count=len(collected.files),
             refused_count=collected.refused_count,
         )
+        self._check_outputs(job, container)
         job.finish(done)
         log.info(
             "job done",
@@ -743,6 +746,19 @@ class Executor:
         except (docker.errors.APIError, requests.exceptions.RequestException):
             return False
 
+    def _check_outputs(self, job: JobFolder, container: Container) -> None:
+        """A real run's outputs, checked against the owner's rules before `done`
+        (logs/checks.yaml, syft_core.output_checks). A failure here leaves no report: release
+        then checks anew, and nothing is auto-released unchecked."""
+        try:
+            ran = load_config(self.dirs.staged_config(container.labels[LABEL_JOB_ID]))
+            if ran.mode != "real":
+                return
+            columns = _dataset_columns(Datasite(job.datasite_root.parent, self.owner), ran)
+            write_checks(job.path, check_outputs(job.path, self.config.output_rules, columns))
+        except Exception:
+            log.exception("could not check the job's outputs", extra=_job_fields(job))
+
     # -- release ------------------------------------------------------------------------------
     def _release_if_due(self, job: JobFolder, container: Container) -> None:
         """Release results the owner agreed to in advance: a mock run's at once ("auto:mock"), a
@@ -760,7 +776,7 @@ class Executor:
             # were restored within these few milliseconds).
             if job.content_hash() != labels.get(LABEL_CONTENT_HASH):
                 raise JobError("the submission changed after it ran")
-            release_job(job, by=self.owner, method=method)
+            release_job(job, by=self.owner, method=method, rules=self.config.output_rules)
         except (SyftError, OSError) as exc:
             log.warning("results not released", extra=_job_fields(job, error=str(exc)))
             return
@@ -869,6 +885,20 @@ class Executor:
             return
         if restored:
             log.info("restored event-log lines", extra=_job_fields(job, events=restored))
+
+
+def _dataset_columns(datasite: Datasite, config: JobConfig) -> set[str]:
+    """Column names of the datasets a job read: an output column by one of these names holds
+    that variable's values or statistics, not counts."""
+    columns: set[str] = set()
+    for name in config.datasets:
+        try:
+            dataset = get_dataset(datasite, name)
+        except SyftError:
+            continue
+        for mock_file in dataset.files:
+            columns.update(c.name for c in mock_file.columns or [])
+    return columns
 
 
 def _read_staged(root: Path, relpath: str) -> str | None:

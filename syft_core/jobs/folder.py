@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from syft_core.datasite import EVENT_LOG
 from syft_core.errors import AccessDeniedError, JobError, SyftError
@@ -313,15 +314,30 @@ class JobFolder:
         self._record(marker.by, "done", **_done_details(marker))
         return marker
 
-    def release(self, by: str, method: str = "manual") -> ReleasedMarker:
-        """Mark a done job's results as released; idempotent (an existing release is kept). Only
+    def release(
+        self,
+        by: str,
+        method: str = "manual",
+        *,
+        scope: Literal["all", "partial"] = "all",
+        released_count: int | None = None,
+        withheld_count: int = 0,
+    ) -> ReleasedMarker:
+        """Mark a done job's results as released; idempotent once everything is released (that
+        release is kept). A partial release is replaced by the next one, which widens it. Only
         the marker: the permission file that lets the submitter read them is syft_core.release's."""
         self._require_owner(by, "release")
         state = self.state()
         self._require(state, {Status.DONE}, "release")
-        if state.released is not None:
+        if state.released is not None and state.released.scope == "all":
             return state.released
-        marker = ReleasedMarker(by=by, method=method)
+        marker = ReleasedMarker(
+            by=by,
+            method=method,
+            scope=scope,
+            released_count=released_count,
+            withheld_count=withheld_count,
+        )
         write_marker(self.marker_path("released"), marker)
         self._record(by, "released", **_released_details(marker))
         return marker
@@ -385,7 +401,14 @@ def _done_details(marker: Marker) -> dict[str, object]:
 
 def _released_details(marker: Marker) -> dict[str, object]:
     assert isinstance(marker, ReleasedMarker)
-    return {"method": marker.method}
+    if marker.scope == "all":
+        return {"method": marker.method}
+    return {
+        "method": marker.method,
+        "scope": marker.scope,
+        "released_count": marker.released_count,
+        "withheld_count": marker.withheld_count,
+    }
 
 
 # The transitions a runner makes on its own, in the order it makes them.

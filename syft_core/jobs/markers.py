@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,6 +68,11 @@ class ReleasedMarker(Marker):
     """The owner let the submitter read this job's logs and outputs (see syft_core.release)."""
 
     method: str = "manual"  # "manual", "policy:<name>" or "auto:mock"
+    # "all": everything in the job folder. "partial": only the files listed in logs/release.yaml
+    # (ReleaseReport, syft_core.release), which the job folder's syft.pub.yaml grants one by one.
+    scope: Literal["all", "partial"] = "all"
+    released_count: int | None = None  # files the job wrote that the submitter may read
+    withheld_count: int = 0
 
 
 class RefusedOutput(BaseModel):

@@ -5,6 +5,7 @@ Paths given on the command line are taken relative to the current folder, like a
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -16,11 +17,14 @@ from rich.text import Text
 from syft_core.automock import DEFAULT_MAX_ROWS, DEFAULT_MIN_CATEGORY_COUNT
 from syft_core.datasets import (
     Dataset,
+    DatasetError,
+    Privacy,
     create_dataset,
     get_dataset,
     list_datasets,
     remove_dataset,
 )
+from syft_core.dp_automock import DEFAULT_EPSILON, parse_bounds
 from syft_runner.cli.datasite import EmailOption, SyftboxOption, owner_client, reported_failures
 from syft_runner.mounts import dataset_targets
 
@@ -55,10 +59,45 @@ def add(
     min_category_count: Annotated[
         int, typer.Option("--min-category-count", min=1, help="Automock: rarer are replaced.")
     ] = DEFAULT_MIN_CATEGORY_COUNT,
+    privacy: Annotated[
+        str,
+        typer.Option(
+            "--privacy",
+            help="Automock: 'dp' (default) releases every statistic with differential privacy "
+            "(OpenDP); 'none' keeps exact statistics, which disclose the row count and each "
+            "column's minimum and maximum.",
+        ),
+    ] = "dp",
+    epsilon: Annotated[
+        float,
+        typer.Option("--epsilon", min=0.0, help="Automock dp: the total privacy budget."),
+    ] = DEFAULT_EPSILON,
+    mock_rows: Annotated[
+        int | None,
+        typer.Option("--mock-rows", min=1, help="Automock dp: a fixed mock size."),
+    ] = None,
+    bounds: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bounds",
+            metavar="COLUMN=LOW:HIGH",
+            help="Automock dp: the range a numeric or date column's values lie in "
+            "(repeatable); without it the range is found privately on a coarse grid.",
+        ),
+    ] = None,
 ) -> None:
     """Publish a dataset: its mock goes to public/datasets/NAME/, the private data stays put."""
     datasite = owner_client(syftbox, email).datasite
     with reported_failures():
+        if privacy not in ("dp", "none"):
+            raise DatasetError(f"--privacy {privacy!r}: use dp or none")
+        chosen: Privacy = "dp" if privacy == "dp" else "none"
+        try:
+            parsed_bounds = parse_bounds(bounds or [])
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from None
+        if epsilon <= 0:
+            raise DatasetError("--epsilon must be above 0")
         dataset = create_dataset(
             datasite,
             name,
@@ -69,10 +108,15 @@ def add(
             seed=seed,
             max_rows=max_rows,
             min_category_count=min_category_count,
+            privacy=chosen,
+            epsilon=epsilon,
+            mock_rows=mock_rows,
+            bounds=parsed_bounds,
         )
     _print(f"published dataset {dataset.name} at {datasite.root / dataset.mock_relpath}")
     for target in dataset_targets(email, dataset):
         _print(f"  jobs read it at {target}")
+    _show_automock(dataset)
     for warning in dataset.warnings:
         Console(stderr=True, highlight=False).print(Text(f"warning: {warning}", style="yellow"))
 
@@ -119,7 +163,27 @@ def _show_automock(dataset: Dataset) -> None:
     info = dataset.automock
     if info is None:
         return
-    _print(f"automock:     {info.rows} rows; categories seen < {info.min_category_count}x replaced")
+    if info.dp is None:
+        _print(
+            f"automock:     {info.rows} rows; categories seen < {info.min_category_count}x "
+            "replaced; privacy none: the row count and each column's extremes are exact"
+        )
+    else:
+        dp = info.dp
+        delta = f", delta {dp.delta:.1e}" if dp.delta else ""
+        _print(
+            f"automock:     {info.rows} rows; differentially private (OpenDP): "
+            f"epsilon {dp.epsilon:g}{delta}"
+        )
+        _print(
+            f"  guarantee: one person's row changes the chance of any mock by at most a factor "
+            f"{math.exp(dp.epsilon):.2f} (e^epsilon); a changed row counts twice"
+        )
+        _print(f"  not noised: {dp.schema_not_private}")
+        _print("  the budget paid for:")
+        for part in dp.budget:
+            where = f" of {part.column}" if part.column else ""
+            _print(f"    {part.statistic}{where} (epsilon {part.epsilon:.3g}): {part.utility}")
     _print("  kept:     " + "; ".join(info.kept))
     _print("  not kept: " + "; ".join(info.not_kept))
 

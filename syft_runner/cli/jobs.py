@@ -32,6 +32,7 @@ from syft_core.jobs.markers import Outcome
 from syft_core.jobs.snapshot import Snapshot, SnapshotFile
 from syft_core.review import changes, last_review, record_review
 from syft_core.safefile import NotRegularFileError, open_regular
+from syft_runner.cli.checks_view import check_lines, release_lines
 from syft_runner.cli.datasite import (
     EmailOption,
     SyftboxOption,
@@ -288,6 +289,8 @@ def _show_results(job: Job) -> None:
     except JobError as exc:
         _echo(f"results:      UNREADABLE: {exc}")
         return
+    for line in [*check_lines(job.folder.path), *release_lines(job.folder.path)]:
+        _echo(line)
     if report is None:
         return
     _echo(f"outputs:      {report.output_count} file(s), {report.output_bytes} bytes")

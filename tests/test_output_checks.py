@@ -1,0 +1,251 @@
+"""Output checking before release: a job's tables against the owner's rules (ACRO's meanings),
+overrides, partial releases the permission engine enforces, policies releasing only what passes,
+and the scientist seeing every file's decision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from syft_core.datasite import Datasite
+from syft_core.jobs.folder import JobFolder
+from syft_core.jobs.markers import DoneMarker, Outcome
+from syft_core.output_checks import (
+    OutputRules,
+    check_outputs,
+    check_table,
+    read_checks,
+    write_checks,
+)
+from syft_core.permissions import AccessLevel, SyftPermContext
+from syft_core.policies import decide_release
+from syft_core.release import (
+    ReleaseRefusedError,
+    read_release_report,
+    release_job,
+    results_waiting,
+)
+from syft_runner.cli import jobs as jobs_cli
+from syft_runner.cli import release as release_cli
+from tests.test_policies import write_policy
+from tests.test_release import OWNER, SCIENTIST, make_job
+
+RULES = OutputRules()
+CROSSTAB_WITH_3 = "sex,A,B\nF,3,25\nM,40,31\n"
+LARGE_COUNTS = "region,n\nnorth,120\nsouth,98\n"
+LARGE_CROSSTAB = "sex,A,B\nF,30,25\nM,40,31\n"
+
+
+@pytest.fixture
+def datasite(tmp_path: Path) -> Datasite:
+    return Datasite(tmp_path / "syftbox", OWNER).init()
+
+
+def _finish(job: JobFolder, outputs: dict[str, str], stdout: str = "") -> JobFolder:
+    """A real run ended by hand: outputs written, then `done`, as the runner does."""
+    job.approve(OWNER, expected_hash=job.content_hash())
+    job.start(OWNER, container="c", image="i", image_id="sha256:1", content_hash=job.content_hash())
+    job.logs_dir.mkdir()
+    job.stdout_path.write_text(stdout)
+    job.stderr_path.write_text("")
+    for rel, text in outputs.items():
+        (job.outputs_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (job.outputs_dir / rel).write_text(text)
+    write_checks(job.path, check_outputs(job.path, RULES))
+    job.finish(DoneMarker(by=OWNER, outcome=Outcome.SUCCEEDED, message="ok", exit_code=0))
+    return job
+
+
+def _can_read(ds: Datasite, job: JobFolder, rel: str) -> bool:
+    return SyftPermContext(datasite=ds.root).check(
+        SCIENTIST, f"{job.relpath}/{rel}", AccessLevel.READ
+    )
+
+
+# -- the rules ------------------------------------------------------------------------------------
+def test_a_crosstab_with_a_cell_of_3_fails_the_threshold() -> None:
+    check = check_table("outputs/t.csv", CROSSTAB_WITH_3.encode(), RULES, set())
+    assert (check.kind, check.status) == ("frequency table", "fail")
+    assert check.rules[0].rule == "threshold" and check.rules[0].cells == ["F / A"]
+    assert "1 cell(s) count fewer than 10" in check.summary
+
+
+def test_large_counts_pass_and_zeros_follow_the_owner() -> None:
+    assert check_table("outputs/t.csv", LARGE_COUNTS.encode(), RULES, set()).status == "pass"
+    with_zero = b"g,A,B\nx,0,20\ny,30,40\n"
+    assert check_table("outputs/z.csv", with_zero, RULES, set()).status == "fail"
+    lenient = OutputRules(zeros_are_disclosive=False)
+    assert check_table("outputs/z.csv", with_zero, lenient, set()).status == "pass"
+
+
+def test_statistics_need_a_person_for_dominance() -> None:
+    table = b"region,n,mean_income\nnorth,120,31000.5\nsouth,98,29000.25\n"
+    check = check_table("outputs/s.tsv".replace("tsv", "csv"), table, RULES, set())
+    assert (check.kind, check.status) == ("statistics table", "review")
+    assert [r.rule for r in check.rules] == ["threshold", "dominance"]
+    small = b"region,n,mean_income\nnorth,4,31000.5\nsouth,98,29000.25\n"
+    assert check_table("outputs/s.csv", small, RULES, set()).status == "fail"
+
+
+def test_row_level_looking_tables_need_a_person() -> None:
+    ages = b"id,age\n1,34\n2,56\n"
+    check = check_table("outputs/rows.csv", ages, RULES, {"age", "id"})
+    assert check.status == "review" and "variables of the data" in check.summary
+    many = ("g,n\n" + "".join(f"g{i},{20 + i}\n" for i in range(600))).encode()
+    assert "row-level" in check_table("outputs/many.csv", many, RULES, set()).summary
+
+
+def test_other_files_need_a_person_and_empty_ones_pass(tmp_path: Path) -> None:
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "outputs" / "plot.png").write_bytes(b"\x89PNG")
+    (tmp_path / "outputs" / "nb.ipynb").write_text("{}")
+    (tmp_path / "logs" / "stdout.txt").write_text("")
+    (tmp_path / "logs" / "stderr.txt").write_text("warning\n")
+    report = check_outputs(tmp_path, RULES)
+    status = {c.path: (c.status, c.summary) for c in report.outputs}
+    assert status["outputs/plot.png"] == ("review", "an image: a person must look")
+    assert status["outputs/nb.ipynb"][0] == "review"
+    assert status["logs/stdout.txt"][0] == "pass"
+    assert status["logs/stderr.txt"] == ("review", "the job's output stream: a person must look")
+
+
+def test_the_jobs_own_acro_results_are_read_and_shown(tmp_path: Path) -> None:
+    acro = tmp_path / "outputs" / "acro"
+    (acro / "checksums").mkdir(parents=True)
+    (acro / "output_0_0.csv").write_text(LARGE_CROSSTAB)
+    (acro / "checksums" / "output_0_0.csv.txt").write_text("ab" * 32)
+    results = {
+        "version": "1.0.2",
+        "tool": {"name": "ACRO"},
+        "results": {
+            "output_0": {
+                "uid": "output_0",
+                "status": "review",
+                "type": "table",
+                "command": "acro.crosstab(df.sex, df.group)",
+                "summary": "review; threshold: 0 cells may need suppressing",
+                "files": [{"name": "output_0_0.csv", "sdc": {}}],
+                "exception": "",
+            }
+        },
+    }
+    (acro / "results.json").write_text(json.dumps(results))
+    report = check_outputs(tmp_path, RULES)
+    assert [r.uid for r in report.acro] == ["output_0"]
+    table = report.check_of("outputs/acro/output_0_0.csv")
+    assert table is not None and table.status == "pass" and table.acro is not None
+    assert table.acro.status == "review"
+    assert report.status_of("outputs/acro/checksums/output_0_0.csv.txt") == "pass"
+    assert report.status_of("outputs/acro/results.json") == "review"
+
+
+# -- release --------------------------------------------------------------------------------------
+def test_a_cell_of_3_is_not_released_without_an_override(datasite: Datasite) -> None:
+    job = _finish(make_job(datasite), {"crosstab.csv": CROSSTAB_WITH_3})
+    with pytest.raises(ReleaseRefusedError, match=r"outputs/crosstab.csv: 1 cell\(s\) count"):
+        release_job(job, OWNER)
+    assert job.state().released is None and not _can_read(datasite, job, "outputs/crosstab.csv")
+    marker = release_job(job, OWNER, override="published aggregate, agreed with the board")
+    assert marker.scope == "all" and _can_read(datasite, job, "outputs/crosstab.csv")
+    overrides = [e for e in datasite.events if e.what == "job.release_override"]
+    assert len(overrides) == 1
+    assert overrides[0].details == {
+        "outputs": ["outputs/crosstab.csv"],
+        "reason": "published aggregate, agreed with the board",
+    }
+    decision = {d.path: d for d in read_release_report(job).outputs}["outputs/crosstab.csv"]
+    assert decision.override == "published aggregate, agreed with the board"
+
+
+def test_partial_release_grants_exactly_the_chosen_files(datasite: Datasite) -> None:
+    outputs = {"crosstab.csv": CROSSTAB_WITH_3, "totals.csv": LARGE_COUNTS}
+    job = _finish(make_job(datasite), outputs, stdout="done\n")
+    marker = release_job(job, OWNER, only=["totals.csv"])
+    assert (marker.scope, marker.released_count, marker.withheld_count) == ("partial", 1, 3)
+    assert _can_read(datasite, job, "outputs/totals.csv")
+    for withheld in ("outputs/crosstab.csv", "logs/stdout.txt", "logs/checks.yaml"):
+        assert not _can_read(datasite, job, withheld), withheld
+    for visible in ("logs/release.yaml", "done", "released", "run.sh", "code/main.py"):
+        assert _can_read(datasite, job, visible), visible
+    assert SyftPermContext(datasite=datasite.root).check(
+        SCIENTIST, f"{job.relpath}/run.sh", AccessLevel.WRITE
+    )
+    report = {d.path: d for d in read_release_report(job).outputs}
+    assert report["outputs/totals.csv"].decision == "released"
+    assert report["outputs/crosstab.csv"].decision == "withheld"
+    assert "fails a disclosure rule" in report["outputs/crosstab.csv"].reason
+    # A later release widens it; the failing table still needs the override.
+    release_job(job, OWNER, only=["logs/stdout.txt"])
+    assert _can_read(datasite, job, "logs/stdout.txt")
+    assert _can_read(datasite, job, "outputs/totals.csv")
+    with pytest.raises(ReleaseRefusedError):
+        release_job(job, OWNER)
+    assert release_job(job, OWNER, override="ok").scope == "all"
+    assert _can_read(datasite, job, "logs/checks.yaml")
+
+
+def test_a_policy_releases_only_large_count_tables(datasite: Datasite) -> None:
+    write_policy(
+        datasite,
+        "release",
+        auto_approve=False,
+        auto_release=True,
+        datasets=["*"],
+        submitters=[SCIENTIST],
+    )
+    clean = _finish(
+        make_job(datasite, name="clean"), {"a.csv": LARGE_COUNTS, "b.csv": LARGE_CROSSTAB}
+    )
+    policy = decide_release(datasite, clean, clean.config())
+    assert policy is not None
+    marker = release_job(clean, OWNER, method=f"policy:{policy.name}")
+    assert marker.scope == "all" and _can_read(datasite, clean, "outputs/a.csv")
+    assert not results_waiting(clean)
+
+    mixed = _finish(
+        make_job(datasite, name="mixed"), {"a.csv": LARGE_COUNTS, "small.csv": CROSSTAB_WITH_3}
+    )
+    marker = release_job(mixed, OWNER, method="policy:release")
+    assert marker.scope == "partial" and marker.withheld_count == 1
+    assert _can_read(datasite, mixed, "outputs/a.csv")
+    assert not _can_read(datasite, mixed, "outputs/small.csv")
+    assert results_waiting(mixed)  # the rest waits for the owner
+
+    only_small = _finish(make_job(datasite, name="small"), {"small.csv": CROSSTAB_WITH_3})
+    with pytest.raises(ReleaseRefusedError, match="no output passes"):
+        release_job(only_small, OWNER, method="policy:release")
+
+
+def test_checks_are_made_at_release_when_the_runner_made_none(datasite: Datasite) -> None:
+    job = _finish(make_job(datasite), {"t.csv": CROSSTAB_WITH_3})
+    (job.logs_dir / "checks.yaml").unlink()
+    with pytest.raises(ReleaseRefusedError):
+        release_job(job, OWNER, rules=OutputRules(threshold=5))
+    report = read_checks(job.path)
+    assert report is not None and report.rules.threshold == 5
+
+
+def test_show_and_release_print_the_checks_and_decisions(datasite: Datasite) -> None:
+    outputs = {"crosstab.csv": CROSSTAB_WITH_3, "totals.csv": LARGE_COUNTS}
+    _finish(make_job(datasite), outputs)
+    app = typer.Typer()
+    jobs_cli.register(app)
+    release_cli.register(app)
+    env = {"SYFTBOX_FOLDER": str(datasite.syftbox_root), "SYFTBOX_EMAIL": OWNER}
+    key = f"{SCIENTIST}/analysis"
+    refused = CliRunner().invoke(app, ["release", key], env=env)
+    assert refused.exit_code == 1 and "fail the disclosure rules" in refused.output
+    shown = CliRunner().invoke(app, ["show", key], env=env, terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "FAIL   outputs/crosstab.csv" in shown.output and "cells: F / A" in shown.output
+    assert "PASS   outputs/totals.csv" in shown.output
+    partial = CliRunner().invoke(app, ["release", key, "--only", "totals.csv"], env=env)
+    assert partial.exit_code == 0, partial.output
+    assert "release:      partial (manual" in partial.output
+    assert "WITHHELD  outputs/crosstab.csv: withheld: fails a disclosure rule" in partial.output
+    assert "released  outputs/totals.csv: passes every disclosure rule" in partial.output
