@@ -34,7 +34,9 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +57,7 @@ from syft_core.jobs.lock import (
 from syft_core.jobs.markers import read_marker
 from syft_core.jobs.snapshot import digest_entries
 from syft_core.jobs.submission import CODE_DIR, open_submitted
+from syft_core.release import read_release_report
 from syft_core.submit import job_folder_name
 from syft_core.syftjob import (
     Scanner,
@@ -286,16 +289,20 @@ class SyftJobGateway:
             if state.status != "running":  # results wait for the owner's release
                 write_state(ref, state.model_copy(update={"status": "running"}))
             return
-        timed_out = done.done.outcome is Outcome.TIMED_OUT
-        write_results(
-            ref,
-            stdout=_read_capped(mirror.stdout_path),
-            stderr=_read_capped(mirror.stderr_path) + _runner_note(done.done),
-            return_code=_return_code(done.done),
-            outputs=mirror.outputs_dir if mirror.outputs_dir.is_dir() else None,
-            timed_out=timed_out,
-            owner_only_outputs=False,
-        )
+        # A partial release (`release --only`) sends only the files it names; the rest stays.
+        partial = done.released is not None and done.released.scope == "partial"
+        allowed = set(read_release_report(mirror).released) if partial else None
+        with tempfile.TemporaryDirectory(prefix="syftjob-release-") as tmp:
+            write_results(
+                ref,
+                stdout=_released_log(mirror.stdout_path, "logs/stdout.txt", allowed),
+                stderr=_released_log(mirror.stderr_path, "logs/stderr.txt", allowed)
+                + _runner_note(done.done),
+                return_code=_return_code(done.done),
+                outputs=_released_outputs(mirror, allowed, Path(tmp)),
+                timed_out=done.done.outcome is Outcome.TIMED_OUT,
+                owner_only_outputs=False,
+            )
 
     def _public(self, message: object) -> str:
         """A message for the scientist: the owner's folders named relative to the syftbox."""
@@ -452,6 +459,31 @@ def _read_capped(path: Path, cap: int = 64 * 1024 * 1024) -> bytes:
         return b""
     with path.open("rb") as fh:
         return fh.read(cap)
+
+
+def _released_log(path: Path, relpath: str, allowed: set[str] | None) -> bytes:
+    if allowed is None or relpath in allowed:
+        return _read_capped(path)
+    return b"syft-runner: withheld by the owner (see the release decisions)\n"
+
+
+def _released_outputs(mirror: JobFolder, allowed: set[str] | None, scratch: Path) -> Path | None:
+    """The outputs folder to send: all of it, or a copy of just the released files."""
+    outputs = mirror.outputs_dir
+    if not outputs.is_dir() or outputs.is_symlink():
+        return None
+    if allowed is None:
+        return outputs
+    for relpath in sorted(allowed):
+        if not relpath.startswith("outputs/"):
+            continue
+        source = mirror.path / relpath
+        if source.is_symlink() or not source.is_file():
+            continue
+        target = scratch / relpath.removeprefix("outputs/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target, follow_symlinks=False)
+    return scratch
 
 
 def _return_code(done: DoneMarker) -> int:

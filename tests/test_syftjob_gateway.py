@@ -145,6 +145,21 @@ def test_results_wait_for_release_unless_shared_on_completion(tmp_path: Path, sh
     assert (ref.review / "outputs" / "half.csv").read_text() == "a\n"
 
 
+def test_a_partial_release_sends_only_the_released_files(tmp_path: Path) -> None:
+    gateway, ref = _gateway(tmp_path), _submit(tmp_path, "j", "true\n", {})
+    gateway.sync()
+    _their_approval(ref)
+    gateway.sync()
+    mirror = mirror_of(ref, tmp_path)
+    _finish(mirror, Outcome.SUCCEEDED, 0, stdout="secret\n", outputs={"a.txt": "a", "b.txt": "b"})
+    release_job(mirror, by=DO, only=["outputs/a.txt"])
+    gateway.sync()
+    state = read_state(ref)
+    assert state is not None and state.status == "done"
+    assert sorted(p.name for p in (ref.review / "outputs").iterdir()) == ["a.txt"]
+    assert "withheld by the owner" in (ref.review / "stdout.txt").read_text()
+
+
 def test_a_timeout_reads_as_theirs_and_says_ours(tmp_path: Path) -> None:
     gateway = _gateway(tmp_path, share=True)
     ref = _submit(tmp_path, "j", "sleep 1000\n", {})
