@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, overload
 
+from syft_core.datasets import list_datasets
+from syft_core.datasite import Datasite
 from syft_core.errors import JobError
 from syft_core.job_html import job_html, jobs_table_html
 from syft_core.jobs.config import SYFT_JOB_PROTOCOL, JobConfig
@@ -240,7 +242,9 @@ class Job:
         (`syft-runner show`, `Snapshot.content_hash`); ContentChangedError if the submission
         differs now. `without_review=True` approves unread (recorded as such), for scripts.
         `datasets` narrows what the run may read (a Syft job's: which of the owner's Syft
-        datasets it may read; it names none itself)."""
+        datasets it may read; it names none itself). A dataset the job would read that this
+        datasite does not have is refused here, naming the available ones."""
+        self._require_datasets(datasets)
         self.folder.approve(
             self.user,
             expected_hash=expected_hash,
@@ -249,6 +253,24 @@ class Job:
             datasets=datasets,
         )
         return self
+
+    def _require_datasets(self, chosen: list[str] | None) -> None:
+        try:
+            config = self.config
+        except JobError:
+            return  # the approval itself names what is wrong with the config
+        if config.protocol == SYFT_JOB_PROTOCOL:
+            return  # their datasets are checked where they are mounted (syft_runner.staging)
+        datasite = Datasite(self.folder.datasite_root.parent, self.folder.owner)
+        available = {d.name for d in list_datasets(datasite)}
+        missing = [
+            n for n in (chosen if chosen is not None else config.datasets) if n not in available
+        ]
+        if missing:
+            raise JobError(
+                f"{self.folder.path}: not approved: no dataset {', '.join(map(repr, missing))} "
+                f"on this datasite (available: {', '.join(sorted(available)) or 'none'})"
+            )
 
     def reject(self, reason: str) -> Job:
         self.folder.reject(self.user, reason)

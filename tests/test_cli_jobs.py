@@ -25,7 +25,7 @@ from syft_runner.cli import app as full_app
 from syft_runner.cli import datasite as datasite_cli
 from syft_runner.cli import jobs as jobs_cli
 from syft_runner.cli.sync import print_report
-from tests.fixtures_runner import approve
+from tests.fixtures_runner import approve, write_job
 
 DO = "alice@example.org"
 DS = "bob@example.org"
@@ -269,6 +269,18 @@ def test_approve_binds_and_refuses_twice(app: typer.Typer, box: Path) -> None:
     again = run(app, box, "approve", "J", "--hash", shown)
     assert again.exit_code == 1
     assert "cannot approve a job that is approved" in again.stderr
+
+
+def test_approving_a_job_that_reads_a_missing_dataset_is_one_clear_refusal(
+    app: typer.Typer, box: Path
+) -> None:
+    folder = write_job(
+        box, "reads-census", "true\n", owner=DO, submitter=DS, config={"datasets": ["census"]}
+    )
+    result = run(app, box, "approve", f"{DS}/reads-census", "--hash", folder.content_hash())
+    assert result.exit_code == 1
+    assert "not approved: no dataset 'census' on this datasite (available: none)" in result.stderr
+    assert "Traceback" not in result.output and folder.state().status is Status.INBOX
 
 
 def test_reject_records_the_reason(app: typer.Typer, box: Path) -> None:
