@@ -1,6 +1,7 @@
 """A non-editable install works without the source tree: the wheel carries the seccomp profile and
-the image definitions (syft_runner/_data/, see setup.py and syft_runner.shipped), and the
-installed `syft-runner doctor` finds both and runs its probe job under that profile.
+the image definitions (syft_runner/_data/, see setup.py and syft_runner.shipped), the installed
+`syft-runner doctor` finds both and runs its probe job under that profile, and the installed
+`syft-runner run` runs a job.
 
 The wheel is built from a copy of the project (no build/ left in the repository) without build
 isolation (setuptools comes from the dev environment: no index needed) and installed with
@@ -116,3 +117,28 @@ def test_the_installed_wheel_finds_its_profile_and_images(
     assert "PASS image scientific" in out
     # The probe ran as a real job container under the packaged profile.
     assert "PASS run without a seccomp filter: blocked" in out, out
+
+    # And an ordinary job runs with it: the scientist's local run, in the same sandbox.
+    syftbox = tmp_path / "syftbox"
+    (syftbox / "alice@example.com").mkdir(parents=True)
+    (tmp_path / "hello.py").write_text("print('hello from the wheel')\n")
+    ran = subprocess.run(
+        [
+            str(venv / "bin" / "syft-runner"),
+            "run",
+            str(tmp_path / "hello.py"),
+            "--syftbox",
+            str(syftbox),
+            "--datasite",
+            "alice@example.com",
+            "--email",
+            "bob@example.org",
+        ],
+        cwd=tmp_path,
+        env={**environment, "HOME": os.environ.get("HOME", "/root")},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "hello from the wheel" in ran.stdout + ran.stderr
