@@ -32,7 +32,7 @@ from syft_core.jobs.markers import Outcome
 from syft_core.jobs.snapshot import Snapshot, SnapshotFile
 from syft_core.review import changes, last_review, record_review
 from syft_core.safefile import NotRegularFileError, open_regular
-from syft_runner.cli.checks_view import check_lines, release_lines
+from syft_runner.checks_view import check_lines, release_lines
 from syft_runner.cli.datasite import (
     EmailOption,
     SyftboxOption,

@@ -24,6 +24,7 @@ from syft_core.jobs.folder import JobState, Status
 from syft_core.jobs.snapshot import Snapshot
 from syft_core.preview import Preview, log_tail, preview
 from syft_core.review import changes, last_review, record_review
+from syft_runner.checks_view import check_lines, release_lines
 from syft_runner.config import default_config_path, load_runner_config
 from syft_runner.env_review import review_lines
 from syft_runner.envs import cache_dir_of
@@ -94,6 +95,8 @@ class JobPage:
     facts: list[tuple[str, str]] = field(default_factory=list)
     datasets: list[tuple[str, str]] = field(default_factory=list)
     environment: list[str] = field(default_factory=list)
+    # The disclosure checks of a finished job's outputs and the release decisions, as `show`.
+    checks: list[str] = field(default_factory=list)
     files: list[ShownFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     content_hash: str | None = None
@@ -123,6 +126,7 @@ def job_page(client: Client, job: Job) -> JobPage:
         page.stdout = log_tail(job.folder.stdout_path)
         page.stderr = log_tail(job.folder.stderr_path)
         page.outputs = list(_outputs(job))
+        page.checks = check_lines(job.folder.path) + release_lines(job.folder.path)
     return page
 
 

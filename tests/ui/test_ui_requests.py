@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from syft_core.jobs import JobFolder, Status
+from syft_core.output_checks import OutputRules, check_outputs, write_checks
 from syft_runner.ui.security import CSP
 from syft_runner.ui.server import ReviewServer
 from tests.fixtures_runner import OWNER, write_job
@@ -194,3 +195,15 @@ def test_a_job_changed_after_approval_shows_the_diff_against_the_approved_versio
     assert status == 200
     assert b"Changed since the last approved version" in page
     assert b"+echo &lt;b&gt;changed&lt;/b&gt;" in page and b"-echo hi" in page
+
+
+def test_a_finished_job_shows_its_output_checks(console: ReviewServer, job: JobFolder) -> None:
+    job.approve(OWNER, expected_hash=job.content_hash())
+    start(job)
+    finish(job, {"crosstab.csv": b"region,n\nnorth,3\nsouth,40\n"})
+    write_checks(job.path, check_outputs(job.path, OutputRules()))
+    cookie = log_in(console)
+    status, _, page = request(console, "GET", JOB_PATH, {"Cookie": cookie})
+    assert status == 200
+    assert b"Output checks and release" in page and b"outputs/crosstab.csv" in page
+    assert b"FAIL" in page
