@@ -23,7 +23,14 @@ from syft_core.job_html import job_html, jobs_table_html
 from syft_core.jobs.config import SYFT_JOB_PROTOCOL, JobConfig
 from syft_core.jobs.folder import JobFolder, JobState, Status
 from syft_core.jobs.markers import DoneMarker, Outcome, ResultsReport
-from syft_core.release import is_released, release_job, results_waiting
+from syft_core.release import (
+    RELEASE_REPORT,
+    ReleaseReport,
+    is_released,
+    read_release_report,
+    release_job,
+    results_waiting,
+)
 from syft_core.safefile import open_regular
 
 _LOG_READ_LIMIT = 64 * 1024 * 1024  # the runner caps logs well below this; never read unbounded
@@ -276,10 +283,20 @@ class Job:
         self.folder.reject(self.user, reason)
         return self
 
-    def release(self) -> Job:
-        """Let the submitter read this done job's logs and outputs (owner only)."""
-        release_job(self.folder, by=self.user)
+    def release(self, *, only: list[str] | None = None, override: str | None = None) -> Job:
+        """Let the submitter read this done job's logs and outputs (owner only), after the
+        output checks: `only` releases just these files (paths relative to the job folder or to
+        outputs/); outputs failing a disclosure rule need `override`, a reason (recorded)."""
+        release_job(self.folder, by=self.user, only=only, override=override)
         return self
+
+    @property
+    def release_decisions(self) -> ReleaseReport | None:
+        """What the submitter got of each file the job wrote, and why the rest was withheld
+        (logs/release.yaml); None before a release."""
+        if not (self.folder.path / RELEASE_REPORT).is_file():
+            return None
+        return read_release_report(self.folder)
 
     def cancel(self, reason: str | None = None) -> Job:
         """Ends a job not yet running at once; asks the runner to stop a running one."""

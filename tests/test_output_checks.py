@@ -12,6 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from syft_core.datasite import Datasite
+from syft_core.job import Job
 from syft_core.jobs.folder import JobFolder
 from syft_core.jobs.markers import DoneMarker, Outcome
 from syft_core.output_checks import (
@@ -187,6 +188,21 @@ def test_partial_release_grants_exactly_the_chosen_files(datasite: Datasite) -> 
         release_job(job, OWNER)
     assert release_job(job, OWNER, override="ok").scope == "all"
     assert _can_read(datasite, job, "logs/checks.yaml")
+
+
+def test_the_scientist_sees_per_output_decisions_through_the_client(datasite: Datasite) -> None:
+    outputs = {"crosstab.csv": CROSSTAB_WITH_3, "totals.csv": LARGE_COUNTS}
+    job = _finish(make_job(datasite), outputs)
+    owner_view = Job(job, OWNER)
+    assert owner_view.release_decisions is None
+    owner_view.release(only=["totals.csv"])
+    mine = Job(job, SCIENTIST)  # the submitter's handle on the same folder
+    decisions = mine.release_decisions
+    assert decisions is not None and decisions.scope == "partial"
+    by_path = {d.path: d for d in decisions.outputs}
+    assert by_path["outputs/totals.csv"].decision == "released"
+    assert by_path["outputs/crosstab.csv"].decision == "withheld"
+    assert "fails a disclosure rule" in by_path["outputs/crosstab.csv"].reason
 
 
 def test_a_policy_releases_only_large_count_tables(datasite: Datasite) -> None:
