@@ -62,7 +62,7 @@ def _owner_approves_runs_and_releases(box: Path, owner: str, client: docker.Dock
     job = get_client(box, owner).jobs["count"]
     job.approve(expected_hash=job.content_hash, reason="an aggregate count")
     RunnerService(box, owner, runner_config(), client).run(threading.Event(), once=True)
-    job.release()
+    job.release(override="per-owner customer counts, agreed for this study")
 
 
 @pytest.mark.docker

@@ -73,7 +73,8 @@ def test_a_release_policy_releases_real_results_when_done(
     syftbox: Path, docker_client: docker.DockerClient, job_images: dict[str, str]
 ) -> None:
     write_policy(syftbox, "counts", auto_release=True, mode="real")
-    job = approve(write_job(syftbox, "real", "echo 3 > outputs/n\n"))
+    # A table of large counts: the policy releases only outputs that pass every check.
+    job = approve(write_job(syftbox, "real", "printf 'region,n\\nnorth,40\\n' > outputs/n.csv\n"))
     serve_once(syftbox, docker_client)
     released = job.state().released
     assert released is not None and released.method == "policy:counts"
