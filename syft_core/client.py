@@ -25,6 +25,7 @@ from syft_core.datasets import (
     DatasetNotFoundError,
     get_dataset,
     list_datasets,
+    require_names,
 )
 from syft_core.datasite import Datasite, SyftBox
 from syft_core.dependencies import PackageIndex
@@ -146,14 +147,7 @@ class Client:
                 f"{owner} first (syft-runner sync), or ask them to publish the dataset",
                 [],
             )
-        available = [d.name for d in list_datasets(datasite)]
-        missing = [name for name in datasets if name not in available]
-        if missing:
-            raise DatasetNotFoundError(
-                f"{owner} has no dataset {', '.join(map(repr, missing))}; available: "
-                f"{', '.join(available) or 'none'}",
-                available,
-            )
+        require_names(owner, datasets, [d.name for d in list_datasets(datasite)])
 
     def submit_bash_job(
         self,

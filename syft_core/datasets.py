@@ -24,6 +24,7 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,21 @@ class DatasetNotFoundError(DatasetError, LookupError):
     def __init__(self, message: str, available: list[str]) -> None:
         super().__init__(message)
         self.available = available
+
+
+def require_names(
+    owner: str, wanted: Sequence[str], available: Sequence[str], kind: str = "dataset"
+) -> None:
+    """DatasetNotFoundError naming what of `wanted` is not `available`, and what is: the one
+    message for a missing dataset at submission, approval and run."""
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        known = sorted(available)
+        raise DatasetNotFoundError(
+            f"{owner} has no {kind} {', '.join(map(repr, missing))}; available: "
+            f"{', '.join(known) or 'none'}",
+            known,
+        )
 
 
 def validate_dataset_name(name: str) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, overload
 
-from syft_core.datasets import list_datasets
+from syft_core.datasets import DatasetNotFoundError, list_datasets, require_names
 from syft_core.datasite import Datasite
 from syft_core.errors import JobError
 from syft_core.job_html import job_html, jobs_table_html
@@ -269,15 +269,11 @@ class Job:
         if config.protocol == SYFT_JOB_PROTOCOL:
             return  # their datasets are checked where they are mounted (syft_runner.staging)
         datasite = Datasite(self.folder.datasite_root.parent, self.folder.owner)
-        available = {d.name for d in list_datasets(datasite)}
-        missing = [
-            n for n in (chosen if chosen is not None else config.datasets) if n not in available
-        ]
-        if missing:
-            raise JobError(
-                f"{self.folder.path}: not approved: no dataset {', '.join(map(repr, missing))} "
-                f"on this datasite (available: {', '.join(sorted(available)) or 'none'})"
-            )
+        wanted = chosen if chosen is not None else config.datasets
+        try:
+            require_names(datasite.email, wanted, [d.name for d in list_datasets(datasite)])
+        except DatasetNotFoundError as exc:
+            raise JobError(f"{self.folder.path}: not approved: {exc}") from None
 
     def reject(self, reason: str) -> Job:
         self.folder.reject(self.user, reason)

@@ -19,8 +19,8 @@ from syft_core.datasets import (
     DATASETS_DIR,
     Dataset,
     DatasetError,
-    DatasetNotFoundError,
     list_datasets,
+    require_names,
 )
 from syft_core.datasite import Datasite
 from syft_core.errors import UnsafePathError
@@ -39,13 +39,7 @@ def dataset_mounts(syftbox_root: Path, owner: str, names: list[str], mode: RunMo
         raise ValueError(f"run mode must be 'mock' or 'real', not {mode!r}")
     datasite = Datasite(syftbox_root, owner)
     available = {d.name: d for d in list_datasets(datasite)}
-    missing = [name for name in names if name not in available]
-    if missing:
-        raise DatasetNotFoundError(
-            f"{owner} has no dataset {', '.join(repr(n) for n in missing)}; available: "
-            f"{', '.join(sorted(available)) or 'none'}",
-            sorted(available),
-        )
+    require_names(owner, names, list(available))
     mounts: list[Mount] = []
     for name in dict.fromkeys(names):  # a name asked for twice is mounted once
         dataset = available[name]
@@ -61,14 +55,7 @@ def syft_dataset_mounts(syftbox_root: Path, owner: str, names: list[str]) -> lis
     folder `<owner>/private/syft_datasets/<name>/` and the public one (`dataset.yaml`, the mock).
     DatasetNotFoundError naming the missing one and the available ones."""
     datasite = Datasite(syftbox_root, owner)
-    available = syft_dataset_names(datasite)
-    missing = [name for name in names if name not in available]
-    if missing:
-        raise DatasetNotFoundError(
-            f"{owner} has no Syft dataset {', '.join(repr(n) for n in missing)}; available: "
-            f"{', '.join(available) or 'none'}",
-            available,
-        )
+    require_names(owner, names, syft_dataset_names(datasite), kind="Syft dataset")
     mounts: list[Mount] = []
     for name in dict.fromkeys(names):
         for area in ("private", "public"):

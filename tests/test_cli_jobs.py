@@ -279,7 +279,7 @@ def test_approving_a_job_that_reads_a_missing_dataset_is_one_clear_refusal(
     )
     result = run(app, box, "approve", f"{DS}/reads-census", "--hash", folder.content_hash())
     assert result.exit_code == 1
-    assert "not approved: no dataset 'census' on this datasite (available: none)" in result.stderr
+    assert f"not approved: {DO} has no dataset 'census'; available: none" in result.stderr
     assert "Traceback" not in result.output and folder.state().status is Status.INBOX
 
 

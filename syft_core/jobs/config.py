@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -14,6 +14,7 @@ from syft_core.events import utcnow
 from syft_core.yamlio import load_untrusted_yaml, read_untrusted_yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
 # What a config says about the job rather than how it runs: labels for people and the log.
 METADATA_FIELDS = ("name", "description", "submitted_at", "submitted_by")
 # A runtime (job image) name, as a job may ask for one and an owner allows it: `scientific`.
@@ -122,12 +123,18 @@ def parse_config(text: bytes, path: Path) -> JobConfig:
 
 
 def _validated(data: object, path: Path) -> JobConfig:
+    return validated_mapping(JobConfig, data, path, "job config")
+
+
+def validated_mapping(model: type[M], data: object, path: Path, what: str) -> M:
+    """Parsed YAML `data` of the file at `path` as `model`; JobError naming the file and each
+    problem (`invalid <what>: field: why`) when it is not a mapping or does not validate."""
     if not isinstance(data, dict):
         raise JobError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
     try:
-        return JobConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise JobError(f"{path}: invalid job config: {describe_problems(exc)}") from None
+        raise JobError(f"{path}: invalid {what}: {describe_problems(exc)}") from None
 
 
 def describe_problems(exc: ValidationError) -> str:

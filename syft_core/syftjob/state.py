@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from syft_core.atomic import atomic_write_text
 from syft_core.errors import JobError
-from syft_core.jobs.config import describe_problems
+from syft_core.jobs.config import validated_mapping
 from syft_core.syftjob.layout import SyftJobRef, review_dir
 from syft_core.syftjob.rules import ensure_review_rules
 from syft_core.yamlio import read_untrusted_yaml
@@ -93,12 +93,7 @@ def read_state(ref: SyftJobRef) -> SyftJobState | None:
         return None
     except ValueError as exc:
         raise JobError(f"{path}: {STATE_FILE} {exc}") from None
-    if not isinstance(data, dict):
-        raise JobError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
-    try:
-        return SyftJobState.model_validate(data)
-    except ValidationError as exc:
-        raise JobError(f"{path}: invalid Syft job state: {describe_problems(exc)}") from None
+    return validated_mapping(SyftJobState, data, path, "Syft job state")
 
 
 def state_text(state: SyftJobState, protocol: int) -> str:

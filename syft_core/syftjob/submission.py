@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from syft_core.datasite import PERMISSION_FILE
 from syft_core.errors import JobError
-from syft_core.jobs.config import MAX_CONFIG_BYTES, describe_problems
+from syft_core.jobs.config import MAX_CONFIG_BYTES, validated_mapping
 from syft_core.jobs.snapshot import digest_entries
 from syft_core.jobs.submission import (
     MAX_DEPTH,
@@ -87,12 +87,7 @@ def read_config(ref: SyftJobRef) -> SyftJobConfig:
         raise JobError(f"{path}: missing {CONFIG_FILE}") from None
     except ValueError as exc:
         raise JobError(f"{path}: {CONFIG_FILE} {exc}") from None
-    if not isinstance(data, dict):
-        raise JobError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
-    try:
-        return SyftJobConfig.model_validate(data)
-    except ValidationError as exc:
-        raise JobError(f"{path}: invalid Syft job config: {describe_problems(exc)}") from None
+    return validated_mapping(SyftJobConfig, data, path, "Syft job config")
 
 
 def submission_files(ref: SyftJobRef) -> list[tuple[str, Path]]:
