@@ -64,6 +64,7 @@ from syft_core.syftjob import (
     SyftJobConfig,
     SyftJobRef,
     SyftJobState,
+    mark_running,
     now_stamp,
     read_config,
     submission_files,
@@ -222,7 +223,7 @@ class SyftJobGateway:
             return
         if ours is not None and ours.status is Status.RUNNING:
             if state.status != "running":
-                write_state(ref, state.model_copy(update={"status": "running"}))
+                mark_running(ref, state)
             return
         if ours is not None and ours.status is Status.REJECTED:
             if ours.rejected is not None:
@@ -287,7 +288,7 @@ class SyftJobGateway:
             return
         if done.released is None and not self.share_on_completion:
             if state.status != "running":  # results wait for the owner's release
-                write_state(ref, state.model_copy(update={"status": "running"}))
+                mark_running(ref, state)
             return
         # A partial release (`release --only`) sends only the files it names; the rest stays.
         partial = done.released is not None and done.released.scope == "partial"
