@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 # `make test` skips tests marked slow; CI (CI=true) and `make test-all` run everything.
 PYTEST_MARK ?= $(if $(filter true,$(CI)),,not slow)
 
-.PHONY: setup engine browser images lint test test-all demo bench clean
+.PHONY: setup engine browser rsync images lint test test-all demo bench clean
 
-setup: $(STAMP) engine browser images
+setup: $(STAMP) engine browser rsync images
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,11 @@ engine:
 browser:
 	@[ -x /usr/bin/chromium ] || { echo "installing chromium (Debian)" >&2; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# rsync: what bench_sync.py measures the folder transport against (installed only when missing).
+rsync:
+	@command -v rsync >/dev/null || { echo "installing rsync (Debian)" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null; }
 
 # Job runtime images: built from images/*/Dockerfile, base pulled or bootstrapped offline; cached.
 images: $(STAMP) engine

@@ -1,36 +1,40 @@
-"""Benchmark of the peer sync against raw copies, over both transports, in one run.
+"""Benchmark of the peer sync against the tool its users would otherwise run, in one run.
 
-Two workloads, each sent both ways (scientist -> owner: a job's code; owner -> scientist: public
-files), over the folder transport and a real S3 server (SeaweedFS on loopback, started here):
-  - 1,000 small files (0.5-8 KiB)
-  - one 200 MiB file
-Each leg is timed separately: "up" is the sender's sync pass (scan, sha256, upload, manifest),
-"down" the receiver's (list, fetch, verify, permission check, atomic apply, event log). The raw
-figures move the same bytes the plainest way: shutil copies into and out of a folder; boto3
-upload_file / download_file, one file after another. Ratio = sync throughput / raw throughput.
+Each transport is compared with its users' alternative, side by side (issue 14, point 4):
+  - folder transport vs `rsync -a`: into the shared folder, then out of it (both legs), on disk
+    and on a tmpfs;
+  - S3 transport vs boto3's high-level transfer (`upload_file` / `download_file` with the default
+    TransferConfig: what `aws s3 cp --recursive` runs, every file queued on one transfer manager);
+for two workloads: 1,000 small files (0.5-8 KiB) and one 200 MiB file. "Ours" is a scientist's
+sync pass that sends a job's code (scan, hash, upload, manifest) plus the owner's pass that
+receives it (list, fetch, verify, permission check, atomic apply, event log). Dirty pages are
+flushed (sync(2)) and, when allowed (root), the page cache dropped (`echo 3 >
+/proc/sys/vm/drop_caches`) before each timed leg; each figure is the median of --repeat runs,
+ours and theirs interleaved. What arrived is hashed (sha256) after every run, outside the timing,
+and compared with what left: a run whose bytes differ fails the bench.
 
-Every figure is the median of --repeat runs, raw and sync interleaved, and dirty pages are
-flushed (sync(2)) before each timed leg so one leg's writeback is not billed to the next: on a
-virtual disk the same plain copy otherwise varies tenfold from one run to the next. The work
-folder (--work-dir, default the system's temporary folder) holds both syftboxes, the shared
-folder and the S3 server's data; its filesystem is printed.
+Then point 5: an owner with 50 accepted peers and 10,000 published files (200 readable by each
+peer): one idle pass (nothing changed) is timed, then a change to a file only one peer may read
+must reach that peer, and no other, within one pass.
 
 Run: .venv/bin/python bench/bench_sync.py [--small-files N] [--large-mib N] [--repeat N]
-                                          [--work-dir DIR]
+                                          [--work-dir DIR] [--skip-s3] [--skip-tmpfs]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,58 +42,60 @@ from pathlib import Path
 # `tests` importable when this script is run directly.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
 from syft_core.datasite import Datasite
-from syft_core.sync import FolderTransport, S3Transport, SyncClient, Transport
+from syft_core.permissions import SyftPermContext
+from syft_core.sync import FolderTransport, SyncClient, Transport
+from syft_core.sync.channel import Channel
 from tests.fixtures_s3 import OWNER, SCIENTISTS, S3Server, start_weed, stop_process
 
 SCI = SCIENTISTS[0]
 MiB = 1 << 20
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 
 
 @dataclass
 class Row:
-    transport: str
     workload: str
-    direction: str
-    nbytes: int
-    sync_up: float
-    sync_down: float
-    raw_up: float
-    raw_down: float
+    ours: float
+    theirs: float
+    target: float  # minimum theirs/ours (1.0: at least as fast as theirs)
+    unit: str = "s"
 
     def cells(self) -> list[str]:
-        def rate(seconds: float) -> str:
-            return f"{self.nbytes / MiB / seconds:8.1f}"
-
-        def ratio(raw: float, ours: float) -> str:
-            return f"{raw / ours * 100:5.0f}%"
-
+        ratio = self.theirs / self.ours
         return [
-            self.transport,
             self.workload,
-            self.direction,
-            rate(self.sync_up),
-            rate(self.raw_up),
-            ratio(self.raw_up, self.sync_up),
-            rate(self.sync_down),
-            rate(self.raw_down),
-            ratio(self.raw_down, self.sync_down),
-            ratio(self.raw_up + self.raw_down, self.sync_up + self.sync_down),
+            f"{self.ours:.3f} {self.unit}",
+            f"{self.theirs:.3f} {self.unit}",
+            f"{ratio:.2f}x",
+            f">= {self.target:.1f}x",
+            "yes" if ratio >= self.target else "NO",
         ]
 
 
-HEADER = [
-    "transport",
-    "workload",
-    "direction",
-    "up MiB/s",
-    "raw up",
-    "ratio",
-    "down MiB/s",
-    "raw down",
-    "ratio",
-    "end-to-end",
-]
+@dataclass
+class Limit:
+    """A row with an absolute target (point 5): ours must stay below `limit`."""
+
+    workload: str
+    ours: float
+    limit: float
+    unit: str
+
+    def cells(self) -> list[str]:
+        return [
+            self.workload,
+            f"{self.ours:.1f} {self.unit}",
+            "-",
+            "-",
+            f"< {self.limit:g} {self.unit}",
+            "yes" if self.ours < self.limit else "NO",
+        ]
+
+
+HEADER = ["workload", "ours", "theirs", "ratio", "target", "met?"]
 
 
 def make_small(folder: Path, count: int, rng: random.Random) -> int:
@@ -105,71 +111,102 @@ def make_small(folder: Path, count: int, rng: random.Random) -> int:
 
 def make_large(folder: Path, mib: int) -> int:
     folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(mib)
     with (folder / "large.bin").open("wb") as fh:
-        for i in range(mib):
-            fh.write(hashlib.sha256(str(i).encode()).digest() * (MiB // 32))
+        for _ in range(mib):
+            fh.write(rng.randbytes(MiB))
     return mib * MiB
 
 
-def timed(fn: Callable[[], object]) -> float:
+def can_drop_caches() -> bool:
+    try:
+        DROP_CACHES.write_text("3\n")
+    except OSError:
+        return False
+    return True
+
+
+def quiesce(drop: bool) -> None:
     os.sync()
+    if drop:
+        DROP_CACHES.write_text("3\n")
+
+
+def timed(fn: Callable[[], object], drop: bool) -> float:
+    quiesce(drop)
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
-def files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+def digests(folder: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with path.open("rb") as fh:
+            out[path.relative_to(folder).as_posix()] = hashlib.file_digest(fh, "sha256").hexdigest()
+    return out
 
 
-# -- raw baselines -------------------------------------------------------------------------
+def verify(sent: dict[str, str], arrived: Path, what: str) -> None:
+    got = digests(arrived)
+    if got != sent:
+        raise SystemExit(f"{what}: what arrived differs from what left ({len(got)} files)")
 
 
-def raw_folder(source: Path, work: Path) -> tuple[float, float]:
-    share, dest = work / "raw-share", work / "raw-dest"
+# -- theirs --------------------------------------------------------------------------------
 
-    def copy_tree(src: Path, dst: Path) -> None:
-        for path in files_under(src):
-            target = dst / path.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
 
-    up = timed(lambda: copy_tree(source, share))
-    down = timed(lambda: copy_tree(share, dest))
+def rsync_legs(source: Path, work: Path, drop: bool) -> float:
+    share, dest = work / "rsync-share", work / "rsync-dest"
+    up = timed(lambda: subprocess.run(["rsync", "-a", f"{source}/", f"{share}/"], check=True), drop)
+    down = timed(lambda: subprocess.run(["rsync", "-a", f"{share}/", f"{dest}/"], check=True), drop)
+    verify(digests(source), dest, "rsync")
     shutil.rmtree(share)
     shutil.rmtree(dest)
-    return up, down
+    return up + down
 
 
-def raw_s3(source: Path, work: Path, server: S3Server) -> tuple[float, float]:
+def boto3_legs(source: Path, work: Path, server: S3Server, drop: bool) -> float:
+    """`aws s3 cp --recursive` both ways: each file through boto3's managed transfer, with the
+    default TransferConfig (8 MiB multipart, 10 threads), all files queued on one manager."""
     t = server.transport("admin")
-    files = files_under(source)
+    files = sorted(p for p in source.rglob("*") if p.is_file())
     keys = [f"raw/{p.relative_to(source).as_posix()}" for p in files]
-    dest = work / "raw-dest"
+    dest = work / "boto3-dest"
 
     def upload() -> None:
-        for path, key in zip(files, keys, strict=True):
-            t.client.upload_file(str(path), t.bucket, key)
+        with create_transfer_manager(t.client, TransferConfig()) as manager:
+            futures = [
+                manager.upload(str(p), t.bucket, k) for p, k in zip(files, keys, strict=True)
+            ]
+            for f in futures:
+                f.result()
 
     def download() -> None:
-        for path, key in zip(files, keys, strict=True):
-            target = dest / path.relative_to(source)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            t.client.download_file(t.bucket, key, str(target))
+        with create_transfer_manager(t.client, TransferConfig()) as manager:
+            futures = []
+            for path, key in zip(files, keys, strict=True):
+                target = dest / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                futures.append(manager.download(t.bucket, key, str(target)))
+            for f in futures:
+                f.result()
 
-    up = timed(upload)
-    down = timed(download)
+    up = timed(upload, drop)
+    down = timed(download, drop)
+    verify(digests(source), dest, "boto3")
     t.delete_prefix("raw/")
     shutil.rmtree(dest)
-    return up, down
+    return up + down
 
 
-# -- the sync ------------------------------------------------------------------------------
+# -- ours ----------------------------------------------------------------------------------
 
 
-def run_sync(
-    work: Path, transports: dict[str, Transport], fill: Callable[[Path], int], direction: str
-) -> tuple[int, float, float]:
+def sync_legs(
+    source: Path, work: Path, transports: dict[str, Transport], drop: bool
+) -> tuple[float, float, float]:
+    """The job's code goes scientist -> owner: the scientist's pass, then the owner's."""
     owner_box, sci_box = work / "owner-box", work / "sci-box"
     Datasite(owner_box, OWNER).init()
     with (
@@ -180,59 +217,155 @@ def run_sync(
         owner.accept_peer(SCI)
         owner.sync_once()
         sci.sync_once()
-        if direction == "sci->owner":
-            nbytes = fill(sci_box / OWNER / "jobs" / SCI / "bench" / "code")
-            sender, receiver = sci, owner
-        else:
-            nbytes = fill(owner_box / OWNER / "public" / "bench")
-            sender, receiver = owner, sci
-        up = timed(sender.sync_once)
-        down = timed(receiver.sync_once)
+        code = Path(OWNER, "jobs", SCI, "bench", "code")
+        shutil.copytree(source, sci_box / code)
+        up = timed(sci.sync_once, drop)
+        down = timed(owner.sync_once, drop)
+    verify(digests(source), owner_box / code, "sync")
     shutil.rmtree(owner_box)
     shutil.rmtree(sci_box)
-    return nbytes, up, down
+    return up + down, up, down
 
 
-DIRECTIONS = ("sci->owner", "owner->sci")
-
-
-def bench_transport(
+def compare(
     name: str,
     work: Path,
-    transports: Callable[[], dict[str, Transport]],
-    raw: Callable[[Path, Path], tuple[float, float]],
     workloads: dict[str, Callable[[Path], int]],
-    cleanup: Callable[[], None],
+    theirs: Callable[[Path, Path], float],
+    ours: Callable[[Path, Path], tuple[float, float, float]],
+    target: float,
     repeat: int,
 ) -> list[Row]:
     rows = []
     for workload, fill in workloads.items():
-        raws: list[tuple[float, float]] = []
-        syncs: dict[str, list[tuple[float, float]]] = {d: [] for d in DIRECTIONS}
-        nbytes = 0
+        source = work / "source"
+        fill(source)
+        their_times, our_times = [], []
         for _ in range(repeat):
-            source = work / "source"
-            fill(source)
-            raws.append(raw(source, work))
-            shutil.rmtree(source)
-            for direction in DIRECTIONS:
-                nbytes, up, down = run_sync(work, transports(), fill, direction)
-                cleanup()
-                syncs[direction].append((up, down))
-                print(f"  {name} {workload} {direction}: up {up:.2f}s down {down:.2f}s", flush=True)
-        raw_up, raw_down = _medians(raws)
-        for direction in DIRECTIONS:
-            up, down = _medians(syncs[direction])
-            rows.append(Row(name, workload, direction, nbytes, up, down, raw_up, raw_down))
+            their_times.append(theirs(source, work))
+            total, up, down = ours(source, work)
+            our_times.append(total)
+            print(
+                f"  {name} {workload}: ours {total:.3f}s (up {up:.3f} down {down:.3f}), "
+                f"theirs {their_times[-1]:.3f}s",
+                flush=True,
+            )
+        shutil.rmtree(source)
+        ours_s, theirs_s = statistics.median(our_times), statistics.median(their_times)
+        rows.append(Row(f"{name}: {workload}", ours_s, theirs_s, target))
     return rows
 
 
-def _medians(pairs: list[tuple[float, float]]) -> tuple[float, float]:
-    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+# -- many peers (point 5) ------------------------------------------------------------------
+
+
+def many_peers(work: Path, peers: int, files: int) -> list[Limit]:
+    share = work / "peers-share"
+    share.mkdir()
+    owner_box = work / "peers-owner"
+    owner_site = Datasite(owner_box, OWNER).init()
+    emails = [f"peer{i:02d}@example.org" for i in range(peers)]
+    perms = SyftPermContext(owner_site.root)
+    rng = random.Random(5)
+    per_peer = files // peers
+    for email in emails:
+        folder = owner_site.root / "shared" / email.split("@")[0]
+        for j in range(per_peer):
+            path = folder / f"d{j % 10}" / f"f{j:04d}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(rng.randbytes(64))
+        perms.open(f"shared/{email.split('@')[0]}/").grant_read_access(email)
+    # Files older than the hash cache's racy window, as an owner's published files would be.
+    old = time.time() - 3600
+    for path in (owner_site.root / "shared").rglob("*"):
+        os.utime(path, (old, old), follow_symlinks=False)
+    chosen, other = emails[7], emails[8]
+    followers = {e: SyncClient(work / f"peers-{e}", e, FolderTransport(share)) for e in emails}
+    owner = SyncClient(owner_box, OWNER, FolderTransport(share))
+    try:
+        for email, client in followers.items():
+            client.request_peer(OWNER)
+            owner.accept_peer(email)
+        start = time.perf_counter()
+        owner.sync_once()
+        print(
+            f"  many peers: first publish of {files:,} files took "
+            f"{time.perf_counter() - start:.1f}s",
+            flush=True,
+        )
+        followers[chosen].sync_once()
+        followers[other].sync_once()
+        owner.sync_once()  # settles the hash cache
+        idle = []
+        for _ in range(5):
+            start = time.perf_counter()
+            report = owner.sync_once()
+            idle.append(time.perf_counter() - start)
+            assert not report.published, report.published
+        idle_ms = statistics.median(idle) * 1000
+
+        def pending() -> dict[str, int]:
+            return {
+                e: len(Channel(owner.transport, OWNER, "outbox", e, pool=owner._pool).pending())
+                for e in emails
+            }
+
+        before = pending()
+        rel = f"shared/{chosen.split('@')[0]}/d3/f0003.txt"
+        (owner_site.root / rel).write_bytes(b"changed for one peer\n")
+        start = time.perf_counter()
+        report = owner.sync_once()
+        change_ms = (time.perf_counter() - start) * 1000
+        after = pending()
+        grown = [e for e in emails if after[e] != before[e]]
+        if grown != [chosen] or report.published != {chosen: 1}:
+            raise SystemExit(f"many peers: the change went to {grown}, not only {chosen}")
+        followers[chosen].sync_once()
+        followers[other].sync_once()
+        mirror = work / f"peers-{chosen}" / OWNER / rel
+        if mirror.read_bytes() != b"changed for one peer\n":
+            raise SystemExit("many peers: the change did not reach its peer in one pass")
+        print(
+            f"  many peers: idle passes {[round(t * 1000, 1) for t in idle]} ms; a change "
+            f"reached {chosen} only, owner's pass {change_ms:.1f} ms",
+            flush=True,
+        )
+    finally:
+        owner.close()
+        for client in followers.values():
+            client.close()
+    return [
+        Limit(f"{peers} peers, {files:,} files: idle pass", idle_ms, 50, "ms"),
+        Limit(f"{peers} peers: pass publishing one change", change_ms, 50, "ms"),
+    ]
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tmpfs() -> Iterator[Path]:
+    """A tmpfs mounted for the bench under /tmp (root), else /dev/shm."""
+    mount = Path(tempfile.mkdtemp(prefix="bench-sync-tmpfs-"))
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        == 0
+    )
+    try:
+        if mounted:
+            yield mount
+        else:
+            with tempfile.TemporaryDirectory(prefix="bench-sync-", dir="/dev/shm") as shm:
+                yield Path(shm)
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(mount)], check=False)
+        mount.rmdir()
 
 
 def filesystem_of(path: Path) -> str:
-    """The type of the filesystem holding `path` (from /proc/self/mounts: longest prefix)."""
     best, kind = "", "?"
     for line in Path("/proc/self/mounts").read_text().splitlines():
         fields = line.split()
@@ -242,13 +375,37 @@ def filesystem_of(path: Path) -> str:
     return kind
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(rows: list[Row | Limit]) -> None:
     table = [HEADER, *(r.cells() for r in rows)]
-    widths = [max(len(line[i].strip()) for line in table) for i in range(len(HEADER))]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
     for i, line in enumerate(table):
-        print("  ".join(cell.strip().rjust(w) for cell, w in zip(line, widths, strict=True)))
+        cells = [
+            c.ljust(w) if j == 0 else c.rjust(w)
+            for j, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        print("  ".join(cells))
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def folder_rows(
+    work: Path, label: str, workloads: dict[str, Callable[[Path], int]], repeat: int, drop: bool
+) -> list[Row]:
+    share = work / "share"
+    share.mkdir()
+    rows = compare(
+        f"folder vs rsync -a ({label})",
+        work,
+        workloads,
+        lambda source, w: rsync_legs(source, w, drop),
+        lambda source, w: sync_legs(
+            source, w, {OWNER: FolderTransport(share), SCI: FolderTransport(share)}, drop
+        ),
+        1.0,
+        repeat,
+    )
+    shutil.rmtree(share)
+    return rows
 
 
 def main() -> None:
@@ -256,46 +413,68 @@ def main() -> None:
     parser.add_argument("--small-files", type=int, default=1000)
     parser.add_argument("--large-mib", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--peers", type=int, default=50)
+    parser.add_argument("--published", type=int, default=10_000)
+    parser.add_argument("--work-dir", type=Path, default=Path("/var/tmp"))
+    parser.add_argument("--skip-s3", action="store_true")
+    parser.add_argument("--skip-tmpfs", action="store_true")
+    parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
+    if shutil.which("rsync") is None:
+        raise SystemExit("rsync is needed (apt-get install -y rsync, or make setup)")
     workloads = {
-        f"{args.small_files} small": lambda d: make_small(d, args.small_files, random.Random(7)),
+        f"{args.small_files:,} small files": lambda d: make_small(
+            d, args.small_files, random.Random(7)
+        ),
         f"1 x {args.large_mib} MiB": lambda d: make_large(d, args.large_mib),
     }
-    rows: list[Row] = []
+    drop = can_drop_caches()
+    began = time.perf_counter()
+    rows: list[Row | Limit] = []
     with tempfile.TemporaryDirectory(prefix="bench-sync-", dir=args.work_dir) as tmp:
         work = Path(tmp).resolve()
-        share = work / "share"
-        share.mkdir()
         print(
-            f"cpus: {os.cpu_count()}, work dir: {work} ({filesystem_of(work)}), "
-            f"median of {args.repeat}",
+            f"cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.2f}, disk: {work} "
+            f"({filesystem_of(work)}), median of {args.repeat}, before each timed leg: sync(2)"
+            + (" and drop_caches=3" if drop else " (page cache not dropped: not root)"),
             flush=True,
         )
-        rows += bench_transport(
-            "folder",
-            work,
-            lambda: {OWNER: FolderTransport(share), SCI: FolderTransport(share)},
-            raw_folder,
-            workloads,
-            lambda: None,
-            args.repeat,
-        )
-        server, proc = start_weed(work / "weed")
-        try:
-            admin: S3Transport = server.transport("admin")
-            rows += bench_transport(
-                "s3",
-                work,
-                lambda: {OWNER: server.transport(OWNER), SCI: server.transport(SCI)},
-                lambda source, w: raw_s3(source, w, server),
-                workloads,
-                lambda: admin.delete_prefix(""),
-                args.repeat,
-            )
-        finally:
-            stop_process(proc)
+        rows += folder_rows(work, "disk", workloads, args.repeat, drop)
+        if not args.skip_tmpfs:
+            with tmpfs() as mem:
+                print(f"  tmpfs: {mem} ({filesystem_of(mem)})", flush=True)
+                rows += folder_rows(mem, "tmpfs", workloads, args.repeat, drop)
+        if not args.skip_s3:
+            server, proc = start_weed(work / "weed")
+            try:
+                admin = server.transport("admin")
+
+                def ours_s3(source: Path, w: Path) -> tuple[float, float, float]:
+                    result = sync_legs(
+                        source,
+                        w,
+                        {OWNER: server.transport(OWNER), SCI: server.transport(SCI)},
+                        drop,
+                    )
+                    admin.delete_prefix("")
+                    return result
+
+                rows += compare(
+                    "S3 vs boto3 transfer",
+                    work,
+                    workloads,
+                    lambda source, w: boto3_legs(source, w, server, drop),
+                    ours_s3,
+                    0.9,
+                    args.repeat,
+                )
+            finally:
+                stop_process(proc)
+        if not args.skip_peers:
+            rows += many_peers(work, args.peers, args.published)
     print()
+    print(f"load after: {os.getloadavg()[0]:.2f}; bench took {time.perf_counter() - began:.0f}s")
+    print("ratio = theirs / ours (time): above 1 means the sync is faster")
     print_table(rows)
 
 

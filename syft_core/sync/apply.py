@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
@@ -79,6 +80,27 @@ def fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syncfs = getattr(_libc, "syncfs", None)
+SYNCFS_FROM = 16  # files: below this, one fsync each is cheaper than flushing a filesystem
+
+
+def fsync_files(paths: list[Path], folder: Path) -> None:
+    """Make every file in `paths` (all on the filesystem of `folder`) durable. Many small files
+    are flushed by one syncfs(2) of that filesystem (one journal commit, where an fsync each
+    costs one commit per file: 1,000 received files took 1,000 commits); a few, or where
+    syncfs is not available, by one fsync each."""
+    if len(paths) >= SYNCFS_FROM and _syncfs is not None:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in paths:
+        fsync_file(path)
 
 
 def current_sha(target: Path) -> str | None:

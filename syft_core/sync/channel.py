@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from syft_core.sync.apply import fsync_file
+from syft_core.sync.apply import fsync_files
 from syft_core.sync.errors import CorruptMessageError, MissingKeyError, OversizeError
 from syft_core.sync.messages import (
     MAX_MANIFEST_BYTES,
@@ -95,7 +95,8 @@ class Channel:
 
     def fetch(self, message_id: str, sizes: Mapping[str, int], dest_for: DestFor) -> None:
         """Download each blob (sha -> declared size) to its new file `dest_for(sha)`, prove it
-        matches its sha and is no longer than declared, and fsync it."""
+        matches its sha and is no longer than declared; then make them all durable (installing
+        one is then a bare rename)."""
         with self.progress.transfer(
             f"receiving from {self.prefix}", sum(sizes.values())
         ) as advance:
@@ -105,6 +106,8 @@ class Channel:
                     for sha, size in sizes.items()
                 ]
             )
+        if sizes:
+            fsync_files([dest_for(sha) for sha in sizes], dest_for(next(iter(sizes))).parent)
 
     def _fetch_one(
         self, message_id: str, sha: str, size: int, dest: Path, advance: Advance
@@ -122,7 +125,6 @@ class Channel:
         if actual != sha:
             dest.unlink(missing_ok=True)
             raise CorruptMessageError(f"{where} does not match its sha256 (truncated?)")
-        fsync_file(dest)  # here, in the transfer threads, so that installing it is a bare rename
 
     def remove(self, message_id: str) -> None:
         """Delete a processed message: manifest first, so no reader sees it without its blobs."""

@@ -17,7 +17,7 @@ from syft_core.sync.apply import clear_staging
 from syft_core.sync.errors import PeerConfigError
 from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import PeerRequest
-from syft_core.sync.owner import OwnerSyncer
+from syft_core.sync.owner import OwnerMemory, OwnerSyncer
 from syft_core.sync.peers import PeerBook, PeerList, pending_requests, request_key, send_request
 from syft_core.sync.progress import NoProgress, Progress
 from syft_core.sync.report import SyncReport
@@ -45,6 +45,7 @@ class SyncClient:
         self.transport = transport
         self.state = SyncState(self.box.root, self.email)
         self.progress = progress or NoProgress()
+        self._owner_memory = OwnerMemory()  # makes an idle pass cheap; rebuilt from the folder
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syft-sync")
 
     def __enter__(self) -> SyncClient:
@@ -80,6 +81,7 @@ class SyncClient:
                 pool=self._pool,
                 progress=self.progress,
                 limits=self.limits,
+                memory=self._owner_memory,
             )
             owner.sync(report)
             watcher = WatcherSyncer(

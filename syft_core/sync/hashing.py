@@ -80,6 +80,10 @@ class HashCache:
         re-hash by one pass at most; the file is hashed afresh by the next pass's cache."""
         self._vouched[rel] = (_stamp(st), digest)
 
+    def begin_pass(self) -> None:
+        """Forget what was vouched for: a cache kept between passes vouches for one pass only."""
+        self._vouched.clear()
+
     def keep_only(self, rels: set[str]) -> None:
         stale = set(self._entries) - rels
         for rel in stale:

@@ -38,9 +38,26 @@ from syft_core.sync.messages import ChangeMessage, FileChange, Rejection, Reject
 from syft_core.sync.peers import PeerBook
 from syft_core.sync.progress import Progress
 from syft_core.sync.report import Applied, Notice, SyncReport
-from syft_core.sync.scope import safe_target, scan_datasite
+from syft_core.sync.scope import Scanner, safe_target
 from syft_core.sync.state import OwnerLink, SyncState
 from syft_core.sync.transports.base import Transport
+
+
+class OwnerMemory:
+    """What a client's owner side keeps between passes so that an idle pass costs little: the
+    permission engine (reloaded each pass, touching only changed permission files), the digest
+    cache, the folder listings of the last scan, the last snapshot and, per peer, which of its
+    files that peer may read. Only an optimisation: every piece is rebuilt from the folder by a
+    client's first pass and checked against the folder by every later one (the permission files
+    by their stats, the files by theirs), so the folder stays the only state."""
+
+    def __init__(self) -> None:
+        self.perms: SyftPermContext | None = None
+        self.hashes: HashCache | None = None
+        self.scanner: Scanner | None = None
+        self.snapshot: Snapshot | None = None
+        self.readable: dict[str, dict[str, tuple[str, int, Path]]] = {}
+        self.permissions_changed = True  # since the readable sets were computed
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,9 @@ class OwnerSyncer:
         pool: Executor,
         progress: Progress,
         limits: ReceiveLimits,
+        memory: OwnerMemory | None = None,
     ) -> None:
+        self.memory = memory = memory or OwnerMemory()
         self.datasite = datasite
         self.limits = limits
         self.me = datasite.email
@@ -69,12 +88,24 @@ class OwnerSyncer:
         self.state = state
         self.pool = pool
         self.progress = progress
-        self.perms = SyftPermContext(datasite=datasite.root)
+        if memory.perms is None:
+            memory.perms = SyftPermContext(datasite=datasite.root)
+        self.perms = memory.perms
+        self._links: dict[str, OwnerLink] = {}  # loaded by this pass
 
     @cached_property
     def hashes(self) -> HashCache:
-        """The digest cache of my datasite, read from disk only by a pass that needs it."""
-        return HashCache(self.state.hash_cache_file)
+        """The digest cache of my datasite, read from disk only by the first pass that needs it."""
+        if self.memory.hashes is None:
+            self.memory.hashes = HashCache(self.state.hash_cache_file)
+        self.memory.hashes.begin_pass()
+        return self.memory.hashes
+
+    def _link(self, peer: str) -> OwnerLink:
+        link = self._links.get(peer)
+        if link is None:
+            link = self._links[peer] = self.state.owner_link(peer)
+        return link
 
     def sync(self, report: SyncReport) -> None:
         accepted = PeerBook(self.datasite).load().accepted
@@ -83,14 +114,54 @@ class OwnerSyncer:
         self._note_unknown(accepted, report)
         if not accepted:
             return
+        previous = self.memory.snapshot
+        self.memory.snapshot = None  # until this pass has published from the new one
         snapshot = self._snapshot(self.hashes)
         self.hashes.save()
-        self.perms.reload()
+        self._reload_permissions()
+        changed: set[str] | None = None  # None: every file, for every peer
+        if previous is not None and not self.memory.permissions_changed:
+            changed = {
+                rel for rel, entry in snapshot.files.items() if previous.files.get(rel) != entry
+            }
+            changed.update(rel for rel in previous.files if rel not in snapshot.files)
+        if changed is None:
+            self.memory.readable.clear()
         for peer in accepted:
             try:
-                self._publish(peer, snapshot, report)
+                self._publish(peer, snapshot, self._readable(peer, snapshot, changed), report)
             except MalformedValueError as exc:  # e.g. a link planted in that peer's outbox
                 report.problems.append(f"publishing to {peer}: {exc}; retried next sync")
+        self.memory.snapshot = snapshot
+        self.memory.permissions_changed = False
+
+    def _reload_permissions(self) -> None:
+        reloaded = self.perms.reload()
+        if reloaded.files_loaded or reloaded.files_removed:
+            self.memory.permissions_changed = True  # until a pass has published under them
+
+    def _readable(
+        self, peer: str, snapshot: Snapshot, changed: set[str] | None
+    ) -> dict[str, tuple[str, int, Path]]:
+        """The files of `snapshot` that `peer` may read now. Permissions depend on the path and
+        the permission files only, so with neither changed since the last pass (`changed` holds
+        the paths whose content changed, appeared or went) only those paths are checked again."""
+        readable = self.memory.readable.get(peer)
+        if readable is None or changed is None:
+            readable = {
+                rel: entry
+                for rel, entry in snapshot.files.items()
+                if self.perms.check(peer, rel, AccessLevel.READ)
+            }
+        else:
+            for rel in changed:
+                entry = snapshot.files.get(rel)
+                if entry is not None and self.perms.check(peer, rel, AccessLevel.READ):
+                    readable[rel] = entry
+                else:
+                    readable.pop(rel, None)
+        self.memory.readable[peer] = readable
+        return readable
 
     def _channel(self, direction: Direction, peer: str) -> Channel:
         return Channel(
@@ -100,7 +171,7 @@ class OwnerSyncer:
     # -- receiving -------------------------------------------------------------------------
 
     def _pull(self, peer: str, report: SyncReport) -> None:
-        link = self.state.owner_link(peer)
+        link = self._link(peer)
         channel = self._channel("inbox", peer)
 
         def record(what: str, message_id: str, **details: Any) -> None:
@@ -129,7 +200,7 @@ class OwnerSyncer:
         channel: Channel,
         report: SyncReport,
     ) -> None:
-        self.perms.reload()  # permission files may have changed since the last message
+        self._reload_permissions()  # permission files may have changed since the last message
         allowed: list[FileChange] = []
         rejections: list[tuple[FileChange, Rejection]] = []
         seen: set[str] = set()
@@ -288,16 +359,19 @@ class OwnerSyncer:
     # -- publishing ------------------------------------------------------------------------
 
     def _snapshot(self, cache: HashCache) -> Snapshot:
-        scan = scan_datasite(self.datasite.root)
+        if self.memory.scanner is None:
+            self.memory.scanner = Scanner(self.datasite.root)
+        scan = self.memory.scanner.scan()
+        before = self.memory.snapshot.files if self.memory.snapshot is not None else {}
         files: dict[str, tuple[str, int, Path]] = {}
         unsettled: set[str] = set()
         for rel, found in scan.files.items():
             try:
-                files[rel] = (
-                    cache.digest(rel, found.path, found.stat),
-                    found.stat.st_size,
-                    found.path,
-                )
+                sha = cache.digest(rel, found.path, found.stat)
+                entry = before.get(rel)
+                if entry is None or entry[0] != sha or entry[2] is not found.path:
+                    entry = (sha, found.stat.st_size, found.path)
+                files[rel] = entry
             except FileNotFoundError:
                 continue  # deleted while scanning: it simply is not in this snapshot
             except SourceChangedError:
@@ -305,16 +379,17 @@ class OwnerSyncer:
         cache.keep_only(set(files) | unsettled)
         return Snapshot(files, unsettled)
 
-    def _publish(self, peer: str, snapshot: Snapshot, report: SyncReport) -> None:
-        link = self.state.owner_link(peer)
+    def _publish(
+        self,
+        peer: str,
+        snapshot: Snapshot,
+        readable: dict[str, tuple[str, int, Path]],
+        report: SyncReport,
+    ) -> None:
+        link = self._link(peer)
         channel = self._channel("outbox", peer)
         if link.in_flight is not None:
             channel.discard(link.in_flight)
-        readable = {
-            rel: entry
-            for rel, entry in snapshot.files.items()
-            if self.perms.check(peer, rel, AccessLevel.READ)
-        }
         changes = [
             FileChange(path=rel, old_sha256=link.published.get(rel), new_sha256=sha, size=size)
             for rel, (sha, size, _) in sorted(readable.items())

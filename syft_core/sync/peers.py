@@ -27,6 +27,9 @@ PEERS_FILE = ".syft/peers.yaml"
 MAX_REQUEST_BYTES = 64 << 10
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class PeerList(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,7 +44,8 @@ class PeerBook:
 
     def load(self) -> PeerList:
         try:
-            raw = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+            # libyaml's safe loader where built in (ten times faster: read on every pass)
+            raw = yaml.load(self.path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
         except FileNotFoundError:
             return PeerList()
         except (OSError, yaml.YAMLError) as exc:

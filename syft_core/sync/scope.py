@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,3 +142,146 @@ def _normal(rel: str) -> bool:
         return normalize_relpath(rel) == rel
     except UnsafePathError:
         return False
+
+
+RACY_FOLDER_NS = 2_000_000_000  # a folder changed this recently may change again unseen
+
+
+@dataclass
+class _Listing:
+    """What one scan found directly in a folder: its syncable names, by kind."""
+
+    signature: tuple[int, int, int]  # the folder's mtime_ns, inode, device when listed
+    racy: bool  # listed within RACY_FOLDER_NS of its last change: list it again next time
+    files: list[tuple[str, str]]  # (rel, absolute path) of the regular files
+    dirs: list[tuple[str, str]]  # (rel, absolute path) of the folders
+    skipped: list[str]
+
+
+class Scanner:
+    """`scan_datasite`, kept between passes so that an unchanged folder is not listed again.
+
+    A folder's entries (names and kinds) change only with its mtime: adding, removing, renaming
+    or replacing an entry (a file by a link, say) rewrites the folder itself. So a folder whose
+    mtime, inode and device are what they were when it was last listed, and which was not changing
+    then (its mtime older than RACY_FOLDER_NS: a change within one clock tick could leave the
+    mtime as it was), is not listed again: only its files are stat'ed (a file's content changes
+    without touching its folder) and its subfolders visited. Anything a stat finds out of place
+    (a file gone, or no longer a regular file) lists that folder again. The result is always what
+    `scan_datasite` would return; what is remembered is rebuilt from the folder by the first scan.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._listings: dict[str, _Listing] = {}
+        self._files: dict[str, ScannedFile] = {}
+
+    def scan(self) -> Scan:
+        result = Scan(files={}, skipped=[])
+        seen: set[str] = set()
+        root = os.fspath(self.root)
+        try:
+            st = os.lstat(root)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            self._visit(root, "", st, result, seen, time.time_ns())
+        for gone in set(self._listings) - seen:
+            del self._listings[gone]
+        if len(self._files) > len(result.files):
+            self._files = {rel: self._files[rel] for rel in result.files}
+        return result
+
+    def _list(self, folder: str, prefix: str, st: os.stat_result, now: int) -> _Listing:
+        listing = _Listing(
+            signature=(st.st_mtime_ns, st.st_ino, st.st_dev),
+            racy=now - st.st_mtime_ns < RACY_FOLDER_NS,
+            files=[],
+            dirs=[],
+            skipped=[],
+        )
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = f"{prefix}{entry.name}"
+                if not is_syncable(rel) or not _normal(rel):
+                    continue
+                if entry.is_symlink():
+                    listing.skipped.append(rel)
+                elif entry.is_dir(follow_symlinks=False):
+                    listing.dirs.append((rel, entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    listing.files.append((rel, entry.path))
+                else:
+                    listing.skipped.append(rel)
+        return listing
+
+    def _visit(
+        self,
+        folder: str,
+        prefix: str,
+        st: os.stat_result,
+        result: Scan,
+        seen: set[str],
+        now: int,
+    ) -> None:
+        listing = self._listings.get(prefix)
+        fresh = (
+            listing is None
+            or listing.racy
+            or listing.signature
+            != (
+                st.st_mtime_ns,
+                st.st_ino,
+                st.st_dev,
+            )
+        )
+        if fresh:
+            listing = self._listings[prefix] = self._list(folder, prefix, st, now)
+        assert listing is not None
+        files = result.files
+        found: list[ScannedFile] = []
+        subdirs: list[tuple[str, str, os.stat_result]] = []
+        for rel, path in listing.files:
+            try:
+                file_st = os.lstat(path)
+            except FileNotFoundError:
+                file_st = None
+            if file_st is None or not stat.S_ISREG(file_st.st_mode):
+                break  # the listing is out of date after all
+            known = self._files.get(rel)
+            if known is None or not _same(known.stat, file_st):
+                known = self._files[rel] = ScannedFile(rel, Path(path), file_st)
+            found.append(known)
+        else:
+            for rel, path in listing.dirs:
+                try:
+                    dir_st = os.lstat(path)
+                except FileNotFoundError:
+                    dir_st = None
+                if dir_st is None or not stat.S_ISDIR(dir_st.st_mode):
+                    break
+                subdirs.append((rel, path, dir_st))
+            else:
+                seen.add(prefix)
+                for known in found:
+                    files[known.rel] = known
+                result.skipped.extend(listing.skipped)
+                for rel, path, dir_st in subdirs:
+                    self._visit(path, rel + "/", dir_st, result, seen, now)
+                return
+        # Something changed under a listing that looked current: list the folder again.
+        self._listings.pop(prefix, None)
+        if fresh:  # it changed while being listed: scan it the plain way, once
+            seen.add(prefix)
+            _walk(Path(folder), prefix, result)
+            return
+        self._visit(folder, prefix, st, result, seen, now)
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (
+        a.st_mtime_ns == b.st_mtime_ns
+        and a.st_size == b.st_size
+        and a.st_ino == b.st_ino
+        and a.st_ctime_ns == b.st_ctime_ns
+    )
