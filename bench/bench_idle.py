@@ -149,6 +149,7 @@ def main() -> None:
             build_gateway(big.jobs, args.finished, args.others)
             built = time.perf_counter() - started
             print(f"gateway built in {built:.0f} s ({args.finished} finished, {args.others} other)")
+            print("(removing it at the end takes as long)", flush=True)
             rss_before = me.memory_info().rss
             cpu_before = cpu_seconds(me)
             started = time.perf_counter()
