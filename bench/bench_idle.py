@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -133,7 +134,6 @@ def main() -> None:
     client = connect()
     build_images(client)
     me = psutil.Process()
-    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="syft-bench-idle-") as tmp:
         config = RunnerConfig(runner_id="bench-idle", concurrency=2)
         empty_root, big_root = Path(tmp) / "empty", Path(tmp) / "big"
@@ -153,7 +153,7 @@ def main() -> None:
             rss_before = me.memory_info().rss
             cpu_before = cpu_seconds(me)
             started = time.perf_counter()
-            with Serving(big_root, config) as serving:
+            with Serving(big_root, config):
                 ready = time.perf_counter() - started
                 # The first rescan (every job is new to this runner) and the watches set up.
                 time.sleep(config.rescan_seconds + 2)
@@ -164,9 +164,9 @@ def main() -> None:
                 idle_load = load()
                 rss = me.memory_info().rss
                 loaded = latencies(big.jobs, "big", args.jobs)
-                assert not serving.service.active
-            rescan = statistics.median(
-                _timed(lambda: pending_job_folders(big.jobs)) for _ in range(3)
+            rescan = _timed(lambda: pending_job_folders(big.jobs))
+            report(
+                args, used, idle_load, rss, rss_before, ready, startup_cpu, rescan, empty, loaded
             )
         finally:
             for container in client.containers.list(
@@ -176,6 +176,20 @@ def main() -> None:
             ):
                 container.remove(force=True)
 
+
+def report(
+    args: argparse.Namespace,
+    used: float,
+    idle_load: str,
+    rss: int,
+    rss_before: int,
+    ready: float,
+    startup_cpu: float,
+    rescan: float,
+    empty: list[float],
+    loaded: list[float],
+) -> None:
+    rows: list[Row] = []
     e50, b50 = statistics.median(empty), statistics.median(loaded)
     n = f"{args.finished:,} finished + {args.others:,} other jobs"
     rows += [
@@ -202,6 +216,8 @@ def main() -> None:
     print(f"\n{'measurement'.ljust(width)}  {'value':>26}  target")
     for name, value, target in rows:
         print(f"{name.ljust(width)}  {value:>26}  {target}")
+
+    sys.stdout.flush()
 
 
 def _timed(fn: object) -> float:
