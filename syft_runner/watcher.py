@@ -55,12 +55,11 @@ def job_folder_of(jobs_root: Path, path: Path) -> Path | None:
 
 
 class _Submitter:
-    __slots__ = ("finished", "identity", "jobs")
+    __slots__ = ("identity", "live")
 
     def __init__(self) -> None:
         self.identity: tuple[int, int] | None = None
-        self.jobs: list[str] = []  # every job folder listed
-        self.finished: set[str] = set()  # those seen with `done` since the listing
+        self.live: list[str] = []  # the listed job folders not yet seen with `done`
 
 
 class PendingScanner:
@@ -111,22 +110,20 @@ class PendingScanner:
                 # name may even have the same inode. The identity is taken before the listing;
                 # one changed within the last RACY_NS may change again within the same mtime
                 # tick, so it is not trusted: listed again next pass.
-                state.jobs = _job_dirs(fd)
-                state.finished = set()
+                state.live = _job_dirs(fd)
                 racy = time.time_ns() - st.st_mtime_ns < RACY_NS
                 state.identity = None if racy else identity
             pending: list[str] = []
-            for name in state.jobs:
-                if name in state.finished:
-                    continue
+            live: list[str] = []
+            for name in state.live:  # a pass walks the live jobs only, never the finished ones
                 try:
                     os.lstat(f"{name}/{DONE}", dir_fd=fd)
                 except FileNotFoundError:
                     pending.append(name)
+                    live.append(name)
                 except OSError:
-                    continue
-                else:
-                    state.finished.add(name)
+                    live.append(name)  # looked at again next pass
+            state.live = live
             return pending
         finally:
             os.close(fd)
