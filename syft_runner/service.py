@@ -5,7 +5,8 @@ applies the owner's job policies to new jobs (syft_core.policies: with no policy
 approved here and every job waits for the owner), queues and dispatches. Each job runs in its own
 worker thread through `Executor.run`, which catches every failure of that job. What the loop keeps
 in memory (queue, active jobs, approvals found stale) is rebuilt from the job folders after a
-restart; nothing else is cached.
+restart; the rescan's cache of finished jobs (watcher.PendingScanner) starts empty and is dropped
+every few minutes; nothing else is cached.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from syft_runner.config import RunnerConfig
 from syft_runner.executor import Executor, RunResult
 from syft_runner.scheduler import FairQueue, QueuedJob
 from syft_runner.syftjob_gateway import SyftJobGateway
-from syft_runner.watcher import GatewayWatcher, pending_job_folders
+from syft_runner.watcher import GatewayWatcher, PendingScanner
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class RunnerService:
         self._wake = threading.Event()
         self.ready = threading.Event()  # set once serving: lock held, recovery done, watching
         self._lock_fd: int | None = None
+        # The rescan's listing cache (finished jobs skipped): memory only, empty at each start.
+        self._scanner = PendingScanner(self.datasite.jobs)
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, once: bool = False) -> None:
@@ -146,7 +149,7 @@ class RunnerService:
                 if time.monotonic() >= next_rescan:
                     if once:
                         self._sync_syft_jobs()
-                    self._consider(pending_job_folders(self.datasite.jobs))
+                    self._consider(self._scanner.scan())
                     next_rescan = time.monotonic() + self.config.rescan_seconds
                 else:
                     self._consider(self._take_hints())

@@ -37,6 +37,7 @@ import shlex
 import shutil
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,6 +75,7 @@ from syft_core.syftjob import (
 )
 from syft_core.syftjob.state import STATE_FILE
 from syft_runner.sandbox import JOB_DIR
+from syft_runner.watcher import VERIFY_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,11 @@ class SyftJobGateway:
     # size: every write replaces the file): a finished job costs one lstat per pass, not a parse.
     _states: dict[str, tuple[FileIdentity, SyftJobState]] = field(default_factory=dict)
     _scanner: Scanner | None = None
+    # Jobs whose state is done or failed: terminal (only this owner's tools write their state.yaml,
+    # and never after that), so a pass skips them without even an lstat. Dropped every
+    # VERIFY_SECONDS, when each is looked at again; memory only, empty at each start.
+    _terminal: set[str] = field(default_factory=set)
+    _verified: float = field(default_factory=time.monotonic)
 
     @property
     def owner(self) -> str:
@@ -152,7 +159,12 @@ class SyftJobGateway:
         written to that job's stderr.txt when it ends the job."""
         if self._scanner is None:
             self._scanner = Scanner(self.datasite.root)
+        if time.monotonic() - self._verified >= VERIFY_SECONDS:
+            self._terminal.clear()
+            self._verified = time.monotonic()
         for ref in self._scanner.scan():
+            if ref.key in self._terminal:
+                continue
             try:
                 self._sync_one(ref)
             except (SyftError, OSError) as exc:
@@ -161,7 +173,8 @@ class SyftJobGateway:
     def _sync_one(self, ref: SyftJobRef) -> None:
         state = self._state_of(ref)
         if state.status in ("done", "failed"):
-            return  # finished: one lstat per pass
+            self._terminal.add(ref.key)  # not looked at again (see _terminal)
+            return
         mirror = mirror_of(ref, self.datasite.root.parent)
         if state.status == "pending":
             self._pending(ref, state, mirror)

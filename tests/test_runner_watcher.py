@@ -1,13 +1,20 @@
-"""Finding work: the rescan (one stat per finished job) and the watcher's latency."""
+"""Finding work: the rescan (finished jobs skipped once seen) and the watcher's latency."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
 
-from syft_runner.watcher import GatewayWatcher, job_folder_of, pending_job_folders
-from tests.fixtures_runner import OTHER_SCIENTIST, OWNER, approve, write_job
+from syft_runner.watcher import (
+    GatewayWatcher,
+    PendingScanner,
+    job_folder_of,
+    pending_job_folders,
+)
+from tests.fixtures_runner import OTHER_SCIENTIST, OWNER, SCIENTIST, approve, write_job
 
 
 def test_rescan_skips_done_jobs_and_stray_entries(syftbox: Path) -> None:
@@ -53,3 +60,80 @@ def test_watcher_reports_an_approval_quickly(syftbox: Path) -> None:
     when, folders = seen[0]
     assert folders == {job.path}
     assert when - written < 0.25
+
+
+def settle(folder: Path) -> None:
+    """Date a folder's last change back: one changed in the last seconds is always listed again
+    (its mtime tick is coarse), so a test of the cache needs one that settled."""
+    os.utime(folder, (time.time() - 10, time.time() - 10))
+
+
+def test_scanner_skips_finished_jobs_and_never_hides_a_new_one(syftbox: Path) -> None:
+    jobs = syftbox / OWNER / "jobs"
+    finished = write_job(syftbox, "finished", "echo\n")
+    finished.marker_path("done").write_text("by: x\n")
+    open_job = write_job(syftbox, "open", "echo\n")
+    settle(jobs / SCIENTIST)
+    scanner = PendingScanner(jobs)
+    assert scanner.scan() == [open_job.path]
+    # Seen finished: not looked at again while its folder (same name, same inode) is listed.
+    finished.marker_path("done").unlink()
+    assert scanner.scan() == [open_job.path]
+    # A new scanner (a restarted runner) starts with no cache: it looks at every job.
+    assert sorted(PendingScanner(jobs).scan()) == sorted([finished.path, open_job.path])
+    finished.marker_path("done").write_text("by: x\n")
+    # A folder replaced under the same name (sync, a resubmission) is a new job.
+    shutil.rmtree(finished.path)
+    replaced = write_job(syftbox, "finished", "echo\n")
+    assert sorted(scanner.scan()) == sorted([replaced.path, open_job.path])
+    # A job that finishes, then another job arriving in its submitter folder.
+    open_job.marker_path("done").write_text("by: x\n")
+    newer = write_job(syftbox, "newer", "echo\n", submitter=OTHER_SCIENTIST)
+    assert sorted(scanner.scan()) == sorted([replaced.path, newer.path])
+
+
+def test_scanner_looks_at_everything_again_every_verify_seconds(syftbox: Path) -> None:
+    jobs = syftbox / OWNER / "jobs"
+    job = write_job(syftbox, "j", "echo\n")
+    job.marker_path("done").write_text("by: x\n")
+    settle(jobs / SCIENTIST)
+    scanner = PendingScanner(jobs, verify_seconds=0.2)
+    assert scanner.scan() == []
+    job.marker_path("done").unlink()
+    time.sleep(0.25)
+    assert scanner.scan() == [job.path]
+
+
+def test_watcher_watches_new_submitters_and_live_jobs_only(syftbox: Path) -> None:
+    jobs = syftbox / OWNER / "jobs"
+    finished = write_job(syftbox, "finished", "echo\n")
+    finished.marker_path("done").write_text("by: x\n")
+    live = write_job(syftbox, "live", "echo\n")
+    seen: list[set[Path]] = []
+    event = threading.Event()
+
+    def notify(folders: set[Path]) -> None:
+        seen.append(folders)
+        event.set()
+
+    watcher = GatewayWatcher(jobs, notify).start()
+    try:
+        time.sleep(0.3)
+        assert watcher.watches == 3  # jobs/, the submitter, the live job: not the finished one
+        fresh = write_job(syftbox, "fresh", "echo\n", submitter=OTHER_SCIENTIST)
+        deadline = time.monotonic() + 2
+        while fresh.path not in set().union(*seen) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fresh.path in set().union(*seen)  # a new submitter folder and its job
+        seen.clear()
+        event.clear()
+        approve(fresh)
+        assert event.wait(2.0)
+        assert fresh.path in set().union(*seen)
+        live.marker_path("done").write_text("by: x\n")
+        deadline = time.monotonic() + 2
+        while watcher.watches > 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watcher.watches == 4  # jobs/, two submitters, fresh: the finished one let go
+    finally:
+        watcher.stop()
