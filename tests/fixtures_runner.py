@@ -127,7 +127,13 @@ def job_containers(
 
 def remove_test_containers(client: docker.DockerClient, syftbox: Path) -> None:
     for container in job_containers(client, syftbox):
-        container.remove(force=True)
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: the runner is removing it already
+                raise
 
 
 def wait_runner_clean(client: docker.DockerClient, syftbox: Path) -> None:

@@ -95,7 +95,7 @@ def test_review_approve_watch_and_release(page: Page, box: Path, console: Review
         log.write("step 2\n")
     expect(page.locator("#stdout")).to_contain_text("step 2", timeout=10_000)  # reloads itself
 
-    csv = b"city,count\nBerlin,3\nParis,4\n"
+    csv = b"city,count\nBerlin,30\nParis,40\n"  # counts the output checks let through
     finish(job, {"counts.csv": csv, "plot.png": tiny_png(), "notes.txt": b"plain\n"})
     page.get_by_role("link", name="count").first.click()
     expect(page.locator("table.csv")).to_contain_text("Berlin")
