@@ -45,7 +45,7 @@ def test_a_new_job_gets_pending_and_a_mirror_that_follows_edits(tmp_path: Path) 
     assert mirror.run_sh.read_text().endswith("cd /job\necho two\n")
 
 
-def test_their_approval_approves_exactly_the_submission_with_the_configured_datasets(
+def test_mirror_tampering_their_approval_binds_the_submission_not_a_planted_mirror(
     tmp_path: Path,
 ) -> None:
     gateway, ref = _gateway(tmp_path, datasets=["census"]), _submit(tmp_path, "j", "echo ok\n", {})
@@ -62,7 +62,7 @@ def test_their_approval_approves_exactly_the_submission_with_the_configured_data
     assert state.approved.content_hash == mirror.content_hash()
 
 
-def test_a_file_changed_after_their_approval_is_refused_with_the_reason(tmp_path: Path) -> None:
+def test_swap_after_review_a_file_changed_after_their_approval_is_refused(tmp_path: Path) -> None:
     gateway, ref = _gateway(tmp_path), _submit(tmp_path, "j", "echo ok\n", {"a.txt": "a"})
     gateway.sync()
     _their_approval(ref, at="2020-01-01T00:00:00.000000Z")  # before every file was written

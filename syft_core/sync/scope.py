@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,20 +121,32 @@ def scan_datasite(root: Path) -> Scan:
 
 
 def _walk(folder: Path, prefix: str, result: Scan) -> None:
+    for kind, rel, entry in _entries(os.fspath(folder), prefix):
+        if kind == "dir":
+            _walk(Path(entry.path), rel + "/", result)
+        elif kind == "file":
+            st = entry.stat(follow_symlinks=False)
+            result.files[rel] = ScannedFile(rel, Path(entry.path), st)
+        else:
+            result.skipped.append(rel)
+
+
+def _entries(folder: str, prefix: str) -> Iterator[tuple[str, str, os.DirEntry[str]]]:
+    """("file" | "dir" | "skip", rel, entry) for each syncable name in `folder`: regular files,
+    folders, and what is never sent (links, special files), none of them followed."""
     with os.scandir(folder) as entries:
         for entry in entries:
             rel = f"{prefix}{entry.name}"
             if not is_syncable(rel) or not _normal(rel):
                 continue
             if entry.is_symlink():
-                result.skipped.append(rel)
+                yield "skip", rel, entry
             elif entry.is_dir(follow_symlinks=False):
-                _walk(Path(entry.path), rel + "/", result)
+                yield "dir", rel, entry
             elif entry.is_file(follow_symlinks=False):
-                st = entry.stat(follow_symlinks=False)
-                result.files[rel] = ScannedFile(rel, Path(entry.path), st)
+                yield "file", rel, entry
             else:
-                result.skipped.append(rel)
+                yield "skip", rel, entry
 
 
 def _normal(rel: str) -> bool:
@@ -200,19 +213,13 @@ class Scanner:
             dirs=[],
             skipped=[],
         )
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                rel = f"{prefix}{entry.name}"
-                if not is_syncable(rel) or not _normal(rel):
-                    continue
-                if entry.is_symlink():
-                    listing.skipped.append(rel)
-                elif entry.is_dir(follow_symlinks=False):
-                    listing.dirs.append((rel, entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    listing.files.append((rel, entry.path))
-                else:
-                    listing.skipped.append(rel)
+        for kind, rel, entry in _entries(folder, prefix):
+            if kind == "dir":
+                listing.dirs.append((rel, entry.path))
+            elif kind == "file":
+                listing.files.append((rel, entry.path))
+            else:
+                listing.skipped.append(rel)
         return listing
 
     def _visit(
