@@ -57,7 +57,7 @@ from syft_core.jobs.lock import (
 )
 from syft_core.jobs.markers import read_marker
 from syft_core.jobs.snapshot import digest_entries
-from syft_core.jobs.submission import CODE_DIR, open_submitted
+from syft_core.jobs.submission import CODE_DIR, UnsafeSubmissionError, open_submitted
 from syft_core.release import read_release_report
 from syft_core.submit import job_folder_name
 from syft_core.syftjob import (
@@ -113,7 +113,10 @@ class Rendered:
         return digest_entries(entries)
 
     def write(self, folder: Path) -> None:
-        """Write the mirror: exactly these files (anything else under code/ is removed)."""
+        """Write the mirror: exactly these files (anything else under code/ is removed).
+        UnsafeSubmissionError, and nothing written or removed, if a link is found in the mirror:
+        writing or deleting through it would reach files outside the job."""
+        _refuse_links(folder)
         code = folder / CODE_DIR
         if code.is_dir() and not code.is_symlink():
             for path in sorted(code.rglob("*"), reverse=True):
@@ -359,6 +362,20 @@ class SyftJobGateway:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _refuse_links(folder: Path) -> None:
+    """The mirror lives in a folder the scientist may write to: refuse to use it if it, its
+    parent or anything in it is a link (a sync never makes one; someone planted it)."""
+    for path in (folder.parent, folder):
+        if path.is_symlink():
+            raise UnsafeSubmissionError(f"{path}: a link where a Syft job's mirror goes; refused")
+    for root, dirs, files in os.walk(folder):  # links are listed, never followed
+        for name in [*dirs, *files]:
+            if (Path(root) / name).is_symlink():
+                raise UnsafeSubmissionError(
+                    f"{Path(root) / name}: a link in a Syft job's mirror; nothing written"
+                )
+
+
 Signature = tuple[tuple[str, int, int, int], ...]
 FileIdentity = tuple[int, int, int] | None
 

@@ -4,6 +4,7 @@ themselves are tests/test_syftjob.py's; the real clients' round trips are tests/
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -74,6 +75,33 @@ def test_swap_after_review_a_file_changed_after_their_approval_is_refused(tmp_pa
     assert (ref.review / "returncode.txt").read_text() == "-1"
     refused = mirror_of(ref, tmp_path).state()  # never approved, and never to be run later
     assert refused.status is Status.REJECTED and refused.approved is None
+
+
+@pytest.mark.parametrize("planted", ["code", "code/script.sh", "run.sh"])
+def test_link_planted_in_the_mirror_is_never_written_through(tmp_path: Path, planted: str) -> None:
+    # Attack class: write-through a link. The mirror sits in jobs/<ds>/, where the scientist may
+    # write; a link there must not make the runner write or delete the owner's files.
+    gateway, ref = _gateway(tmp_path), _submit(tmp_path, "j", "echo ok\n", {"script.sh": "x"})
+    gateway.sync()
+    mirror = mirror_of(ref, tmp_path)
+    private = tmp_path / DO / "private"
+    private.mkdir(parents=True, exist_ok=True)
+    (private / "secret.csv").write_text("secret\n")
+    (private / "script.sh").write_text("owner's\n")
+    (private / "run.sh").write_text("owner's\n")
+    target = mirror.path / planted
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    target.symlink_to(private if planted == "code" else private / Path(planted).name)
+    (ref.inbox / "run.sh").write_text("echo changed\n")  # makes the gateway rewrite the mirror
+    _their_approval(ref)
+    gateway.sync()
+    assert (private / "secret.csv").read_text() == "secret\n"
+    assert (private / "script.sh").read_text() == "owner's\n"
+    assert (private / "run.sh").read_text() == "owner's\n"
+    assert mirror.state().approved is None  # refused, not approved
 
 
 def test_our_approval_and_rejection_are_written_to_their_state(tmp_path: Path) -> None:
