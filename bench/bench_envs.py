@@ -1,4 +1,4 @@
-"""Benchmark of job environments (syft_runner.envs), against the real package index.
+"""Benchmark of job environments (syft_runner.sandbox.envs), against the real package index.
 
 Prints one table; every ratio is measured within this single run. Not a test: run it with
 `.venv/bin/python bench/bench_envs.py [--jobs N]`.
@@ -35,10 +35,10 @@ from syft_core.jobs.lock import EnvLock, Requested, parse_lock
 from syft_core.jobs.markers import read_marker
 from syft_core.submit import submit_python_job
 from syft_runner.config import RunnerConfig
-from syft_runner.engine import connect
-from syft_runner.envs import EnvCache, EnvSettings, default_ca_bundle
-from syft_runner.executor import LABEL_SYFTBOX, Executor
-from syft_runner.images import build_images
+from syft_runner.executor.job import LABEL_SYFTBOX, Executor
+from syft_runner.sandbox.engine import connect
+from syft_runner.sandbox.envs import EnvCache, EnvSettings, default_ca_bundle
+from syft_runner.sandbox.images import build_images
 from syft_runner.service import RunnerService
 
 OWNER = "owner@bench.example"

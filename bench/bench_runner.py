@@ -33,10 +33,8 @@ from syft_core.datasite import Datasite
 from syft_core.jobs import DoneMarker, JobFolder
 from syft_core.jobs.markers import read_marker
 from syft_runner.config import RunnerConfig
-from syft_runner.engine import connect
-from syft_runner.executor import LABEL_SYFTBOX, Executor
-from syft_runner.images import build_images
-from syft_runner.sandbox import (
+from syft_runner.executor.job import LABEL_SYFTBOX, Executor
+from syft_runner.sandbox.container import (
     DEFAULT_ENVIRONMENT,
     WORKDIR,
     Limits,
@@ -45,6 +43,8 @@ from syft_runner.sandbox import (
     create_container,
     job_user,
 )
+from syft_runner.sandbox.engine import connect
+from syft_runner.sandbox.images import build_images
 from syft_runner.service import RunnerService
 from syft_runner.watcher import PendingScanner, pending_job_folders
 

@@ -10,7 +10,7 @@ Layout in the owner's datasite:
 The private mapping lives under private/ (terminal, owner-only, so never synced) rather than in
 dataset.yaml because private path names can say something themselves (`private/hiv_2024.csv`).
 A job reads `/data/<name>/<entry>` (or `/syftbox/<owner>/public/datasets/<name>/<entry>`) in both
-modes: syft_runner.mounts binds the mock there for mock runs and the private entry for real runs,
+modes: workspace.mounts binds the mock there for mock runs and the private entry for real runs,
 so code written against the mock runs unchanged on the private data.
 
 Datasets are plain files and folders: symlinks and special files are refused everywhere in them.

@@ -267,7 +267,7 @@ class Job:
         except JobError:
             return  # the approval itself names what is wrong with the config
         if config.protocol == SYFT_JOB_PROTOCOL:
-            return  # their datasets are checked where they are mounted (syft_runner.staging)
+            return  # their datasets are checked where they are mounted (workspace.staging)
         datasite = Datasite(self.folder.datasite_root.parent, self.folder.owner)
         wanted = chosen if chosen is not None else config.datasets
         try:

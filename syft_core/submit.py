@@ -122,7 +122,7 @@ _CHUNK = 1024 * 1024
 
 Resources = JobResources | Mapping[str, Any] | None
 # "real" runs on the owner's private data; "mock" on the owner's published mocks, with results
-# released at once (the same code, the same paths: see syft_runner.mounts).
+# released at once (the same code, the same paths: see syft_runner.workspace.mounts).
 RunMode = Literal["real", "mock"]
 
 

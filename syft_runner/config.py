@@ -26,8 +26,8 @@ from pydantic import (
 from syft_core.errors import SyftError
 from syft_core.jobs.config import RUNTIME_NAME_PATTERN, describe_problems
 from syft_core.output_checks import OutputRules
-from syft_runner.images import DEFAULT_RUNTIME, MINIMAL_RUNTIME
-from syft_runner.sandbox import Limits, ResourceRequest
+from syft_runner.sandbox.container import Limits, ResourceRequest
+from syft_runner.sandbox.images import DEFAULT_RUNTIME, MINIMAL_RUNTIME
 
 RUNNER_CONFIG = ".syft/runner.yaml"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -97,7 +97,7 @@ class RunnerConfig(BaseModel):
     # Labels the containers this runner starts, so a restarted runner finds its own (and only
     # its own) containers again; keep it stable across restarts.
     runner_id: str = Field(default_factory=_default_runner_id, min_length=1, max_length=100)
-    # Job environments (syft_runner.envs): built once per (approved lock, image), cached here
+    # Job environments (sandbox.envs): built once per (approved lock, image), cached here
     # (default <state_dir>/envs), least recently used evicted above the cap.
     env_cache_dir: Path | None = None
     env_cache_max_mb: int = Field(default=20 * 1024, gt=0)

@@ -27,8 +27,8 @@ from syft_core.names import visible
 from syft_core.release import release_job
 from syft_core.sync import FolderTransport, SyncClient
 from syft_runner.config import default_config_path, load_runner_config
-from syft_runner.engine import connect
 from syft_runner.local_run import run_local
+from syft_runner.sandbox.engine import connect
 from syft_runner.service import RunnerService
 
 OWNER = "alice@example.com"

@@ -12,7 +12,7 @@ container paths a real run uses (`/syftbox/<owner>/public/datasets/<name>/<entry
 
 Dependencies (`dependencies=[...]`, or a requirements.txt / pyproject.toml in a folder of code)
 are locked exactly as a submission locks them, and the environment is built by the same code the
-owner's runner uses (syft_runner.envs), from the same lock and image, so it is the very same
+owner's runner uses (syft_runner.sandbox.envs), from the same lock and image, so it is the very same
 environment; it is cached in `~/.cache/syft-runner/envs` (XDG_CACHE_HOME) across local runs.
 
 Results land in `<folder of the code>/.syft-local/<UTC timestamp>/`, or `output_dir`:
@@ -39,10 +39,10 @@ from syft_core.jobs.lock import LOCK_NAME
 from syft_core.jobs.markers import read_marker, write_marker
 from syft_core.submit import collect_code, environment_lock, submit_bash_job, submit_python_job
 from syft_runner.config import RunnerConfig
-from syft_runner.engine import connect
-from syft_runner.executor import Executor
-from syft_runner.images import DEFAULT_RUNTIME, runtime_names
-from syft_runner.staging import remove_tree
+from syft_runner.executor.job import Executor
+from syft_runner.sandbox.engine import connect
+from syft_runner.sandbox.images import DEFAULT_RUNTIME, runtime_names
+from syft_runner.workspace.staging import remove_tree
 
 RESULTS_DIR = ".syft-local"
 SCRATCH_DIR = ".run"  # inside the results folder while the job runs; removed afterwards

@@ -29,7 +29,7 @@ from syft_core.jobs import ApprovedMarker, JobFolder
 from syft_core.jobs.markers import read_marker
 from syft_core.policies import apply_policies, load_policies
 from syft_runner.config import RunnerConfig
-from syft_runner.executor import Executor, RunResult
+from syft_runner.executor.job import Executor, RunResult
 from syft_runner.scheduler import FairQueue, QueuedJob
 from syft_runner.syftjob_gateway import SyftJobGateway
 from syft_runner.watcher import GatewayWatcher, PendingScanner

@@ -74,7 +74,7 @@ from syft_core.syftjob import (
     write_state,
 )
 from syft_core.syftjob.state import STATE_FILE
-from syft_runner.sandbox import JOB_DIR
+from syft_runner.sandbox.container import JOB_DIR
 from syft_runner.watcher import VERIFY_SECONDS
 
 log = logging.getLogger(__name__)

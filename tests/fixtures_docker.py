@@ -15,9 +15,7 @@ from typing import Any
 import docker
 import pytest
 
-from syft_runner.engine import EngineUnavailableError, connect
-from syft_runner.images import build_images
-from syft_runner.sandbox import (
+from syft_runner.sandbox.container import (
     DEFAULT_ENVIRONMENT,
     WORKDIR,
     Limits,
@@ -26,6 +24,8 @@ from syft_runner.sandbox import (
     create_container,
     job_user,
 )
+from syft_runner.sandbox.engine import EngineUnavailableError, connect
+from syft_runner.sandbox.images import build_images
 
 TEST_LABEL = "org.syft.test"
 

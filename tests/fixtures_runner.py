@@ -31,9 +31,9 @@ from syft_core.datasite import Datasite
 from syft_core.jobs import DoneMarker, JobFolder, ResultsReport
 from syft_core.jobs.markers import read_marker
 from syft_runner.config import RunnerConfig
-from syft_runner.executor import LABEL_SYFTBOX
-from syft_runner.jobfs import unmount_jobfs
+from syft_runner.executor.job import LABEL_SYFTBOX
 from syft_runner.service import RunnerService
+from syft_runner.workspace.jobfs import unmount_jobfs
 
 OWNER = "owner@example.org"
 SCIENTIST = "ds@example.org"

@@ -30,7 +30,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syft_core.errors import SyftError
-from syft_runner.outputs import PARTIAL_DIR, CollectedOutputs, OutputCaps, collect_outputs
+from syft_runner.workspace.outputs import PARTIAL_DIR, CollectedOutputs, OutputCaps, collect_outputs
 from tests.fuzzing import (
     Tally,
     changes,

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from syft_runner.cli import _register_all, app
 from syft_runner.cli import doctor as doctor_cli
 from syft_runner.cli.doctor import isolation_checks, jobfs_check
-from syft_runner.engine import EngineUnavailableError, connect, engine_info, pool_size
-from syft_runner.probe import EXPECTED_ALLOWED, ProbeReport, parse_report
+from syft_runner.diagnostics.probe import EXPECTED_ALLOWED, ProbeReport, parse_report
+from syft_runner.sandbox.engine import EngineUnavailableError, connect, engine_info, pool_size
 
 
 def _report(**allowed: bool) -> ProbeReport:

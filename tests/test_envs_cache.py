@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from syft_core.jobs.lock import parse_lock
-from syft_runner.envs import ENV_SUBDIR, MANIFEST, EnvCache, EnvSettings, Protected, env_key
+from syft_runner.sandbox.envs import ENV_SUBDIR, MANIFEST, EnvCache, EnvSettings, Protected, env_key
 
 
 def _fake_entry(cache: EnvCache, key: str, size: int, used: float, digest: str) -> None:

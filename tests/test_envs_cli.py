@@ -23,7 +23,7 @@ from syft_runner.cli import _register_all
 from syft_runner.cli import app as full_app
 from syft_runner.cli import envs as envs_cli
 from syft_runner.cli import jobs as jobs_cli
-from syft_runner.envs import ENV_SUBDIR, MANIFEST
+from syft_runner.sandbox.envs import ENV_SUBDIR, MANIFEST
 from tests.fixtures_envs import Wheelhouse
 from tests.fixtures_runner import approve
 

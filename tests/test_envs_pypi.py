@@ -16,8 +16,8 @@ from syft_core.datasets import create_dataset
 from syft_core.datasite import Datasite
 from syft_core.jobs import JobFolder, Outcome
 from syft_core.submit import submit_python_job
-from syft_runner.envs import EnvCache, EnvSettings
-from syft_runner.executor import Executor
+from syft_runner.executor.job import Executor
+from syft_runner.sandbox.envs import EnvCache, EnvSettings
 from tests.fixtures_envs import CACHE
 from tests.fixtures_runner import OWNER, SCIENTIST, SYFT_RUNNER, approve, done_of, runner_config
 

@@ -17,17 +17,17 @@ from syft_core.datasite import Datasite
 from syft_core.jobs import JobFolder, Outcome, Status
 from syft_core.jobs.lock import LOCK_RELPATH, parse_lock
 from syft_core.submit import submit_python_job
-from syft_runner.envs import (
+from syft_runner.executor.job import Executor, RunResult
+from syft_runner.local_run import run_local
+from syft_runner.sandbox.container import ENV_DIR
+from syft_runner.sandbox.envs import (
     ENV_SUBDIR,
     MANIFEST,
     EnvCache,
     EnvManifest,
     EnvSettings,
 )
-from syft_runner.executor import Executor, RunResult
-from syft_runner.local_run import run_local
-from syft_runner.sandbox import ENV_DIR
-from syft_runner.staging import RUNNER_STATE_DIR
+from syft_runner.workspace.staging import RUNNER_STATE_DIR
 from tests.fixtures_envs import GREETING, Wheelhouse
 from tests.fixtures_runner import OWNER, SCIENTIST, approve, done_of
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from syft_runner.images import (
+from syft_runner.sandbox.images import (
     BUILD_LOCK,
     IMAGES_DIR,
     LABEL_BUILD_HASH,

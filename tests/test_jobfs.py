@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syft_runner.jobfs import mount_jobfs, noexec, supported, unmount_jobfs
+from syft_runner.workspace.jobfs import mount_jobfs, noexec, supported, unmount_jobfs
 
 pytestmark = pytest.mark.skipif(not supported(), reason="needs root, mkfs.ext4 and loop devices")
 

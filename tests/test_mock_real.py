@@ -23,7 +23,7 @@ from syft_core.errors import SyftError
 from syft_core.jobs import JobConfig, JobFolder, Outcome
 from syft_runner.local_run import run_local
 from syft_runner.service import RunnerService
-from syft_runner.staging import (
+from syft_runner.workspace.staging import (
     RUNNER_STATE_DIR,
     DatasetUnavailableError,
     RunnerDirs,
@@ -208,7 +208,7 @@ def test_private_data_the_job_user_cannot_read_fails_softly_without_naming_it(
             owner_box, "locked", "cat /data/customers/*\n", config={"datasets": ["customers"]}
         )
     )
-    with caplog.at_level(logging.WARNING, logger="syft_runner.executor"):
+    with caplog.at_level(logging.WARNING, logger="syft_runner.executor.job"):
         _serve_once(owner_box, docker_client)
     done = job.state().done
     assert done is not None and done.outcome is Outcome.ERROR
@@ -269,7 +269,7 @@ def test_private_data_that_cannot_be_hardlinked_is_not_run_and_not_named(
             )
         )
         service = RunnerService(owner_box, OWNER, runner_config(state_dir=state), docker_client)
-        with caplog.at_level(logging.WARNING, logger="syft_runner.executor"):
+        with caplog.at_level(logging.WARNING, logger="syft_runner.executor.job"):
             service.run(threading.Event(), once=True)
         done = job.state().done
         assert done is not None and done.outcome is Outcome.ERROR

@@ -11,8 +11,8 @@ import pytest
 from syft_core.datasets import DatasetError, DatasetNotFoundError, create_dataset
 from syft_core.datasite import Datasite
 from syft_core.errors import InvalidEmailError, UnsafePathError
-from syft_runner.mounts import dataset_mounts, job_environment
-from syft_runner.sandbox import Mount
+from syft_runner.sandbox.container import Mount
+from syft_runner.workspace.mounts import dataset_mounts, job_environment
 
 OWNER = "do@example.org"
 

@@ -22,7 +22,7 @@ from syft_core.errors import JobError
 from syft_core.jobs import JobConfig, JobFolder, Outcome
 from syft_core.submit import NOTEBOOK_RUNNER
 from syft_runner.cli import run as run_cli
-from syft_runner.executor import Executor
+from syft_runner.executor.job import Executor
 from tests.fixtures_envs import Wheelhouse
 from tests.fixtures_runner import OWNER, SCIENTIST, approve, done_of, runner_config
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from syft_runner.jobfs import mount_jobfs, supported, unmount_jobfs
-from syft_runner.probe import (
+from syft_runner.diagnostics.probe import (
     EXPECTED_ALLOWED,
     PROBE_PROGRAM,
     ProbeError,
@@ -19,7 +18,7 @@ from syft_runner.probe import (
     parse_report,
     run_probe,
 )
-from syft_runner.sandbox import (
+from syft_runner.sandbox.container import (
     ALLOWED_ENV_NAMES,
     CODE_OUTPUTS_DIR,
     DOCKER_MASKED_PATHS,
@@ -31,6 +30,7 @@ from syft_runner.sandbox import (
     Limits,
     Mount,
 )
+from syft_runner.workspace.jobfs import mount_jobfs, supported, unmount_jobfs
 from tests.fixtures_docker import SANDBOX_USER, RunSandboxed
 
 KNOWN_LEAK = "host paths visible in mountinfo"  # see tests/attacks/test_proc_sys.py

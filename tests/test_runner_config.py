@@ -17,7 +17,7 @@ from syft_runner.config import (
     default_config_path,
     load_runner_config,
 )
-from syft_runner.sandbox import Limits, ResourceRequest
+from syft_runner.sandbox.container import Limits, ResourceRequest
 
 
 def test_missing_file_means_defaults(tmp_path: Path) -> None:

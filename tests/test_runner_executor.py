@@ -11,8 +11,7 @@ import pytest
 from docker.models.containers import Container
 
 from syft_core.jobs import CancelMarker, JobFolder, Outcome, Status
-from syft_runner.envs import LABEL_ENV_BUILD
-from syft_runner.executor import (
+from syft_runner.executor.job import (
     LABEL_OWNER,
     LABEL_RUNNER,
     LABEL_SYFTBOX,
@@ -23,8 +22,9 @@ from syft_runner.executor import (
     Usage,
     classify,
 )
-from syft_runner.logs import LogStreamer
-from syft_runner.sandbox import Limits
+from syft_runner.sandbox.container import Limits
+from syft_runner.sandbox.envs import LABEL_ENV_BUILD
+from syft_runner.workspace.logs import LogStreamer
 from tests.fixtures_runner import (
     OWNER,
     StartRunner,

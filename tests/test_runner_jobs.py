@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from syft_core.jobs import Outcome, Status
-from syft_runner.sandbox import JOB_UID_COUNT, JOB_UID_FIRST, job_user
+from syft_runner.sandbox.container import JOB_UID_COUNT, JOB_UID_FIRST, job_user
 from syft_runner.service import RunnerService, RunnerServiceError
-from syft_runner.staging import job_id
+from syft_runner.workspace.staging import job_id
 from tests.fixtures_runner import (
     OWNER,
     StartRunner,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from syft_runner.logs import BoundedLog, prepare_logs_dir, truncation_line
+from syft_runner.workspace.logs import BoundedLog, prepare_logs_dir, truncation_line
 
 
 def test_writes_up_to_the_cap_then_one_marker(tmp_path: Path) -> None:

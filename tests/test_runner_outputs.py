@@ -9,7 +9,7 @@ import pytest
 
 from syft_core.jobs import ResultsReport
 from syft_core.jobs.markers import MAX_MARKER_BYTES, read_results, write_marker
-from syft_runner.outputs import MAX_DEPTH, PARTIAL_DIR, OutputCaps, collect_outputs
+from syft_runner.workspace.outputs import MAX_DEPTH, PARTIAL_DIR, OutputCaps, collect_outputs
 
 CAPS = OutputCaps(max_file_bytes=1000, max_total_bytes=1500, max_files=5)
 

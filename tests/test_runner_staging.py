@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from syft_core.jobs import JobConfig, UnsafeSubmissionError
-from syft_runner import staging
-from syft_runner.jobfs import noexec, supported
-from syft_runner.outputs import OutputCaps
-from syft_runner.sandbox import job_user
-from syft_runner.staging import (
+from syft_runner.sandbox.container import job_user
+from syft_runner.workspace import staging
+from syft_runner.workspace.jobfs import noexec, supported
+from syft_runner.workspace.outputs import OutputCaps
+from syft_runner.workspace.staging import (
     RUNNER_STATE_DIR,
     DatasetUnavailableError,
     RunnerDirs,
@@ -125,7 +125,7 @@ def test_executable_outputs_are_logged_once(
     assert not noexec(dirs.root)  # this test's host folder, as in the fallback
     for name in ("e1", "e2"):
         job = write_job(syftbox, name, "echo hi\n")
-        with caplog.at_level(logging.WARNING, logger="syft_runner.staging"):
+        with caplog.at_level(logging.WARNING, logger="syft_runner.workspace.staging"):
             stage(job, job.content_hash(), dirs)
     warnings = [m for m in caplog.messages if "outputs are executable" in m]
     assert len(warnings) == 1 and "state_dir" in warnings[0], warnings
@@ -139,7 +139,7 @@ def test_outputs_on_the_job_filesystem_are_noexec(
     dirs = RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER)
     job = write_job(syftbox, "fs", "echo hi\n")
     caps = OutputCaps(max_file_bytes=1 << 20, max_total_bytes=1 << 20, max_files=100)
-    with caplog.at_level(logging.WARNING, logger="syft_runner.staging"):
+    with caplog.at_level(logging.WARNING, logger="syft_runner.workspace.staging"):
         staged = stage(job, job.content_hash(), dirs, caps)
     try:
         assert noexec(staged.outputs) and noexec(staged.root)

@@ -22,8 +22,8 @@ from syft_runner.cli import images as images_cli
 from syft_runner.cli import jobs as jobs_cli
 from syft_runner.cli.jobs import runtime_line
 from syft_runner.config import RunnerConfig
-from syft_runner.executor import Executor
-from syft_runner.images import (
+from syft_runner.executor.job import Executor
+from syft_runner.sandbox.images import (
     PACKAGES_FILE,
     PackageListing,
     PythonPackage,

@@ -12,8 +12,7 @@ import docker
 import pytest
 from pydantic import ValidationError
 
-from syft_runner.jobfs import MOUNT_OPTIONS
-from syft_runner.sandbox import (
+from syft_runner.sandbox.container import (
     BLOCK_MASKED_PATHS,
     DEFAULT_ENVIRONMENT,
     DOCKER_MASKED_PATHS,
@@ -31,6 +30,7 @@ from syft_runner.sandbox import (
     masked_paths,
     validate_environment,
 )
+from syft_runner.workspace.jobfs import MOUNT_OPTIONS
 from tests.fixtures_docker import SANDBOX_USER, TEST_LABEL, RunSandboxed
 
 MB = 1024 * 1024

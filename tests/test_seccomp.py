@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from syft_runner import seccomp
-from syft_runner.seccomp import SeccompProfileError, load_profile, security_opts
+from syft_runner.sandbox import seccomp
+from syft_runner.sandbox.seccomp import SeccompProfileError, load_profile, security_opts
 from tests.fixtures_docker import RunSandboxed
 
 DENIED = {

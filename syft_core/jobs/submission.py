@@ -19,7 +19,7 @@ from syft_core.safefile import file_kind
 
 SUBMISSION_FILES = ("run.sh", "config.yaml")
 CODE_DIR = "code"
-# The job's outputs are mounted here too (syft_runner.staging): the submission must leave it empty.
+# The job's outputs are mounted here too (workspace.staging): the submission must leave it empty.
 CODE_OUTPUTS = f"{CODE_DIR}/outputs"
 MAX_SUBMISSION_FILES = 10_000
 MAX_SUBMISSION_BYTES = 256 * 1024 * 1024

@@ -26,7 +26,7 @@ from syft_core.datasets import (
 )
 from syft_core.dp_automock import DEFAULT_EPSILON, parse_bounds
 from syft_runner.cli.datasite import EmailOption, SyftboxOption, owner_client, reported_failures
-from syft_runner.mounts import dataset_targets
+from syft_runner.workspace.mounts import dataset_targets
 
 datasets_app = typer.Typer(
     help="Publish datasets: a public mock next to private data.", no_args_is_help=True

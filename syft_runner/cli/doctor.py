@@ -1,6 +1,6 @@
 """`syft-runner doctor`: is this machine able to run jobs safely? A pass/fail list, exit 0 or 1.
 
-Beyond "is the engine there", it runs the isolation probe (syft_runner.probe) in one real job
+Beyond "is the engine there", it runs the isolation probe (diagnostics.probe) in one real job
 container and lists each of its checks (a profile that loads is not proof that it is enforced);
 `--probe` also prints the probe's full report.
 """
@@ -16,11 +16,11 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from syft_core.errors import SyftError
-from syft_runner.engine import connect, engine_info
-from syft_runner.images import IMAGES_DIR, resolve_image, runtime_names
-from syft_runner.jobfs import supported
-from syft_runner.probe import ProbeReport, run_probe
-from syft_runner.seccomp import PROFILE_PATH, load_profile
+from syft_runner.diagnostics.probe import ProbeReport, run_probe
+from syft_runner.sandbox.engine import connect, engine_info
+from syft_runner.sandbox.images import IMAGES_DIR, resolve_image, runtime_names
+from syft_runner.sandbox.seccomp import PROFILE_PATH, load_profile
+from syft_runner.workspace.jobfs import supported
 
 
 class Check(BaseModel):
@@ -30,7 +30,7 @@ class Check(BaseModel):
 
 
 def isolation_checks(report: ProbeReport) -> list[Check]:
-    """One pass/fail line per isolation check of the probe (syft_runner.probe), judged against
+    """One pass/fail line per isolation check of the probe (diagnostics.probe), judged against
     what a hardened job container gives; a check the probe did not report fails."""
     checks = [
         Check(

@@ -1,4 +1,4 @@
-"""`syft-runner envs list|prune|fetch`: the runner's cache of job environments (syft_runner.envs).
+"""`syft-runner envs list|prune|fetch`: the runner's cache of job environments (sandbox.envs).
 
 `fetch JOB|LOCKFILE --dest DIR` downloads every wheel a lock pins (checked against its sha256)
 into a folder: carried to an air-gapped runner, that folder is its `find_links` wheelhouse (with
@@ -22,10 +22,10 @@ from syft_core.jobs.lock import LOCK_RELPATH, EnvLock, parse_lock
 from syft_runner.cli.datasite import EmailOption, SyftboxOption, fail, reported_failures, visible
 from syft_runner.cli.jobs import find_job
 from syft_runner.config import MiB, RunnerConfig, default_config_path, load_runner_config
-from syft_runner.engine import EngineUnavailableError, connect
-from syft_runner.envs import LABEL_ENV, EnvCache, EnvSettings, Protected, fetch_wheels
-from syft_runner.executor import queued_lock_digests
-from syft_runner.staging import RUNNER_STATE_DIR
+from syft_runner.executor.job import queued_lock_digests
+from syft_runner.sandbox.engine import EngineUnavailableError, connect
+from syft_runner.sandbox.envs import LABEL_ENV, EnvCache, EnvSettings, Protected, fetch_wheels
+from syft_runner.workspace.staging import RUNNER_STATE_DIR
 
 envs_app = typer.Typer(
     help="Job environments: list the cache, prune it, fetch wheels for air-gapped runners.",

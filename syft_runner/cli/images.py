@@ -10,8 +10,8 @@ from rich.table import Table
 
 from syft_core.errors import SyftError
 from syft_runner.cli.datasite import fail
-from syft_runner.engine import connect
-from syft_runner.images import (
+from syft_runner.sandbox.engine import connect
+from syft_runner.sandbox.images import (
     PACKAGES_FILE,
     ImageMissingError,
     ImageStatus,

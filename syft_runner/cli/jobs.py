@@ -32,7 +32,6 @@ from syft_core.jobs.markers import Outcome
 from syft_core.jobs.snapshot import Snapshot, SnapshotFile
 from syft_core.review import changes, last_review, record_review
 from syft_core.safefile import NotRegularFileError, open_regular
-from syft_runner.checks_view import check_lines, release_lines
 from syft_runner.cli.datasite import (
     EmailOption,
     SyftboxOption,
@@ -48,10 +47,11 @@ from syft_runner.config import (
     default_config_path,
     load_runner_config,
 )
-from syft_runner.env_review import review_lines
-from syft_runner.envs import cache_dir_of
-from syft_runner.images import image_tag
-from syft_runner.job_review import dataset_lines, limit_line
+from syft_runner.review.checks import check_lines, release_lines
+from syft_runner.review.env import review_lines
+from syft_runner.review.job import dataset_lines, limit_line
+from syft_runner.sandbox.envs import cache_dir_of
+from syft_runner.sandbox.images import image_tag
 
 FOLLOW_POLL_SECONDS = 0.2
 _READ_CHUNK = 1024 * 1024
@@ -316,7 +316,7 @@ def _print_snapshot(
 ) -> None:
     """The submission as read once: what is printed here is what the hash below stands for;
     with the runner's `settings`, also the runtime the job gets; `environment`: the lines about
-    its dependencies (syft_runner.env_review)."""
+    its dependencies (syft_runner.review.env)."""
     try:
         job_config = snapshot.config()
         if job_config.protocol == SYFT_JOB_PROTOCOL:

@@ -16,10 +16,10 @@ import typer
 from syft_core.errors import SyftError
 from syft_core.output_checks import OutputRules
 from syft_core.release import release_job
-from syft_runner.checks_view import check_lines, release_lines
 from syft_runner.cli.datasite import EmailOption, SyftboxOption, reported_failures, visible
 from syft_runner.cli.jobs import JobArg, find_job
 from syft_runner.config import default_config_path, load_runner_config
+from syft_runner.review.checks import check_lines, release_lines
 
 
 def _rules(syftbox: Path, email: str) -> OutputRules:

@@ -40,7 +40,7 @@ from syft_runner.cli.sync import (
     report_lines,
 )
 from syft_runner.config import default_config_path, load_runner_config
-from syft_runner.engine import connect
+from syft_runner.sandbox.engine import connect
 from syft_runner.service import RunnerService
 
 log = logging.getLogger("syft_runner.serve")

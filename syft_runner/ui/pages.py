@@ -24,10 +24,10 @@ from syft_core.jobs.folder import JobState, Status
 from syft_core.jobs.snapshot import Snapshot
 from syft_core.preview import Preview, log_tail, preview
 from syft_core.review import changes, last_review, record_review
-from syft_runner.checks_view import check_lines, release_lines
 from syft_runner.config import default_config_path, load_runner_config
-from syft_runner.env_review import review_lines
-from syft_runner.envs import cache_dir_of
+from syft_runner.review.checks import check_lines, release_lines
+from syft_runner.review.env import review_lines
+from syft_runner.sandbox.envs import cache_dir_of
 from syft_runner.ui.code import highlighted_lines
 
 LIVE_STATUSES = (Status.APPROVED, Status.RUNNING)

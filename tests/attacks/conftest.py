@@ -26,8 +26,8 @@ import docker
 import pytest
 
 from syft_core.jobs import DoneMarker, JobFolder
-from syft_runner.executor import LABEL_JOB
-from syft_runner.staging import RUNNER_STATE_DIR
+from syft_runner.executor.job import LABEL_JOB
+from syft_runner.workspace.staging import RUNNER_STATE_DIR
 from tests.fixtures_runner import (
     OWNER,
     StartRunner,

@@ -16,7 +16,7 @@ import pytest
 
 from syft_core.jobs import JobFolder, Outcome
 from syft_core.jobs.markers import MAX_MARKER_BYTES
-from syft_runner.jobfs import INODE_SLACK
+from syft_runner.workspace.jobfs import INODE_SLACK
 from tests.attacks.conftest import (
     PeakSampler,
     disk_bytes,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from syft_core.jobs import Outcome
-from syft_runner.outputs import OutputCaps, collect_outputs
+from syft_runner.workspace.outputs import OutputCaps, collect_outputs
 from tests.attacks.conftest import Secret, assert_not_leaked, files_under, run_jobs
 from tests.fixtures_runner import StartRunner, approve, results_of, wait_done, write_job
 

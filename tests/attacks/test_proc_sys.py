@@ -108,7 +108,7 @@ def test_mountinfo_hides_the_host_syftbox_path(
 
 def test_mountinfo_hides_private_dataset_names(syftbox: Path, start_runner: StartRunner) -> None:
     # Through the runner: dataset_mounts names the private source by design; the runner mounts
-    # it from a neutrally named hardlink (syft_runner.staging).
+    # it from a neutrally named hardlink (syft_runner.workspace.staging).
     ds = Datasite(syftbox, OWNER)
     (ds.private / "hiv_2024_patients.csv").write_text("id,status\n1,positive\n")
     (ds.public / "patients_mock.csv").write_text("id,status\n9,negative\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from syft_core.jobs import Outcome
-from syft_runner.staging import RUNNER_STATE_DIR
+from syft_runner.workspace.staging import RUNNER_STATE_DIR
 from tests.attacks.conftest import probe_job, python_job
 from tests.fixtures_runner import StartRunner, results_of, wait_done
 

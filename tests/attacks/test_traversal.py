@@ -18,7 +18,7 @@ from syft_core.datasets import DatasetError, create_dataset
 from syft_core.datasite import Datasite
 from syft_core.errors import JobError, SyftError, UnsafePathError
 from syft_core.jobs import JobFolder, Outcome, iter_job_folders
-from syft_runner.mounts import dataset_mounts
+from syft_runner.workspace.mounts import dataset_mounts
 from tests.attacks.conftest import Secret, assert_not_leaked, container_actions, files_under
 from tests.fixtures_runner import (
     OWNER,

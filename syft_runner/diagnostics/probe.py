@@ -24,9 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from syft_core.errors import SyftError
 from syft_runner.config import RunnerConfig
-from syft_runner.images import DEFAULT_RUNTIME, resolve_image
-from syft_runner.jobfs import mount_jobfs, unmount_jobfs
-from syft_runner.sandbox import (
+from syft_runner.sandbox.container import (
     CODE_OUTPUTS_DIR,
     DEFAULT_ENVIRONMENT,
     JOB_DIR,
@@ -38,7 +36,9 @@ from syft_runner.sandbox import (
     create_container,
     job_user,
 )
-from syft_runner.staging import make_outputs
+from syft_runner.sandbox.images import DEFAULT_RUNTIME, resolve_image
+from syft_runner.workspace.jobfs import mount_jobfs, unmount_jobfs
+from syft_runner.workspace.staging import make_outputs
 
 PROBE_RUNTIME = DEFAULT_RUNTIME
 PROBE_LABEL = "org.syft.probe"
@@ -646,7 +646,7 @@ def run_probe(
 
 
 def _job_layout(folder: Path, user: tuple[int, int]) -> list[Mount]:
-    # The same shape the executor mounts (syft_runner.staging): the staged job read-only, its
+    # The same shape the executor mounts (workspace.staging): the staged job read-only, its
     # outputs writable inside it, both on their own filesystem when the runner can make one.
     folder.chmod(0o755)
     defaults = RunnerConfig()

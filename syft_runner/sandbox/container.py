@@ -21,7 +21,7 @@ from docker.types import Mount as DockerMount
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from syft_core.errors import JobError
-from syft_runner.seccomp import security_opts
+from syft_runner.sandbox.seccomp import security_opts
 
 # Container paths shared by the images, the executor and the jobs themselves.
 JOB_DIR = "/job"  # the staged submission, read-only: run.sh and code/
@@ -32,7 +32,7 @@ WORKDIR = "/job/code"
 CODE_OUTPUTS_DIR = "/job/code/outputs"
 SYFTBOX_MOUNT = "/syftbox"
 DATA_DIR = "/data"
-# A job's Python environment (syft_runner.envs): a venv built from its approved lock, read-only.
+# A job's Python environment (sandbox.envs): a venv built from its approved lock, read-only.
 ENV_DIR = "/opt/syft-env"
 TMP_DIR = "/tmp"  # the only writable path besides the outputs: a small tmpfs
 HOME = TMP_DIR

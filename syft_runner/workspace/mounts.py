@@ -25,7 +25,7 @@ from syft_core.datasets import (
 from syft_core.datasite import Datasite
 from syft_core.errors import UnsafePathError
 from syft_core.identity import validate_email
-from syft_runner.sandbox import DATA_DIR, OUTPUTS_DIR, SYFTBOX_MOUNT, Mount
+from syft_runner.sandbox.container import DATA_DIR, OUTPUTS_DIR, SYFTBOX_MOUNT, Mount
 
 RunMode = Literal["mock", "real"]
 # OpenMined's dataset folders (syft-dataset), under public/ and private/ of the owner's datasite.

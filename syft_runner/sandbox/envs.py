@@ -69,8 +69,8 @@ from syft_core.dependencies import PackageIndex, uv_binary
 from syft_core.errors import SyftError
 from syft_core.jobs.lock import TARGET, TARGET_PLATFORM, TARGET_PYTHON, EnvLock
 from syft_runner.config import MiB, RunnerConfig
-from syft_runner.sandbox import ENV_DIR, job_user
-from syft_runner.staging import RUNNER_STATE_DIR
+from syft_runner.sandbox.container import ENV_DIR, job_user
+from syft_runner.workspace.staging import RUNNER_STATE_DIR
 
 log = logging.getLogger(__name__)
 

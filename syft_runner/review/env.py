@@ -23,7 +23,7 @@ from syft_core.jobs.lock import (
     declared_requirements,
     parse_lock,
 )
-from syft_runner.envs import MANIFEST, CacheEntry, EnvManifest, entry_last_used
+from syft_runner.sandbox.envs import MANIFEST, CacheEntry, EnvManifest, entry_last_used
 
 MAX_LOCK_READ = 1024 * 1024
 

@@ -8,12 +8,12 @@ and the run. The job's writable outputs folder sits inside the staged copy (moun
 /job/outputs), owned by the job uid.
 
 Per job (`<state dir>/<owner>/`): `scratch/<job-id>/fs/` holds `job/` (the staged copy) and
-`job/outputs/`; it is its own capped filesystem when the runner can mount one (syft_runner.jobfs,
+`job/outputs/`; it is its own capped filesystem when the runner can mount one (workspace.jobfs,
 image in `volumes/<job-id>.img`), so outputs cannot fill the host disk and the job's mount table
 shows `/job` and `/job/outputs`, not host paths. `scratch/<job-id>/data/` holds datasets.
 
 Datasets: only those named in the approved config.yaml are mounted, read-only, the mock for
-`mode: mock` and the private data for `mode: real` (syft_runner.mounts), and only if the job user
+`mode: mock` and the private data for `mode: real` (workspace.mounts), and only if the job user
 can read every file. A dataset that cannot be mounted ends the job with an error before anything
 runs. For real data that message names no private path (the submitter reads it): the owner gets
 the details, with the fix, as `DatasetUnavailableError.detail` (the runner's log). Private data
@@ -47,10 +47,7 @@ from syft_core.jobs.submission import (
     open_submitted,
     walk_submission,
 )
-from syft_runner.jobfs import mount_jobfs, noexec, unmount_jobfs
-from syft_runner.mounts import SYFT_DATASETS_DIR, dataset_mounts, syft_dataset_mounts
-from syft_runner.outputs import OutputCaps
-from syft_runner.sandbox import (
+from syft_runner.sandbox.container import (
     CODE_OUTPUTS_DIR,
     DATA_DIR,
     JOB_DIR,
@@ -60,6 +57,9 @@ from syft_runner.sandbox import (
     Mount,
     job_user,
 )
+from syft_runner.workspace.jobfs import mount_jobfs, noexec, unmount_jobfs
+from syft_runner.workspace.mounts import SYFT_DATASETS_DIR, dataset_mounts, syft_dataset_mounts
+from syft_runner.workspace.outputs import OutputCaps
 
 log = logging.getLogger(__name__)
 

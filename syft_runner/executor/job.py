@@ -66,22 +66,7 @@ from syft_core.output_checks import check_outputs, write_checks
 from syft_core.policies import decide_release
 from syft_core.release import AUTO_MOCK, release_job
 from syft_runner.config import MiB, RunnerConfig, RuntimeNotAllowedError
-from syft_runner.envs import (
-    LABEL_ENV,
-    LABEL_ENV_BUILD,
-    EnvCache,
-    EnvError,
-    EnvIntegrityError,
-    EnvSettings,
-    Protected,
-    ReadyEnv,
-)
-from syft_runner.images import ImageMissingError, image_tag, resolve_image
-from syft_runner.jobfs import JobFsError
-from syft_runner.logs import LogStreamer, prepare_logs_dir
-from syft_runner.mounts import job_environment
-from syft_runner.outputs import CollectedOutputs, OutputCaps, collect_outputs
-from syft_runner.sandbox import (
+from syft_runner.sandbox.container import (
     DEFAULT_ENVIRONMENT,
     ENV_DIR,
     JOB_DIR,
@@ -93,7 +78,22 @@ from syft_runner.sandbox import (
     create_container,
     job_user,
 )
-from syft_runner.staging import (
+from syft_runner.sandbox.envs import (
+    LABEL_ENV,
+    LABEL_ENV_BUILD,
+    EnvCache,
+    EnvError,
+    EnvIntegrityError,
+    EnvSettings,
+    Protected,
+    ReadyEnv,
+)
+from syft_runner.sandbox.images import ImageMissingError, image_tag, resolve_image
+from syft_runner.workspace.jobfs import JobFsError
+from syft_runner.workspace.logs import LogStreamer, prepare_logs_dir
+from syft_runner.workspace.mounts import job_environment
+from syft_runner.workspace.outputs import CollectedOutputs, OutputCaps, collect_outputs
+from syft_runner.workspace.staging import (
     RUNNER_STATE_DIR,
     DatasetUnavailableError,
     RunnerDirs,

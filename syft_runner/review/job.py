@@ -15,7 +15,7 @@ from syft_core.datasets import DatasetError, get_dataset, list_datasets
 from syft_core.datasite import Datasite
 from syft_core.jobs.config import JobConfig
 from syft_runner.config import RunnerConfig
-from syft_runner.sandbox import ResourceRequest
+from syft_runner.sandbox.container import ResourceRequest
 
 
 def dataset_lines(datasite: Datasite, config: JobConfig) -> list[str]:
