@@ -101,7 +101,7 @@ class LogStreamer:
             raw.settimeout(None)  # a job may stay silent for hours
             self._closers.append(_socket_closer(sock, raw))
             frames = (data for _, data in frames_iter(sock, tty=False))
-            self._spawn(name, frames, self._closers[-1])
+            self.stream(name, frames, self._closers[-1])
         return self
 
     def follow(self, container: Container) -> LogStreamer:
@@ -111,10 +111,12 @@ class LogStreamer:
                 stream=True, follow=True, stdout=name == "stdout", stderr=name == "stderr"
             )
             self._closers.append(stream.close)
-            self._spawn(name, stream, stream.close)
+            self.stream(name, stream, stream.close)
         return self
 
-    def _spawn(self, name: str, chunks: Iterator[bytes], close: Callable[[], None]) -> None:
+    def stream(self, name: str, chunks: Iterator[bytes], close: Callable[[], None]) -> None:
+        """Copy `chunks` (any engine's output of stream `name`: "stdout" or "stderr") into the
+        capped file on a thread of its own; `close` ends the source early (cap reached)."""
         thread = threading.Thread(
             target=self._copy, args=(name, chunks, close), daemon=True, name=f"log-{name}"
         )
