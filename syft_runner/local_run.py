@@ -298,7 +298,7 @@ def _run(
     except BaseException:
         # Interrupted (Ctrl-C) mid-run: the container must not outlive the run.
         with contextlib.suppress(Exception):
-            executor.cleanup(executor.containers_of(job))
+            executor.cleanup(executor.tasks_of(job))
         raise
     finally:
         client.close()

@@ -115,9 +115,9 @@ def test_a_job_runs_with_its_environment_on_real_data_with_no_network(
     executor = _executor(docker_client, owner_box, wheelhouse, env_cache)
     approved = job.state().approved
     assert approved is not None
-    container, streamer = executor.execute(executor.prepare(job, approved))
+    task, streamer = executor.execute(executor.prepare(job, approved))
     # The job container, as the engine has it: no network, the environment read-only.
-    container.reload()
+    container = docker_client.containers.get(task.name)
     assert container.attrs["HostConfig"]["NetworkMode"] == "none"
     [env_mount] = [m for m in container.attrs["Mounts"] if m["Destination"] == ENV_DIR]
     assert env_mount["RW"] is False
@@ -125,8 +125,8 @@ def test_a_job_runs_with_its_environment_on_real_data_with_no_network(
     assert variables["VIRTUAL_ENV"] == ENV_DIR
     assert variables["PATH"].startswith(f"{ENV_DIR}/bin:")
     assert "PYTHONPATH" not in variables
-    executor.finalize(job, container, executor.supervise(job, container, streamer))
-    executor.cleanup([container])
+    executor.finalize(job, task, executor.supervise(job, task, streamer))
+    executor.cleanup([task])
 
     done = done_of(job)
     assert done is not None and done.outcome is Outcome.SUCCEEDED, (done, job.stderr_path)

@@ -11,17 +11,16 @@ import pytest
 from docker.models.containers import Container
 
 from syft_core.jobs import CancelMarker, JobFolder, Outcome, Status
+from syft_runner.executor.contract import TaskStatus
 from syft_runner.executor.job import (
     LABEL_OWNER,
     LABEL_RUNNER,
     LABEL_SYFTBOX,
-    Ending,
     ExecState,
     Executor,
     RunResult,
-    Usage,
-    classify,
 )
+from syft_runner.executor.outcome import Ending, Usage, classify
 from syft_runner.sandbox.container import Limits
 from syft_runner.sandbox.envs import LABEL_ENV_BUILD
 from syft_runner.workspace.logs import LogStreamer
@@ -79,7 +78,7 @@ def test_crash_between_running_marker_and_start_resumes(
     job = approve(write_job(syftbox, "crashy", "echo ran > outputs/x\necho ran\n"))
 
     class CrashBeforeStart(Executor):
-        def _start(self, job: JobFolder, container: object) -> LogStreamer:
+        def _start(self, job: JobFolder, task: TaskStatus) -> tuple[TaskStatus, LogStreamer]:
             raise _Crash
 
     crashing = CrashBeforeStart(docker_client, runner_config(), syftbox, OWNER)
@@ -92,7 +91,7 @@ def test_crash_between_running_marker_and_start_resumes(
     assert executor.run(job) is RunResult.FINISHED
     done = wait_done(job, timeout=1)
     assert done.outcome is Outcome.SUCCEEDED and job.stdout_path.read_text() == "ran\n"
-    assert executor.get_status(job).containers == []
+    assert executor.get_status(job).tasks == []
 
 
 @pytest.mark.docker
@@ -113,7 +112,7 @@ def test_crash_between_create_and_running_marker_recreates(
             Executor(docker_client, runner_config(), syftbox, OWNER).run(job)
     executor = Executor(docker_client, runner_config(), syftbox, OWNER)
     assert job.state().status is Status.APPROVED
-    assert len(executor.containers_of(job)) == 1  # created, never started, no marker
+    assert len(executor.tasks_of(job)) == 1  # created, never started, no marker
     assert executor.recover() == 1
     assert executor.run(job) is RunResult.FINISHED
     assert wait_done(job, timeout=1).outcome is Outcome.SUCCEEDED
@@ -157,7 +156,7 @@ def test_a_crash_between_a_marker_and_its_event_log_line_is_repaired_once(
         True if lost == "running" else None,
         True if lost == "done" else None,
     ]
-    assert executor.get_status(job).containers == []
+    assert executor.get_status(job).tasks == []
 
 
 @pytest.mark.docker

@@ -89,6 +89,7 @@ class TaskStatus(BaseModel):
     state: TaskState
     labels: dict[str, str] = {}
     node: str | None = None  # where it runs or ran (Swarm); None on the local engine
+    started_at: datetime | None = None  # when it started, by the engine's clock
     detail: str | None = None  # for LOST: why, naming the node
 
 

@@ -1,46 +1,45 @@
-"""The job executor: one approved job, from its folder to a `done` marker, as a small state machine.
+"""The job state machine: one approved job, from its folder to a `done` marker.
 
     prepare ──▶ execute ──▶ supervise ──▶ finalize ──▶ cleanup
      (verify,    (create,      │  └─ terminate (timeout, cancel: stop, then kill after grace)
       stage)      running,     └─ logs streamed, usage sampled
                   start)
 
-Modelled on OpenSAFELY's job-runner executor API. No step trusts memory: the state is rebuilt
-every time from evidence — the markers in the job folder and the containers found by their labels
-(each named deterministically `syft-job-<id>`, the id a hash of owner/submitter/folder and the
-approved content hash) — and every step is idempotent, so a runner killed at any moment resumes:
+Modelled on OpenSAFELY's job-runner executor API. The task itself (a container, a Swarm
+service) is a backend's business, behind the contract in `executor/contract.py`; this module owns
+the job folder. No step trusts memory: the state is rebuilt every time from evidence — the markers
+in the job folder and the backend's tasks found by their labels (each named deterministically
+`syft-job-<id>`, the id a hash of owner/submitter/folder and the approved content hash) — and
+every step is idempotent, so a runner killed at any moment resumes:
 
     evidence                                  action
-    done                                      cleanup: remove the containers and runner folders
-    approved, no running marker               prepare + execute (a never-started container of
-                                              an earlier attempt is removed and made again)
-    running, its container never started      start it (provably never ran; staging re-verified)
-    running, its container running            re-attach: supervise, finalize
-    running, its container exited             finalize from the container (logs are re-read)
-    running, no container                     done/error: never re-run (see docs/runner.md)
+    done                                      cleanup: remove the tasks and runner folders
+    approved, no running marker               prepare + execute (a never-started task of an
+                                              earlier attempt is removed and made again)
+    running, its task PREPARED                start it (provably never ran; staging re-verified)
+    running, its task EXECUTING               re-attach: supervise, finalize
+    running, its task EXECUTED                finalize from the task (logs are re-read)
+    running, no task, or its task LOST        done/error: never re-run (see docs/runner.md)
 
-The container is created before the `running` marker is written and started after it, so a
-started container always has its marker, and the deterministic name is the lock that stops a job
-from running twice.
+The task is prepared before the `running` marker is written and started after it, so a started
+task always has its marker, and the deterministic name is the lock that stops a job from running
+twice.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import docker
 import requests
-from docker.models.containers import Container
 from pydantic import ValidationError
 
 from syft_core.datasets import get_dataset
@@ -66,6 +65,15 @@ from syft_core.output_checks import check_outputs, write_checks
 from syft_core.policies import decide_release
 from syft_core.release import AUTO_MOCK, release_job
 from syft_runner.config import MiB, RunnerConfig, RuntimeNotAllowedError
+from syft_runner.executor.contract import (
+    Backend,
+    BackendUnavailable,
+    TaskExists,
+    TaskSpec,
+    TaskState,
+    TaskStatus,
+)
+from syft_runner.executor.outcome import Ending, StopReason, Usage, classify, with_outputs_note
 from syft_runner.sandbox.container import (
     DEFAULT_ENVIRONMENT,
     ENV_DIR,
@@ -74,8 +82,6 @@ from syft_runner.sandbox.container import (
     Limits,
     Mount,
     ResourceRequest,
-    container_kwargs,
-    create_container,
     job_user,
 )
 from syft_runner.sandbox.envs import (
@@ -87,12 +93,14 @@ from syft_runner.sandbox.envs import (
     EnvSettings,
     Protected,
     ReadyEnv,
+    mounted_env_keys,
+    remove_build_leftovers,
 )
 from syft_runner.sandbox.images import ImageMissingError, image_tag, resolve_image
 from syft_runner.workspace.jobfs import JobFsError
 from syft_runner.workspace.logs import LogStreamer, prepare_logs_dir
 from syft_runner.workspace.mounts import job_environment
-from syft_runner.workspace.outputs import CollectedOutputs, OutputCaps, collect_outputs
+from syft_runner.workspace.outputs import OutputCaps, collect_outputs
 from syft_runner.workspace.staging import (
     RUNNER_STATE_DIR,
     DatasetUnavailableError,
@@ -104,6 +112,9 @@ from syft_runner.workspace.staging import (
     stage,
     verify_staged,
 )
+
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +131,6 @@ COMMAND = ["/bin/bash", f"{JOB_DIR}/run.sh"]
 NAME_PREFIX = "syft-job-"
 TICK_SECONDS = 0.25  # how often a running job's cancel marker, deadline and usage are checked
 LOG_DRAIN_SECONDS = 30.0
-OOM_NEAR_LIMIT = 0.9  # exit 137 with peak memory this close to the limit counts as OOM
-_NEVER = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
 
 
 def container_name(jid: str) -> str:
@@ -149,10 +158,6 @@ class Detached(SyftError):
     """The runner is stopping: the job's container keeps running for the next runner."""
 
 
-class EngineLost(SyftError):
-    """The engine connection dropped while a job ran; the message is the container's name."""
-
-
 class NotRunnable(SyftError):
     """Cancelled or rejected while it was being started: nothing to do."""
 
@@ -160,7 +165,7 @@ class NotRunnable(SyftError):
 class RunResult(StrEnum):
     FINISHED = "finished"  # a `done` marker was written
     DETACHED = "detached"  # the runner stopped first; the container runs on
-    RETRY = "retry"  # the engine did not answer; markers untouched, the next rescan retries
+    RETRY = "retry"  # the backend did not answer; markers untouched, the next rescan retries
     STALE = "stale"  # not run: approval no longer matches the submission
     SKIPPED = "skipped"  # nothing to do (already done, rejected, not approved)
 
@@ -168,26 +173,36 @@ class RunResult(StrEnum):
 class ExecState(StrEnum):
     NOT_APPROVED = "not_approved"
     NOT_STARTED = "not_started"
-    CREATED = "created"  # running marker, container never started
+    CREATED = "created"  # running marker, task never started
     EXECUTING = "executing"
     EXECUTED = "executed"
-    LOST = "lost"  # running marker, no container
+    LOST = "lost"  # running marker, no task (or a task whose end cannot be known)
     DONE = "done"
+
+
+# A running job's state from its task's (TaskState.ABSENT: no task at all).
+_FROM_TASK = {
+    TaskState.PREPARED: ExecState.CREATED,
+    TaskState.EXECUTING: ExecState.EXECUTING,
+    TaskState.EXECUTED: ExecState.EXECUTED,
+    TaskState.LOST: ExecState.LOST,
+    TaskState.ABSENT: ExecState.LOST,
+}
 
 
 @dataclass(frozen=True)
 class Evidence:
     state: ExecState
-    containers: list[Container]
+    tasks: list[TaskStatus]
     approved: ApprovedMarker | None = None
     running: RunningMarker | None = None
     reason: str | None = None
 
     @property
-    def container(self) -> Container | None:
+    def task(self) -> TaskStatus | None:
         if self.running is None:
             return None
-        return _named(self.containers, self.running.container)
+        return _named(self.tasks, self.running.container)
 
 
 @dataclass(frozen=True)
@@ -207,27 +222,6 @@ class RunPlan:
         return container_name(self.staged.job_id)
 
 
-@dataclass
-class Usage:
-    peak_memory_bytes: int | None = None
-    cpu_seconds: float | None = None
-
-
-# Exit codes of a container whose init was ended by SIGTERM (143) or SIGKILL (137).
-SIGNALLED_EXIT_CODES = (137, 143)
-StopReason = Literal["exited", "timed_out", "cancelled", "disk_full", "engine_stopped"]
-ENGINE_STOP_SLACK_SECONDS = 5.0  # the engine stops containers just before its socket closes
-
-
-@dataclass(frozen=True)
-class Ending:
-    reason: StopReason
-    usage: Usage
-    stdout_truncated: bool
-    stderr_truncated: bool
-    cancel: CancelMarker | None = None
-
-
 class Executor:
     """Runs jobs of one owner's datasite; safe to call from several threads, one job each."""
 
@@ -239,10 +233,14 @@ class Executor:
         owner: str,
         *,
         data_root: Path | None = None,
+        backend: Backend | None = None,
     ) -> None:
-        """`data_root`: the syftbox holding the owner's datasets when it is not `syftbox`, as for
+        """`client`: this machine's engine, which resolves images and builds job environments.
+        `backend`: where tasks run (default: containers on `client`; see executor/backends/).
+        `data_root`: the syftbox holding the owner's datasets when it is not `syftbox`, as for
         a scientist's local run (syft_runner.local_run) against a synced copy of the mocks."""
         self.client = client
+        self.backend: Backend = backend or _local_backend(client, config.runner_id)
         self.config = config
         self.syftbox = Path(syftbox).resolve()
         self.owner = owner
@@ -252,8 +250,6 @@ class Executor:
         owned = ((LABEL_SYFTBOX, str(self.syftbox)), (LABEL_OWNER, owner))
         self.envs = EnvCache(replace(EnvSettings.from_config(config, state_dir), labels=owned))
         self._detach = threading.Event()
-        # Container name → when the engine went away while this runner supervised it.
-        self._engine_lost: dict[str, float] = {}
         self.caps = OutputCaps(
             max_file_bytes=config.output_max_file_bytes,
             max_total_bytes=config.output_max_total_bytes,
@@ -270,15 +266,11 @@ class Executor:
             return RunResult.DETACHED
         except NotRunnable:
             return RunResult.SKIPPED
-        except requests.exceptions.ConnectionError as exc:
+        except (BackendUnavailable, requests.exceptions.ConnectionError) as exc:
             # The engine went away (restart, upgrade). The job's fate is decided from the
             # evidence once it is back, not guessed now: a queued job waits, a running one is
-            # re-attached or finalized from its exited container.
-            log.warning("docker engine unreachable", extra=_job_fields(job, error=str(exc)))
-            return RunResult.RETRY
-        except EngineLost as exc:
-            log.warning("docker engine lost while the job ran", extra=_job_fields(job))
-            self._engine_lost[str(exc)] = time.time()
+            # re-attached or finalized from its ended task.
+            log.warning("engine unreachable", extra=_job_fields(job, error=str(exc)))
             return RunResult.RETRY
         except ApprovalStale as exc:
             log.info("job not run: approval is stale", extra=_job_fields(job, reason=str(exc)))
@@ -298,76 +290,69 @@ class Executor:
             return RunResult.FINISHED
 
     def detach(self) -> None:
-        """Stop supervising: every `run` returns soon, leaving containers running; a runner
-        started later re-attaches to them."""
+        """Stop supervising: every `run` returns soon, leaving tasks running; a runner started
+        later re-attaches to them."""
         self._detach.set()
 
     def _advance(self, job: JobFolder) -> RunResult:
         evidence = self.get_status(job)
         if evidence.state is ExecState.DONE:
-            if evidence.containers:  # a runner died between `done` and its cleanup
+            if evidence.tasks:  # a runner died between `done` and its cleanup
                 self._restore_events(job)
-            self.cleanup(evidence.containers)
+            self.cleanup(evidence.tasks)
             return RunResult.SKIPPED
         if evidence.state is ExecState.NOT_APPROVED:
             return RunResult.SKIPPED
         if evidence.state is ExecState.LOST:
-            assert evidence.running is not None
-            raise JobFailure(
-                f"the runner restarted and the job's container {evidence.running.container} was "
-                "gone (removed outside the runner); it may have run, so it was not re-run: "
-                "resubmit it"
-            )
+            raise JobFailure(_lost_message(evidence))
         streamer: LogStreamer | None = None
         if evidence.state is ExecState.NOT_STARTED:
             assert evidence.approved is not None
-            self.cleanup(evidence.containers)  # never-started leftovers of an earlier attempt
-            container, streamer = self.execute(self.prepare(job, evidence.approved))
+            self.cleanup(evidence.tasks)  # never-started leftovers of an earlier attempt
+            task, streamer = self.execute(self.prepare(job, evidence.approved))
         else:
-            container = evidence.container
-            assert container is not None
+            found = evidence.task
+            assert found is not None
+            task = found
             if evidence.state is ExecState.CREATED:
-                streamer = self._start_created(job, container)
-        ending = self.supervise(job, container, streamer)
-        self.finalize(job, container, ending)
-        self.cleanup([container])
+                task, streamer = self._start_created(job, task)
+        ending = self.supervise(job, task, streamer)
+        self.finalize(job, task, ending)
+        self.cleanup([task])
         return RunResult.FINISHED
 
     # -- get_status ---------------------------------------------------------------------------
     def get_status(self, job: JobFolder) -> Evidence:
         state = job.state()
-        containers = self.containers_of(job)
+        tasks = self.tasks_of(job)
         if state.status is Status.DONE:
-            return Evidence(ExecState.DONE, containers)
+            return Evidence(ExecState.DONE, tasks)
         if state.status is Status.RUNNING:
             assert state.running is not None
             running = state.running
-            found = _named(containers, running.container)
-            exec_state = ExecState.LOST if found is None else _container_state(found)
-            return Evidence(exec_state, containers, state.approved, running)
+            found = _named(tasks, running.container)
+            exec_state = _FROM_TASK[found.state if found else TaskState.ABSENT]
+            reason = found.detail if found is not None else None
+            return Evidence(exec_state, tasks, state.approved, running, reason)
         if state.status is Status.APPROVED:
-            return Evidence(ExecState.NOT_STARTED, containers, state.approved)
+            return Evidence(ExecState.NOT_STARTED, tasks, state.approved)
         if state.status is Status.INBOX and state.approved is not None:
             self._refuse_unsafe(job)
             raise ApprovalStale(state.reason or "submission changed after approval")
-        return Evidence(ExecState.NOT_APPROVED, containers, reason=state.reason)
+        return Evidence(ExecState.NOT_APPROVED, tasks, reason=state.reason)
 
-    def containers_of(self, job: JobFolder | None = None) -> list[Container]:
-        """This runner's containers of `job`; without one, of every job of this owner."""
-        return list(
-            self.client.containers.list(
-                all=True, ignore_removed=True, filters={"label": self._selector(job)}
-            )
-        )
+    def tasks_of(self, job: JobFolder | None = None) -> list[TaskStatus]:
+        """This runner's tasks of `job`; without one, of every job of this owner."""
+        return self.backend.tasks(self._selector(job))
 
-    def _selector(self, job: JobFolder | None = None) -> list[str]:
-        labels = [
-            f"{LABEL_RUNNER}={self.config.runner_id}",
-            f"{LABEL_SYFTBOX}={self.syftbox}",
-            f"{LABEL_OWNER}={self.owner}",
-        ]
+    def _selector(self, job: JobFolder | None = None) -> dict[str, str]:
+        labels = {
+            LABEL_RUNNER: self.config.runner_id,
+            LABEL_SYFTBOX: str(self.syftbox),
+            LABEL_OWNER: self.owner,
+        }
         if job is not None:
-            labels.append(f"{LABEL_JOB}={job.owner}/{job.relpath}")
+            labels[LABEL_JOB] = f"{job.owner}/{job.relpath}"
         return labels
 
     @staticmethod
@@ -472,12 +457,10 @@ class Executor:
 
     def protected_envs(self) -> Protected:
         """Environments that must not be evicted: those mounted by any job container on this
-        engine, and those of this owner's jobs that are approved or running."""
-        keys = {
-            str(c.labels.get(LABEL_ENV))
-            for c in self.client.containers.list(
-                all=True, ignore_removed=True, filters={"label": LABEL_ENV}
-            )
+        engine or by this owner's tasks on the backend, and those of this owner's jobs that are
+        approved or running."""
+        keys = mounted_env_keys(self.client) | {
+            t.labels[LABEL_ENV] for t in self.tasks_of() if LABEL_ENV in t.labels
         }
         return Protected(frozenset(keys), frozenset(queued_lock_digests(self.syftbox / self.owner)))
 
@@ -506,29 +489,27 @@ class Executor:
             raise JobFailure(f"{job.config_path}: unusable resources: {problems}") from None
 
     # -- execute ------------------------------------------------------------------------------
-    def execute(self, plan: RunPlan) -> tuple[Container, LogStreamer]:
-        """Create the container, record `running`, attach to its output, start it."""
-        kwargs = container_kwargs(
-            image=plan.image_id,
+    def execute(self, plan: RunPlan) -> tuple[TaskStatus, LogStreamer]:
+        """Prepare the task, record `running`, start it with its output streaming."""
+        spec = TaskSpec(
             name=plan.name,
-            labels=self._labels(plan),
+            image=plan.image_id,
             command=COMMAND,
             environment=self._environment(plan.config, plan.env),
-            mounts=plan.mounts,
+            mounts=tuple(plan.mounts),
             workdir=WORKDIR,
             limits=plan.limits,
             user=job_user(plan.staged.job_id),
+            labels=self._labels(plan),
         )
         try:
-            container = create_container(self.client, **kwargs)
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # the name is the lock: another runner holds this job
-                log.warning(
-                    "job container exists but is not this runner's (runner_id changed?)",
-                    extra=_job_fields(plan.job, container=plan.name),
-                )
-                raise NotRunnable(f"{plan.name} exists already: {exc.explanation}") from None
-            raise
+            task = self.backend.prepare(spec)
+        except TaskExists as exc:  # the name is the lock: another runner holds this job
+            log.warning(
+                "job task exists but is not this runner's (runner_id changed?)",
+                extra=_job_fields(plan.job, task=plan.name),
+            )
+            raise NotRunnable(str(exc)) from None
         try:
             plan.job.start(
                 self.owner,
@@ -539,35 +520,34 @@ class Executor:
             )
         except JobError as exc:
             # Changed, cancelled or rejected since it was queued: never started, so undo.
-            self.cleanup([container])
+            self.cleanup([task])
             if plan.job.state().status is Status.INBOX:
                 raise ApprovalStale(str(exc)) from None
             raise NotRunnable(str(exc)) from None
-        streamer = self._start(plan.job, container)
+        started, streamer = self._start(plan.job, task)
         log.info("job started", extra=_job_fields(plan.job, container=plan.name))
-        return container, streamer
+        return started, streamer
 
-    def _start(self, job: JobFolder, container: Container) -> LogStreamer:
-        streamer = self._streamer(job).attach(self.client, container.id)
+    def _start(self, job: JobFolder, task: TaskStatus) -> tuple[TaskStatus, LogStreamer]:
+        streamer = self._streamer(job)
         try:
-            container.start()
+            started = self.backend.execute(task.name, streamer)
         except BaseException:
             streamer.close()
             raise
-        return streamer
+        return started, streamer
 
     def _streamer(self, job: JobFolder) -> LogStreamer:
         return LogStreamer(job.stdout_path, job.stderr_path, self.config.log_max_bytes)
 
-    def _start_created(self, job: JobFolder, container: Container) -> LogStreamer:
-        labels = container.labels
-        staged = self.dirs.staging(labels.get(LABEL_JOB_ID, ""))
-        if not verify_staged(staged, labels.get(LABEL_CONTENT_HASH, "")):
+    def _start_created(self, job: JobFolder, task: TaskStatus) -> tuple[TaskStatus, LogStreamer]:
+        staged = self.dirs.staging(task.labels.get(LABEL_JOB_ID, ""))
+        if not verify_staged(staged, task.labels.get(LABEL_CONTENT_HASH, "")):
             raise JobFailure(
-                "not run: the runner restarted before the container started and the staged copy "
+                "not run: the runner restarted before the job started and the staged copy "
                 "no longer matches the approval; resubmit it"
             )
-        return self._start(job, container)
+        return self._start(job, task)
 
     def _labels(self, plan: RunPlan) -> dict[str, str]:
         job = plan.job
@@ -596,47 +576,44 @@ class Executor:
         return variables
 
     # -- supervise / terminate ----------------------------------------------------------------
-    def supervise(
-        self, job: JobFolder, container: Container, streamer: LogStreamer | None
-    ) -> Ending:
-        """Wait for the container while its logs stream, stopping it on timeout or cancel.
-        Without a streamer (re-attachment), logs are re-read from the daemon's copy."""
-        container.reload()
-        state = container.attrs["State"]
-        limits = container_limits(container)
-        deadline = _parse_time(state["StartedAt"]).timestamp() + limits.timeout_seconds
+    def supervise(self, job: JobFolder, task: TaskStatus, streamer: LogStreamer | None) -> Ending:
+        """Wait for the task while its logs stream, stopping it on timeout or cancel. Without a
+        streamer (re-attachment), logs are re-read from the engine's copy."""
+        limits = task_limits(task.labels)
+        deadline = self._started_at(job, task) + limits.timeout_seconds
         if streamer is None:
-            streamer = self._streamer(job).follow(container)
-        waiter = _Waiter(container).start()
-        sampler = CgroupSampler(int(state.get("Pid") or 0))
+            streamer = self._streamer(job)
+            self.backend.follow(task.name, streamer)
         reason: StopReason = "exited"
         cancel: CancelMarker | None = None
-        while True:
-            sampler.sample()
-            if waiter.exited.wait(TICK_SECONDS):
-                break
-            if self._detach.is_set():
-                streamer.close()
-                streamer.join(TICK_SECONDS)
-                raise Detached(container.name)
-            cancel = _cancel_request(job)
-            stop = self._stop_reason(cancel, deadline)
-            if stop is not None:
-                reason = stop
-                log.info(f"job {reason}; stopping it", extra=_job_fields(job))
-                self.terminate(container)
-                break
-        waiter.exited.wait()
-        if waiter.error is not None:
+        try:
+            while not self.backend.wait(task.name, TICK_SECONDS):
+                if self._detach.is_set():
+                    streamer.close()
+                    streamer.join(TICK_SECONDS)
+                    raise Detached(task.name)
+                cancel = _cancel_request(job)
+                stop = self._stop_reason(cancel, deadline)
+                if stop is not None:
+                    reason = stop
+                    log.info(f"job {reason}; stopping it", extra=_job_fields(job))
+                    self.terminate(task.name)
+                    while not self.backend.wait(task.name, TICK_SECONDS):
+                        pass
+                    break
+        except BackendUnavailable:
             streamer.close()
-            if isinstance(waiter.error, requests.exceptions.ConnectionError):
-                raise EngineLost(container.name) from waiter.error
-            raise waiter.error
+            raise
         if not streamer.join(LOG_DRAIN_SECONDS):
             log.warning("log streams did not end; logs may be incomplete", extra=_job_fields(job))
-        return Ending(
-            reason, sampler.usage, streamer.stdout_truncated, streamer.stderr_truncated, cancel
-        )
+        return Ending(reason, Usage(), streamer.stdout_truncated, streamer.stderr_truncated, cancel)
+
+    def _started_at(self, job: JobFolder, task: TaskStatus) -> float:
+        """When the task started, by the engine's clock; else when `running` was recorded."""
+        if task.started_at is not None:
+            return task.started_at.timestamp()
+        running = job.state().running
+        return (running.at if running is not None else datetime.now(UTC)).timestamp()
 
     def _stop_reason(self, cancel: CancelMarker | None, deadline: float) -> StopReason | None:
         if cancel is not None:
@@ -650,35 +627,23 @@ class Executor:
             return "disk_full"
         return None
 
-    def terminate(self, container: Container) -> None:
-        """SIGTERM, then SIGKILL after the grace period; the container's init dies and with it
-        every process of the job (its own pid namespace)."""
-        with contextlib.suppress(docker.errors.NotFound):
-            container.stop(timeout=self.config.grace_seconds)
-            container.reload()
-            if container.status == "running":
-                container.kill()
+    def terminate(self, name: str) -> None:
+        """SIGTERM, then SIGKILL after the grace period (the backend's job)."""
+        self.backend.terminate(name, self.config.grace_seconds)
 
     # -- finalize -----------------------------------------------------------------------------
-    def finalize(self, job: JobFolder, container: Container, ending: Ending) -> DoneMarker:
-        """Collect outputs and write `done` from what the container reports; then release the
+    def finalize(self, job: JobFolder, task: TaskStatus, ending: Ending) -> DoneMarker:
+        """Collect outputs and write `done` from what the backend reports; then release the
         results if the owner agreed to that in advance (`_release_if_due`)."""
-        container.reload()
-        state = container.attrs["State"]
-        limits = container_limits(container)
-        started = _parse_time(state["StartedAt"])
-        finished = _parse_time(state["FinishedAt"])
-        exit_code = int(state["ExitCode"])
-        if self._stopped_by_engine(container, finished) or (
-            ending.reason == "exited"
-            and exit_code in SIGNALLED_EXIT_CODES
-            and self._signalled_through_engine(container, started)
-        ):
+        result = self.backend.finalize(task.name)
+        labels = task.labels
+        limits = task_limits(labels)
+        usage = Usage(result.peak_memory_bytes, result.cpu_seconds)
+        ending = replace(ending, usage=usage)
+        if result.stopped_externally:
             ending = replace(ending, reason="engine_stopped")
-        outcome, message = classify(ending, exit_code, bool(state.get("OOMKilled")), limits)
-        collected = collect_outputs(
-            self.dirs.outputs(container.labels[LABEL_JOB_ID]), job.path, self.caps
-        )
+        outcome, message = classify(ending, result.exit_code, result.oom_killed, limits)
+        collected = collect_outputs(self.dirs.outputs(labels[LABEL_JOB_ID]), job.path, self.caps)
         # The report first: a `done` job always has one, and it leaves only with the release.
         write_marker(
             job.results_path,
@@ -689,69 +654,42 @@ class Executor:
                 refused_outputs=collected.refused,
                 refused_count=collected.refused_count,
                 note=collected.stopped,
-                peak_memory_bytes=ending.usage.peak_memory_bytes,
+                peak_memory_bytes=usage.peak_memory_bytes,
                 stdout_truncated=ending.stdout_truncated,
                 stderr_truncated=ending.stderr_truncated,
             ),
         )
+        started, finished = result.started_at, result.finished_at
         done = DoneMarker(
             by=self.owner,
             outcome=outcome,
-            message=_with_outputs_note(message, collected),
-            exit_code=exit_code,
-            started_at=started if started > _NEVER else None,
-            duration_seconds=round(max(0.0, (finished - started).total_seconds()), 3),
-            cpu_seconds=ending.usage.cpu_seconds,
+            message=with_outputs_note(message, collected),
+            exit_code=result.exit_code,
+            started_at=started,
+            duration_seconds=round(max(0.0, (finished - (started or finished)).total_seconds()), 3),
+            cpu_seconds=usage.cpu_seconds,
             memory_limit_mb=limits.memory_mb,
             timeout_seconds=limits.timeout_seconds,
-            image_id=str(container.attrs.get("Image")),
-            content_hash=container.labels.get(LABEL_CONTENT_HASH),
+            image_id=result.image_id,
+            content_hash=labels.get(LABEL_CONTENT_HASH),
             output_count=len(collected.files),
             refused_count=collected.refused_count,
         )
-        self._check_outputs(job, container)
+        self._check_outputs(job, labels)
         job.finish(done)
         log.info(
             "job done",
             extra=_job_fields(job, outcome=outcome.value, exit_code=done.exit_code),
         )
-        self._release_if_due(job, container)
+        self._release_if_due(job, labels)
         return done
 
-    def _stopped_by_engine(self, container: Container, finished: datetime) -> bool:
-        """Whether the container ended when the engine went away under this runner: the engine
-        stops its containers (SIGTERM) as it shuts down, which is not the job's doing."""
-        lost_at = self._engine_lost.pop(str(container.name), None)
-        return lost_at is not None and finished.timestamp() >= lost_at - ENGINE_STOP_SLACK_SECONDS
-
-    def _signalled_through_engine(self, container: Container, started: datetime) -> bool:
-        """Whether something other than this runner stopped the container through the engine:
-        the engine shutting down (it stops every container first, before its API goes away) or
-        an administrator's `docker stop`. Both leave a `kill` event; a job that signals itself,
-        or the kernel's OOM killer, leaves none. This runner's own stops are known already."""
-        try:
-            events = self.client.events(
-                since=int(started.timestamp()),
-                # As "seconds.nanoseconds": docker-py would floor a datetime to whole seconds and
-                # miss an event of this very second.
-                until=f"{time.time():.9f}",
-                filters={"container": container.id, "event": "kill"},
-                decode=True,
-            )
-            return any(True for _ in events)
-        except requests.exceptions.ConnectionError:
-            # Signalled by nobody in this runner and the engine stopped answering meanwhile:
-            # it is shutting down (it stops its containers before its API goes away).
-            return True
-        except (docker.errors.APIError, requests.exceptions.RequestException):
-            return False
-
-    def _check_outputs(self, job: JobFolder, container: Container) -> None:
+    def _check_outputs(self, job: JobFolder, labels: Mapping[str, str]) -> None:
         """A real run's outputs, checked against the owner's rules before `done`
         (logs/checks.yaml, syft_core.output_checks). A failure here leaves no report: release
         then checks anew, and nothing is auto-released unchecked."""
         try:
-            ran = load_config(self.dirs.staged_config(container.labels[LABEL_JOB_ID]))
+            ran = load_config(self.dirs.staged_config(labels[LABEL_JOB_ID]))
             if ran.mode != "real":
                 return
             columns = _dataset_columns(Datasite(job.datasite_root.parent, self.owner), ran)
@@ -760,13 +698,12 @@ class Executor:
             log.exception("could not check the job's outputs", extra=_job_fields(job))
 
     # -- release ------------------------------------------------------------------------------
-    def _release_if_due(self, job: JobFolder, container: Container) -> None:
+    def _release_if_due(self, job: JobFolder, labels: Mapping[str, str]) -> None:
         """Release results the owner agreed to in advance: a mock run's at once ("auto:mock"), a
         real run's when a policy with auto_release admits it ("policy:<name>"). Mock or real is
         read from the approved config (the runner's staged copy), and nothing is released once
         the submission differs from what ran: the submitter may edit config.yaml after the run,
         e.g. to say `mode: mock`. A failure leaves the results for a manual release."""
-        labels = container.labels
         try:
             staged = load_config(self.dirs.staged_config(labels[LABEL_JOB_ID]))
             method = AUTO_MOCK if staged.mode == "mock" else self._policy_release(job, staged)
@@ -787,23 +724,22 @@ class Executor:
         return None if policy is None else f"policy:{policy.name}"
 
     # -- cleanup ------------------------------------------------------------------------------
-    def cleanup(self, containers: list[Container]) -> None:
-        """Remove containers (killing them if running) and their runner folders; idempotent."""
-        for container in containers:
+    def cleanup(self, tasks: list[TaskStatus]) -> None:
+        """Remove tasks (killing them if running) and their runner folders; idempotent."""
+        for task in tasks:
             try:
-                with contextlib.suppress(docker.errors.NotFound):
-                    container.remove(force=True)
+                self.backend.cleanup(task.name)
             finally:
                 # Unmount and delete the job's folders even when the engine cannot be reached
-                # (it may be restarting): a leftover container is removed by the next recover().
-                self.dirs.remove(container.labels.get(LABEL_JOB_ID, ""))
+                # (it may be restarting): a leftover task is removed by the next recover().
+                self.dirs.remove(task.labels.get(LABEL_JOB_ID, ""))
 
     def _end_with_error(self, job: JobFolder, message: str) -> None:
         """The fail-soft path: stop anything of this job, then `done`/error with `message`."""
         try:
-            self.cleanup(self.containers_of(job))
+            self.cleanup(self.tasks_of(job))
         except Exception:
-            log.exception("could not remove the job's containers", extra=_job_fields(job))
+            log.exception("could not remove the job's tasks", extra=_job_fields(job))
         try:
             state = job.state()
             if state.status in (Status.INBOX, Status.APPROVED, Status.RUNNING):
@@ -816,20 +752,20 @@ class Executor:
 
     # -- recovery -----------------------------------------------------------------------------
     def recover(self) -> int:
-        """At start-up: remove this runner's containers that no running job owns (finished,
-        vanished or never started) and runner folders without a container. Returns how many
-        containers were removed. Containers of running jobs are left for re-attachment."""
+        """At start-up: remove this runner's tasks that no running job owns (finished, vanished
+        or never started) and runner folders without a task. Returns how many tasks were
+        removed. Tasks of running jobs are left for re-attachment."""
         removed = self._remove_build_leftovers()
         kept: set[str] = set()
-        for container in self.containers_of():
-            job = self._job_of(container.labels.get(LABEL_JOB, "").partition("/")[2])
+        for task in self.tasks_of():
+            job = self._job_of(task.labels.get(LABEL_JOB, "").partition("/")[2])
             if job is not None:
                 self._restore_events(job)
-                if self._owned_by_running_job(job, container):
-                    kept.add(container.labels.get(LABEL_JOB_ID, ""))
+                if self._owned_by_running_job(job, task):
+                    kept.add(task.labels.get(LABEL_JOB_ID, ""))
                     continue
-            log.info("removing orphaned job container", extra={"container": container.name})
-            self.cleanup([container])
+            log.info("removing orphaned job task", extra={"container": task.name})
+            self.cleanup([task])
             removed += 1
         for jid in self.dirs.job_ids() - kept:
             job = self._job_of(self.dirs.job_relpath(jid) or "")
@@ -849,13 +785,7 @@ class Executor:
             f"{LABEL_SYFTBOX}={self.syftbox}",
             f"{LABEL_OWNER}={self.owner}",
         ]
-        leftovers = self.client.containers.list(
-            all=True, ignore_removed=True, filters={"label": labels}
-        )
-        for container in leftovers:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-        return len(leftovers)
+        return remove_build_leftovers(self.client, labels)
 
     def _job_of(self, relpath: str) -> JobFolder | None:
         """The job folder at `relpath` (`jobs/<submitter>/<job>`) in this owner's datasite."""
@@ -867,13 +797,13 @@ class Executor:
             return None
 
     @staticmethod
-    def _owned_by_running_job(job: JobFolder, container: Container) -> bool:
+    def _owned_by_running_job(job: JobFolder, task: TaskStatus) -> bool:
         try:
             state = job.state()
         except (SyftError, OSError):
             return False
         return state.status is Status.RUNNING and (
-            state.running is not None and state.running.container == container.name
+            state.running is not None and state.running.container == task.name
         )
 
     def _restore_events(self, job: JobFolder) -> None:
@@ -931,79 +861,29 @@ def lock_digest_of(text: str) -> str:
     return lock.digest
 
 
-def classify(
-    ending: Ending, exit_code: int, oom_killed: bool, limits: Limits
-) -> tuple[Outcome, str]:
-    """The outcome and a message a data scientist can act on."""
-    if ending.reason == "cancelled":
-        cancel = ending.cancel
-        who = f" by {cancel.by}" if cancel else ""
-        why = f": {cancel.reason}" if cancel and cancel.reason else ""
-        return Outcome.CANCELLED, f"cancelled{who}{why}; the job was stopped"
-    if ending.reason == "disk_full":
-        return Outcome.ERROR, (
-            "stopped: the host disk that holds job outputs fell below its reserve of free space "
-            "while this job ran; write less into outputs/"
-        )
-    if ending.reason == "engine_stopped":
-        return Outcome.ERROR, (
-            "stopped: the Docker engine on the owner's machine shut down (or its administrator "
-            f"stopped the container) while this job ran (exit code {exit_code}); not the job's "
-            "fault, it may be resubmitted"
-        )
-    if ending.reason == "timed_out":
-        return Outcome.TIMED_OUT, (
-            f"stopped after the time limit of {limits.timeout_seconds} s; ask for more with "
-            "timeout_seconds in config.yaml (up to the owner's maximum)"
-        )
-    peak = ending.usage.peak_memory_bytes
-    near_limit = peak is not None and peak >= OOM_NEAR_LIMIT * limits.memory_mb * MiB
-    if oom_killed or (exit_code == 137 and near_limit):
-        return Outcome.OOM_KILLED, (
-            f"ran out of memory: the limit is {limits.memory_mb} MiB; use less, or ask for more "
-            "with resources.memory_mb in config.yaml (up to the owner's maximum)"
-        )
-    if exit_code == 0:
-        return Outcome.SUCCEEDED, "exited with code 0"
-    return Outcome.FAILED, f"exited with code {exit_code}{_signal_note(exit_code, limits)}; " + (
-        "see logs/stderr.txt"
+def task_limits(labels: Mapping[str, str]) -> Limits:
+    """The limits a task was made with (a label: survives runner restarts)."""
+    return Limits.model_validate_json(labels[LABEL_LIMITS])
+
+
+def _named(tasks: list[TaskStatus], name: str) -> TaskStatus | None:
+    return next((t for t in tasks if t.name == name), None)
+
+
+def _lost_message(evidence: Evidence) -> str:
+    assert evidence.running is not None
+    if evidence.reason:  # the backend knows where it was lost (a worker node down)
+        return f"error: {evidence.reason}; the job may have run, so it was not re-run: resubmit it"
+    return (
+        f"the runner restarted and the job's container {evidence.running.container} was gone "
+        "(removed outside the runner); it may have run, so it was not re-run: resubmit it"
     )
 
 
-def _signal_note(exit_code: int, limits: Limits) -> str:
-    if exit_code <= 128:
-        return ""
-    try:
-        name = signal.Signals(exit_code - 128).name
-    except ValueError:
-        return ""
-    if name == "SIGXFSZ":
-        return f" (killed by {name}: a file grew past the limit of {limits.fsize_mb} MiB)"
-    return f" (killed by {name})"
+def _local_backend(client: docker.DockerClient, runner_id: str) -> Backend:
+    from syft_runner.executor.backends.docker import DockerBackend
 
-
-def _with_outputs_note(message: str, collected: CollectedOutputs) -> str:
-    """Counts only (`done` is readable before release); the names are in logs/results.yaml."""
-    if collected.refused_count or collected.stopped:
-        return f"{message}; {collected.summary()}"
-    return message
-
-
-def container_limits(container: Container) -> Limits:
-    """The limits a container was created with (a label: survives runner restarts)."""
-    return Limits.model_validate_json(container.labels[LABEL_LIMITS])
-
-
-def _named(containers: list[Container], name: str) -> Container | None:
-    return next((c for c in containers if c.name == name), None)
-
-
-def _container_state(container: Container) -> ExecState:
-    if container.status == "created":
-        return ExecState.CREATED
-    if container.status in ("exited", "dead"):
-        return ExecState.EXECUTED
-    return ExecState.EXECUTING
+    return DockerBackend(client, (LABEL_RUNNER, runner_id))
 
 
 def _cancel_request(job: JobFolder) -> CancelMarker | None:
@@ -1017,89 +897,5 @@ def _cancel_request(job: JobFolder) -> CancelMarker | None:
         return CancelMarker(by="unknown")
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 def _job_fields(job: JobFolder, **more: Any) -> dict[str, Any]:
     return {"job": f"{job.owner}/{job.relpath}", **more}
-
-
-class _Waiter:
-    """Blocks on `docker wait` in its own thread, so the supervisor can tick meanwhile."""
-
-    def __init__(self, container: Container) -> None:
-        self._container = container
-        self.exited = threading.Event()
-        self.error: Exception | None = None
-
-    def start(self) -> _Waiter:
-        threading.Thread(target=self._wait, daemon=True, name="wait").start()
-        return self
-
-    def _wait(self) -> None:
-        try:
-            self._container.wait()
-        except Exception as exc:
-            self.error = exc
-        finally:
-            self.exited.set()
-
-
-class CgroupSampler:
-    """Peak memory and CPU time of a running container, read from its cgroup.
-
-    The cgroup disappears the moment the container exits, so it is sampled on every supervisor
-    tick and the last reading kept: at most one tick of CPU time and any final memory spike after
-    it are missed. Absent (None) when the cgroup is not visible, e.g. a runner in a container."""
-
-    def __init__(self, pid: int) -> None:
-        self.usage = Usage()
-        self._memory: Path | None = None
-        self._cpu: Path | None = None
-        self._cpu_scale = 1e9  # cgroup v1 cpuacct.usage is in ns
-        if pid > 0:
-            self._locate(pid)
-
-    def _locate(self, pid: int) -> None:
-        try:
-            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-        except OSError:
-            return
-        root = Path("/sys/fs/cgroup")
-        if (root / "cgroup.controllers").exists():  # cgroup v2: one unified hierarchy
-            rel = next(line[3:] for line in lines if line.startswith("0::")).lstrip("/")
-            self._memory = root / rel / "memory.peak"
-            self._cpu = root / rel / "cpu.stat"
-            self._cpu_scale = 1e6  # usage_usec
-            return
-        for line in lines:
-            _, controllers, path = line.split(":", 2)
-            if "memory" in controllers.split(","):
-                self._memory = root / controllers / path.lstrip("/") / "memory.max_usage_in_bytes"
-            elif "cpuacct" in controllers.split(","):
-                self._cpu = root / controllers / path.lstrip("/") / "cpuacct.usage"
-
-    def sample(self) -> None:
-        memory = _read_number(self._memory, None)
-        if memory is not None:
-            self.usage.peak_memory_bytes = max(memory, self.usage.peak_memory_bytes or 0)
-        cpu = _read_number(self._cpu, "usage_usec")
-        if cpu is not None:
-            self.usage.cpu_seconds = round(cpu / self._cpu_scale, 3)
-
-
-def _read_number(path: Path | None, key: str | None) -> int | None:
-    if path is None:
-        return None
-    try:
-        text = path.read_text()
-    except OSError:
-        return None
-    if key is None or path.name != "cpu.stat":
-        return int(text.split()[0]) if text.strip() else None
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name == key:
-            return int(value)
-    return None

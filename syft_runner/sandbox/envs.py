@@ -234,6 +234,22 @@ class EnvSettings:
         return not self.index.no_index or bool(remote)
 
 
+def mounted_env_keys(client: docker.DockerClient) -> set[str]:
+    """The environments mounted by any job container on this engine (any runner's)."""
+    found = client.containers.list(all=True, ignore_removed=True, filters={"label": LABEL_ENV})
+    return {str(c.labels.get(LABEL_ENV)) for c in found}
+
+
+def remove_build_leftovers(client: docker.DockerClient, labels: list[str]) -> int:
+    """Remove the build containers carrying every one of `labels` (`key=value`), left by a
+    runner that died mid-build; returns how many."""
+    leftovers = client.containers.list(all=True, ignore_removed=True, filters={"label": labels})
+    for container in leftovers:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+    return len(leftovers)
+
+
 def cache_dir_of(config: RunnerConfig, syftbox: Path) -> Path:
     """The environment cache of a runner serving `syftbox` with `config`."""
     if config.env_cache_dir is not None:

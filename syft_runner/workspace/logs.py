@@ -1,11 +1,12 @@
-"""Bounded log streaming: a container's stdout and stderr into `logs/stdout.txt`/`stderr.txt`.
+"""Bounded log streaming: a task's stdout and stderr into `logs/stdout.txt`/`stderr.txt`.
 
-A new job is attached to before it starts (like `docker run`): one attach connection per stream,
-lossless, and live, so `logs --follow` on the owner's side sees output while the job runs. Past
-the cap one explicit marker line is written and that connection is closed, which detaches the
-runner: the job is never blocked by a reader that stopped reading. A job re-attached after a
-runner restart is read from the daemon's own log copy instead (`docker logs --follow`), which
-the container's log options bound, so very chatty jobs may have lost early lines there.
+A backend (executor/backends/) hands each stream over as an iterator of chunks; a local
+container's are attached to before it starts (like `docker run`), lossless and live, so `logs
+--follow` on the owner's side sees output while the job runs. Past the cap one explicit marker
+line is written and that stream's source is closed, which detaches the runner: the job is never
+blocked by a reader that stopped reading. A job re-attached after a runner restart is read from
+the engine's own log copy instead, which the task's log options bound, so very chatty jobs may
+have lost early lines there.
 """
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import docker
-from docker.models.containers import Container
-from docker.utils.socket import frames_iter
 
 log = logging.getLogger(__name__)
 
@@ -92,28 +89,6 @@ class LogStreamer:
         self._closers: list[Callable[[], None]] = []
         self.errors: list[str] = []
 
-    def attach(self, client: docker.DockerClient, container_id: str) -> LogStreamer:
-        """Before the container starts: live, lossless streams."""
-        for name in self._logs:
-            params = {"stdout": int(name == "stdout"), "stderr": int(name == "stderr")}
-            sock = client.api.attach_socket(container_id, params={**params, "stream": 1})
-            raw = getattr(sock, "_sock", sock)
-            raw.settimeout(None)  # a job may stay silent for hours
-            self._closers.append(_socket_closer(sock, raw))
-            frames = (data for _, data in frames_iter(sock, tty=False))
-            self.stream(name, frames, self._closers[-1])
-        return self
-
-    def follow(self, container: Container) -> LogStreamer:
-        """For a container already started (re-attachment): its log history, then live."""
-        for name in self._logs:
-            stream = container.logs(
-                stream=True, follow=True, stdout=name == "stdout", stderr=name == "stderr"
-            )
-            self._closers.append(stream.close)
-            self.stream(name, stream, stream.close)
-        return self
-
     def stream(self, name: str, chunks: Iterator[bytes], close: Callable[[], None]) -> None:
         """Copy `chunks` (any engine's output of stream `name`: "stdout" or "stderr") into the
         capped file on a thread of its own; `close` ends the source early (cap reached)."""
@@ -161,7 +136,7 @@ class LogStreamer:
                 close()
 
 
-def _socket_closer(sock: Any, raw: socket.socket) -> Callable[[], None]:
+def socket_closer(sock: Any, raw: socket.socket) -> Callable[[], None]:
     def close() -> None:
         # shutdown() first: it wakes a reader blocked in recv() on another thread.
         with contextlib.suppress(OSError):

@@ -1,0 +1,1 @@
+"""Executor backends: one module per engine, each implementing executor.contract.Backend."""
