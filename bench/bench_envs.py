@@ -35,7 +35,8 @@ from syft_core.jobs.lock import EnvLock, Requested, parse_lock
 from syft_core.jobs.markers import read_marker
 from syft_core.submit import submit_python_job
 from syft_runner.config import RunnerConfig
-from syft_runner.executor.job import LABEL_SYFTBOX, Executor
+from syft_runner.executor.job import Executor
+from syft_runner.executor.labels import LABEL_SYFTBOX
 from syft_runner.sandbox.engine import connect
 from syft_runner.sandbox.envs import EnvCache, EnvSettings, default_ca_bundle
 from syft_runner.sandbox.images import build_images

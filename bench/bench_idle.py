@@ -33,7 +33,7 @@ from syft_core.datasite import Datasite
 from syft_core.jobs import DoneMarker, JobFolder
 from syft_core.jobs.markers import read_marker
 from syft_runner.config import RunnerConfig
-from syft_runner.executor.job import LABEL_SYFTBOX
+from syft_runner.executor.labels import LABEL_SYFTBOX
 from syft_runner.sandbox.engine import connect
 from syft_runner.sandbox.images import build_images
 from syft_runner.service import RunnerService

@@ -33,7 +33,8 @@ from syft_core.datasite import Datasite
 from syft_core.jobs import DoneMarker, JobFolder
 from syft_core.jobs.markers import read_marker
 from syft_runner.config import RunnerConfig
-from syft_runner.executor.job import LABEL_SYFTBOX, Executor
+from syft_runner.executor.job import Executor
+from syft_runner.executor.labels import LABEL_SYFTBOX
 from syft_runner.sandbox.container import (
     DEFAULT_ENVIRONMENT,
     WORKDIR,

@@ -11,7 +11,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -69,6 +69,25 @@ def _default_runner_id() -> str:
     return socket.gethostname() or "runner"
 
 
+class SwarmSettings(BaseModel):
+    """`backend: swarm`: jobs run as one-shot services on a Docker Swarm's workers
+    (executor/backends/swarm.py; README "Choosing a backend")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # A manager's Docker API: unix://, or tcp:// with TLS (DOCKER_CERT_PATH, DOCKER_TLS_VERIFY).
+    manager: str = Field(min_length=1)
+    # Each worker's own Docker API, by node hostname: a job is stopped, its OOM kill read and its
+    # output streamed there (the manager sees none of these in time).
+    workers: dict[str, str] = Field(min_length=1)
+    # A worker the manager reports down this long ends its jobs `error`, naming the node (Swarm
+    # itself would show their tasks "running" for much longer).
+    node_lost_seconds: float = Field(default=30.0, gt=0)
+    # Keep a job on the nodes labelled as holding each dataset it reads
+    # (`docker node update --label-add org.syft.dataset.<name>=true <node>`).
+    dataset_placement: bool = False
+
+
 class RunnerConfig(BaseModel):
     """Everything the owner may tune. Field names are the keys of runner.yaml."""
 
@@ -123,6 +142,9 @@ class RunnerConfig(BaseModel):
     # Disclosure rules a real run's outputs are checked against before release (ACRO's meanings:
     # syft_core.output_checks); a policy auto-releases only outputs that pass every one.
     output_rules: OutputRules = Field(default_factory=OutputRules)
+    # Where jobs run: `docker`, this machine's engine; `swarm`, a Swarm cluster's workers.
+    backend: Literal["docker", "swarm"] = "docker"
+    swarm: SwarmSettings | None = None
 
     @field_validator("index_url")
     @classmethod
@@ -174,6 +196,12 @@ class RunnerConfig(BaseModel):
                 f"allowed: {', '.join(self.allowed_runtimes)} (default: {self.default_runtime})"
             )
         return requested
+
+    @model_validator(mode="after")
+    def _swarm_settings_with_swarm(self) -> RunnerConfig:
+        if self.backend == "swarm" and self.swarm is None:
+            raise ValueError("backend: swarm needs a `swarm:` section (manager, workers)")
+        return self
 
     @model_validator(mode="after")
     def _defaults_within_maximum(self) -> RunnerConfig:

@@ -17,10 +17,10 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import docker
+from typing import TYPE_CHECKING
 
 from syft_core.datasite import Datasite
 from syft_core.dependencies import PackageIndex
@@ -29,10 +29,14 @@ from syft_core.jobs import ApprovedMarker, JobFolder
 from syft_core.jobs.markers import read_marker
 from syft_core.policies import apply_policies, load_policies
 from syft_runner.config import RunnerConfig
+from syft_runner.executor.contract import Backend
 from syft_runner.executor.job import Executor, RunResult
 from syft_runner.scheduler import FairQueue, QueuedJob
 from syft_runner.syftjob_gateway import SyftJobGateway
 from syft_runner.watcher import GatewayWatcher, PendingScanner
+
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +61,25 @@ class RunnerService:
     """Serves one owner's `jobs/` gateway."""
 
     def __init__(
-        self, syftbox: Path, owner: str, config: RunnerConfig, client: docker.DockerClient
+        self,
+        syftbox: Path,
+        owner: str,
+        config: RunnerConfig,
+        client: docker.DockerClient | None,
+        *,
+        backend: Backend | None = None,
+        images: Callable[[str], str] | None = None,
     ) -> None:
+        """`client`, `backend`, `images`: as for Executor (default: tasks on `client`)."""
         self.datasite = Datasite(Path(syftbox), owner)
         if not self.datasite.jobs.is_dir():
             raise RunnerServiceError(
                 f"{self.datasite.jobs}: no jobs/ folder; is {owner}'s datasite initialised?"
             )
         self.config = config
-        self.executor = Executor(client, config, Path(syftbox), owner)
+        self.executor = Executor(
+            client, config, Path(syftbox), owner, backend=backend, images=images
+        )
         # OpenMined's job gateway, served through ours (its jobs are mirrored into jobs/).
         self.syft_jobs = (
             SyftJobGateway(

@@ -31,7 +31,7 @@ from syft_core.datasite import Datasite
 from syft_core.jobs import DoneMarker, JobFolder, ResultsReport
 from syft_core.jobs.markers import read_marker
 from syft_runner.config import RunnerConfig
-from syft_runner.executor.job import LABEL_SYFTBOX
+from syft_runner.executor.labels import LABEL_SYFTBOX
 from syft_runner.service import RunnerService
 from syft_runner.workspace.jobfs import unmount_jobfs
 

@@ -24,7 +24,7 @@ import pytest
 
 from syft_core.datasite import Datasite
 from syft_core.jobs import JobFolder, Outcome, Status
-from syft_runner.executor.job import LABEL_JOB, LABEL_SYFTBOX
+from syft_runner.executor.labels import LABEL_JOB, LABEL_SYFTBOX
 from tests.fixtures_runner import (
     OWNER,
     ServeProcess,

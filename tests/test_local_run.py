@@ -16,7 +16,7 @@ from syft_core.datasite import Datasite
 from syft_core.errors import JobError
 from syft_core.jobs import JobConfig, Outcome
 from syft_runner.cli import run as run_cli
-from syft_runner.executor.job import LABEL_RUNNER, LABEL_SYFTBOX
+from syft_runner.executor.labels import LABEL_RUNNER, LABEL_SYFTBOX
 from syft_runner.local_run import LOCAL_RUNNER_ID, RESULTS_DIR, LocalRunError, run_local
 
 OWNER = "alice@example.com"

@@ -12,14 +12,8 @@ from docker.models.containers import Container
 
 from syft_core.jobs import CancelMarker, JobFolder, Outcome, Status
 from syft_runner.executor.contract import TaskStatus
-from syft_runner.executor.job import (
-    LABEL_OWNER,
-    LABEL_RUNNER,
-    LABEL_SYFTBOX,
-    ExecState,
-    Executor,
-    RunResult,
-)
+from syft_runner.executor.job import ExecState, Executor, RunResult
+from syft_runner.executor.labels import LABEL_OWNER, LABEL_RUNNER, LABEL_SYFTBOX
 from syft_runner.executor.outcome import Ending, Usage, classify
 from syft_runner.sandbox.container import Limits
 from syft_runner.sandbox.envs import LABEL_ENV_BUILD

@@ -16,7 +16,7 @@ import docker
 import pytest
 
 from syft_core.jobs import JobFolder, Outcome
-from syft_runner.executor.job import LABEL_SYFTBOX
+from syft_runner.executor.labels import LABEL_SYFTBOX
 from tests.fixtures_runner import (
     approve,
     done_of,

@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -72,6 +72,18 @@ from syft_runner.executor.contract import (
     TaskSpec,
     TaskState,
     TaskStatus,
+)
+from syft_runner.executor.labels import (
+    DATASET_NODE_LABEL,
+    LABEL_CONTENT_HASH,
+    LABEL_IMAGE,
+    LABEL_JOB,
+    LABEL_JOB_ID,
+    LABEL_LIMITS,
+    LABEL_OWNER,
+    LABEL_RUNNER,
+    LABEL_SUBMITTER,
+    LABEL_SYFTBOX,
 )
 from syft_runner.executor.outcome import Ending, StopReason, Usage, classify, with_outputs_note
 from syft_runner.sandbox.container import (
@@ -118,15 +130,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LABEL_JOB = "org.syft.job"  # <owner>/<job relpath>
-LABEL_OWNER = "org.syft.owner"
-LABEL_SUBMITTER = "org.syft.submitter"
-LABEL_CONTENT_HASH = "org.syft.content-hash"
-LABEL_RUNNER = "org.syft.runner"
-LABEL_SYFTBOX = "org.syft.syftbox"
-LABEL_JOB_ID = "org.syft.job-id"
-LABEL_LIMITS = "org.syft.limits"
-LABEL_IMAGE = "org.syft.image"
 COMMAND = ["/bin/bash", f"{JOB_DIR}/run.sh"]
 NAME_PREFIX = "syft-job-"
 TICK_SECONDS = 0.25  # how often a running job's cancel marker, deadline and usage are checked
@@ -227,20 +230,27 @@ class Executor:
 
     def __init__(
         self,
-        client: docker.DockerClient,
+        client: docker.DockerClient | None,
         config: RunnerConfig,
         syftbox: Path,
         owner: str,
         *,
         data_root: Path | None = None,
         backend: Backend | None = None,
+        images: Callable[[str], str] | None = None,
     ) -> None:
-        """`client`: this machine's engine, which resolves images and builds job environments.
-        `backend`: where tasks run (default: containers on `client`; see executor/backends/).
+        """`client`: this machine's engine, which resolves images and builds job environments
+        (None: no local engine, e.g. tests on the in-memory backend; then `backend` and `images`
+        are required). `backend`: where tasks run (default: containers on `client`; see
+        executor/backends/). `images`: runtime name → the image id jobs of it run (default:
+        resolved on `client`).
         `data_root`: the syftbox holding the owner's datasets when it is not `syftbox`, as for
         a scientist's local run (syft_runner.local_run) against a synced copy of the mocks."""
         self.client = client
-        self.backend: Backend = backend or _local_backend(client, config.runner_id)
+        if client is None and (backend is None or images is None):
+            raise ValueError("without a local engine, give the backend and the image resolver")
+        self.backend: Backend = backend or _local_backend(_engine(client), config.runner_id)
+        self.images = images or (lambda runtime: resolve_image(_engine(client), runtime))
         self.config = config
         self.syftbox = Path(syftbox).resolve()
         self.owner = owner
@@ -304,7 +314,8 @@ class Executor:
         if evidence.state is ExecState.NOT_APPROVED:
             return RunResult.SKIPPED
         if evidence.state is ExecState.LOST:
-            raise JobFailure(_lost_message(evidence))
+            assert evidence.running is not None
+            raise JobFailure(_lost_message(evidence.running.container, evidence.reason))
         streamer: LogStreamer | None = None
         if evidence.state is ExecState.NOT_STARTED:
             assert evidence.approved is not None
@@ -408,7 +419,7 @@ class Executor:
         except RuntimeNotAllowedError as exc:
             raise JobFailure(f"not run: {exc}") from None
         try:
-            image_id = resolve_image(self.client, runtime)
+            image_id = self.images(runtime)
         except ImageMissingError as exc:
             raise JobFailure(f"not run: {exc}") from None
         env = self._job_environment(job, staged, config, image_id)
@@ -439,6 +450,8 @@ class Executor:
         if lock is None:
             return None
         try:
+            if self.client is None:
+                raise EnvError("this runner has no local engine to build environments with", "")
             return self.envs.ensure(self.client, lock, image_id, self.protected_envs)
         except EnvIntegrityError as exc:
             log.error("environment integrity failure", extra=_job_fields(job, error=str(exc)))
@@ -459,9 +472,8 @@ class Executor:
         """Environments that must not be evicted: those mounted by any job container on this
         engine or by this owner's tasks on the backend, and those of this owner's jobs that are
         approved or running."""
-        keys = mounted_env_keys(self.client) | {
-            t.labels[LABEL_ENV] for t in self.tasks_of() if LABEL_ENV in t.labels
-        }
+        local = mounted_env_keys(self.client) if self.client is not None else set()
+        keys = local | {t.labels[LABEL_ENV] for t in self.tasks_of() if LABEL_ENV in t.labels}
         return Protected(frozenset(keys), frozenset(queued_lock_digests(self.syftbox / self.owner)))
 
     def _write_stderr(self, job: JobFolder, text: str) -> None:
@@ -501,6 +513,7 @@ class Executor:
             limits=plan.limits,
             user=job_user(plan.staged.job_id),
             labels=self._labels(plan),
+            placement=self._placement(plan.config),
         )
         try:
             task = self.backend.prepare(spec)
@@ -548,6 +561,14 @@ class Executor:
                 "no longer matches the approval; resubmit it"
             )
         return self._start(job, task)
+
+    def _placement(self, config: JobConfig) -> tuple[str, ...]:
+        """On a cluster that places by data: only nodes labelled as holding every dataset the
+        job reads (a real run's private data lives on those nodes only)."""
+        swarm = self.config.swarm
+        if swarm is None or not swarm.dataset_placement:
+            return ()
+        return tuple(f"node.labels.{DATASET_NODE_LABEL}.{name}==true" for name in config.datasets)
 
     def _labels(self, plan: RunPlan) -> dict[str, str]:
         job = plan.job
@@ -635,6 +656,9 @@ class Executor:
     def finalize(self, job: JobFolder, task: TaskStatus, ending: Ending) -> DoneMarker:
         """Collect outputs and write `done` from what the backend reports; then release the
         results if the owner agreed to that in advance (`_release_if_due`)."""
+        ended = self.backend.get_status(task.name)
+        if ended.state is TaskState.LOST:  # its end cannot be known: never `succeeded`
+            raise JobFailure(_lost_message(task.name, ended.detail))
         result = self.backend.finalize(task.name)
         labels = task.labels
         limits = task_limits(labels)
@@ -785,7 +809,7 @@ class Executor:
             f"{LABEL_SYFTBOX}={self.syftbox}",
             f"{LABEL_OWNER}={self.owner}",
         ]
-        return remove_build_leftovers(self.client, labels)
+        return remove_build_leftovers(self.client, labels) if self.client is not None else 0
 
     def _job_of(self, relpath: str) -> JobFolder | None:
         """The job folder at `relpath` (`jobs/<submitter>/<job>`) in this owner's datasite."""
@@ -870,14 +894,18 @@ def _named(tasks: list[TaskStatus], name: str) -> TaskStatus | None:
     return next((t for t in tasks if t.name == name), None)
 
 
-def _lost_message(evidence: Evidence) -> str:
-    assert evidence.running is not None
-    if evidence.reason:  # the backend knows where it was lost (a worker node down)
-        return f"error: {evidence.reason}; the job may have run, so it was not re-run: resubmit it"
+def _lost_message(name: str, detail: str | None) -> str:
+    if detail:  # the backend knows where it was lost (a worker node down)
+        return f"lost: {detail}; the job may have run, so it was not re-run: resubmit it"
     return (
-        f"the runner restarted and the job's container {evidence.running.container} was gone "
-        "(removed outside the runner); it may have run, so it was not re-run: resubmit it"
+        f"the runner restarted and the job's container {name} was gone (removed outside the "
+        "runner); it may have run, so it was not re-run: resubmit it"
     )
+
+
+def _engine(client: docker.DockerClient | None) -> docker.DockerClient:
+    assert client is not None  # checked in Executor.__init__
+    return client
 
 
 def _local_backend(client: docker.DockerClient, runner_id: str) -> Backend:

@@ -26,7 +26,7 @@ import docker
 import pytest
 
 from syft_core.jobs import DoneMarker, JobFolder
-from syft_runner.executor.job import LABEL_JOB
+from syft_runner.executor.labels import LABEL_JOB
 from syft_runner.workspace.staging import RUNNER_STATE_DIR
 from tests.fixtures_runner import (
     OWNER,

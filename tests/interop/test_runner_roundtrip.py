@@ -28,7 +28,7 @@ from syft_core.jobs import ApprovedMarker, JobFolder, Status
 from syft_core.jobs.markers import read_marker
 from syft_core.release import release_job
 from syft_core.syftjob import TIMEOUT_LINE, Protocol, ref_for
-from syft_runner.executor.job import LABEL_SYFTBOX
+from syft_runner.executor.labels import LABEL_SYFTBOX
 from syft_runner.service import RunnerService
 from syft_runner.syftjob_gateway import mirror_of
 from tests.fixtures_envs import CACHE
