@@ -13,6 +13,7 @@ then judges every check against `EXPECTED_ALLOWED`. `syft-runner doctor --probe`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -24,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 
 from syft_core.errors import SyftError
 from syft_runner.config import RunnerConfig
+from syft_runner.executor.backends.docker import DockerBackend
+from syft_runner.executor.contract import Backend, TaskSpec, TaskState
 from syft_runner.sandbox.container import (
     CODE_OUTPUTS_DIR,
     DEFAULT_ENVIRONMENT,
@@ -32,17 +35,18 @@ from syft_runner.sandbox.container import (
     WORKDIR,
     Limits,
     Mount,
-    container_kwargs,
-    create_container,
     job_user,
 )
 from syft_runner.sandbox.images import DEFAULT_RUNTIME, resolve_image
 from syft_runner.workspace.jobfs import mount_jobfs, unmount_jobfs
+from syft_runner.workspace.logs import LogStreamer
 from syft_runner.workspace.staging import make_outputs
 
 PROBE_RUNTIME = DEFAULT_RUNTIME
 PROBE_LABEL = "org.syft.probe"
 PROBE_TIMEOUT_SECONDS = 60
+PROBE_LOG_BYTES = 4 * 1024 * 1024  # the report is a few KB; a cap as for any task
+PROBE_LOG_DRAIN_SECONDS = 10.0
 
 # What a correctly hardened job container gives for each check: True means the attempt should
 # succeed (the job needs it), False that it must be blocked.
@@ -616,42 +620,55 @@ def parse_report(stdout: str) -> ProbeReport:
 
 
 def run_probe(
-    client: docker.DockerClient, *, runtime: str = PROBE_RUNTIME, limits: Limits | None = None
+    client: docker.DockerClient,
+    *,
+    runtime: str = PROBE_RUNTIME,
+    limits: Limits | None = None,
+    backend: Backend | None = None,
+    node: str | None = None,
+    scratch: Path | None = None,
 ) -> ProbeReport:
-    """Run the probe in a job container exactly as the runner would start a job: the runner's
-    default limits, a read-only /job and a writable /job/outputs on a per-job filesystem."""
+    """Run the probe in a task exactly as the runner would start a job: the runner's default
+    limits, a read-only /job and a writable /job/outputs (on a per-job filesystem when the task
+    runs on this host). `backend`: where (default: a container on `client`); `node`: on that
+    cluster node only; `scratch`: a folder the task's node sees (a cluster's shared storage)."""
     chosen = limits or RunnerConfig().default_limits.model_copy(
         update={"timeout_seconds": PROBE_TIMEOUT_SECONDS}
     )
-    image_id = resolve_image(client, runtime)
-    folder = Path(tempfile.mkdtemp(prefix="syft-probe-")).resolve()
+    runner = backend or DockerBackend(client, (PROBE_LABEL, "isolation"))
+    folder = Path(tempfile.mkdtemp(prefix="syft-probe-", dir=scratch)).resolve()
     probe_id = uuid.uuid4().hex[:12]
     user = job_user(probe_id)  # a uid of its own, as every job gets
+    spec = TaskSpec(
+        name=f"syft-probe-{probe_id}",
+        image=resolve_image(client, runtime),
+        command=("python3", "-c", PROBE_PROGRAM),
+        environment=dict(DEFAULT_ENVIRONMENT),
+        mounts=tuple(_job_layout(folder, user, capped=runner.runs_on_this_host)),
+        workdir=WORKDIR,
+        limits=chosen,
+        user=user,
+        labels={PROBE_LABEL: "isolation"},
+        placement=(f"node.hostname=={node}",) if node else (),
+    )
     try:
-        kwargs = container_kwargs(
-            image=image_id,
-            name=f"syft-probe-{probe_id}",
-            labels={PROBE_LABEL: "isolation"},
-            command=["python3", "-c", PROBE_PROGRAM],
-            environment=dict(DEFAULT_ENVIRONMENT),
-            mounts=_job_layout(folder, user),
-            workdir=WORKDIR,
-            limits=chosen,
-            user=user,
-        )
-        return parse_report(_run(client, kwargs, chosen.timeout_seconds))
+        return parse_report(_run(runner, spec, folder / "logs"))
     finally:
+        with contextlib.suppress(Exception):
+            runner.cleanup(spec.name)
         unmount_jobfs(folder / "fs.img", folder / "fs")
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _job_layout(folder: Path, user: tuple[int, int]) -> list[Mount]:
+def _job_layout(folder: Path, user: tuple[int, int], *, capped: bool) -> list[Mount]:
     # The same shape the executor mounts (workspace.staging): the staged job read-only, its
     # outputs writable inside it, both on their own filesystem when the runner can make one.
     folder.chmod(0o755)
-    defaults = RunnerConfig()
-    mount_jobfs(folder / "fs.img", folder / "fs", defaults.output_max_total_bytes, 1000)
+    if capped:
+        defaults = RunnerConfig()
+        mount_jobfs(folder / "fs.img", folder / "fs", defaults.output_max_total_bytes, 1000)
     job = folder / "fs" / "job"
+    job.mkdir(parents=True, exist_ok=True)
     outputs = make_outputs(job / "outputs", user)
     (job / "run.sh").write_text("# the isolation probe runs instead\n")
     (job / "code" / "outputs").mkdir(parents=True)
@@ -664,21 +681,24 @@ def _job_layout(folder: Path, user: tuple[int, int]) -> list[Mount]:
     ]
 
 
-def _run(client: docker.DockerClient, kwargs: dict[str, object], timeout: int) -> str:
-    container = create_container(client, **kwargs)
-    try:
-        container.start()
-        try:
-            result = container.wait(timeout=timeout)
-        except Exception as exc:  # requests' timeout types vary with the transport
-            raise ProbeError(f"the probe did not finish within {timeout} s: {exc}") from None
-        stdout: str = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-        if result.get("StatusCode") != 0:
-            stderr = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
-            raise ProbeError(f"the probe exited {result.get('StatusCode')}: {stderr[-800:]}")
-        return stdout
-    finally:
-        container.remove(force=True)
+def _run(backend: Backend, spec: TaskSpec, logs_dir: Path) -> str:
+    logs = LogStreamer(logs_dir / "stdout.txt", logs_dir / "stderr.txt", PROBE_LOG_BYTES)
+    backend.prepare(spec)
+    backend.execute(spec.name, logs)
+    timeout = spec.limits.timeout_seconds
+    if not backend.wait(spec.name, timeout):
+        logs.close()
+        raise ProbeError(f"the probe did not finish within {timeout} s")
+    if backend.get_status(spec.name).state is TaskState.LOST:
+        logs.close()
+        raise ProbeError(f"the probe's node was lost: {backend.get_status(spec.name).detail}")
+    result = backend.finalize(spec.name)
+    logs.join(PROBE_LOG_DRAIN_SECONDS)
+    stdout = (logs_dir / "stdout.txt").read_text(encoding="utf-8", errors="replace")
+    if result.exit_code != 0:
+        stderr = (logs_dir / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+        raise ProbeError(f"the probe exited {result.exit_code}: {stderr[-800:]}")
+    return stdout
 
 
 def _printable(text: str) -> str:

@@ -115,6 +115,10 @@ class Backend(Protocol):
     """One engine's way of running tasks. Every method is idempotent; see the module docstring."""
 
     name: str
+    # Whether tasks run on this machine, so they see mounts the runner makes here after they
+    # were set up (a per-job loop filesystem: workspace.jobfs). On a cluster they do not: a
+    # job's folders must then be plain folders on the storage every node mounts.
+    runs_on_this_host: bool
 
     def prepare(self, spec: TaskSpec) -> TaskStatus:
         """Create the task without starting it. An existing task of this name and runner is

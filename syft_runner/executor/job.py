@@ -381,7 +381,10 @@ class Executor:
     def prepare(self, job: JobFolder, approved: ApprovedMarker) -> RunPlan:
         """Stage a verified copy and work out image and limits. JobFailure if it cannot run."""
         try:
-            staged = stage(job, approved.content_hash, self.dirs, self.caps)
+            # A job's own capped filesystem is a mount on this host: tasks elsewhere would not
+            # see it, so there outputs are bounded by the collection caps and the disk reserve.
+            caps = self.caps if self.backend.runs_on_this_host else None
+            staged = stage(job, approved.content_hash, self.dirs, caps)
         except SubmissionChangedError as exc:
             raise ApprovalStale(str(exc)) from None
         except JobFsError as exc:

@@ -47,6 +47,7 @@ class DockerBackend:
     each. `runner_label`: the label (key, value) that marks this runner's containers."""
 
     name = "docker"
+    runs_on_this_host = True
 
     def __init__(self, client: docker.DockerClient, runner_label: tuple[str, str]) -> None:
         self.client = client

@@ -57,6 +57,7 @@ class _Task:
 
 class FakeBackend:
     name = "fake"
+    runs_on_this_host = True
 
     def __init__(self, behaviour: Callable[[TaskSpec], FakeRun] = lambda spec: FakeRun()) -> None:
         self.behaviour = behaviour
