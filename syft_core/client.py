@@ -240,9 +240,14 @@ class Client:
         job_name: str,
         **submit_kwargs: Any,
     ) -> list[Job]:
-        """Submit the same python job to every owner (syft_core.mapreduce.map_jobs); gather the
+        """Submit the same python job to every owner (syft_core.mapreduce.map_jobs; see
+        submit_python_job for `submit_kwargs`: entrypoint, datasets, mode, ...); gather the
         results with syft_core.mapreduce.wait_all."""
-        return map_jobs(self, owners, code_path, job_name, **submit_kwargs)
+
+        def submit(owner: str) -> Path:
+            return self.submit_python_job(owner, code_path, job_name, **submit_kwargs)
+
+        return map_jobs(self.syftbox, self.email, owners, submit)
 
     # -- developing against mocks -------------------------------------------------------------
     def run_local(
