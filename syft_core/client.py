@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from syft_core.datasets import (
     DATASETS_DIR,
@@ -33,12 +33,10 @@ from syft_core.errors import SyftError
 from syft_core.identity import validate_email
 from syft_core.job import Job, JobList
 from syft_core.jobs.folder import iter_job_folders
+from syft_core.local_runner import LocalRunner, LocalRunResult, find_local_runner
 from syft_core.mapreduce import map_jobs
 from syft_core.paths import normalize_relpath
 from syft_core.submit import Resources, RunMode, submit_bash_job, submit_python_job
-
-if TYPE_CHECKING:
-    from syft_runner.local_run import LocalRunResult
 
 
 class DatasetList(Sequence[Dataset]):
@@ -76,9 +74,12 @@ class DatasetList(Sequence[Dataset]):
 
 
 class Client:
-    def __init__(self, syftbox: SyftBox, email: str) -> None:
+    def __init__(
+        self, syftbox: SyftBox, email: str, *, local_runner: LocalRunner | None = None
+    ) -> None:
         self.email = validate_email(email)
         self.syftbox = syftbox
+        self._local_runner = local_runner
 
     def __repr__(self) -> str:
         return f"Client({self.email!r} in {self.syftbox.root})"
@@ -239,9 +240,14 @@ class Client:
         job_name: str,
         **submit_kwargs: Any,
     ) -> list[Job]:
-        """Submit the same python job to every owner (syft_core.mapreduce.map_jobs); gather the
+        """Submit the same python job to every owner (syft_core.mapreduce.map_jobs; see
+        submit_python_job for `submit_kwargs`: entrypoint, datasets, mode, ...); gather the
         results with syft_core.mapreduce.wait_all."""
-        return map_jobs(self, owners, code_path, job_name, **submit_kwargs)
+
+        def submit(owner: str) -> Path:
+            return self.submit_python_job(owner, code_path, job_name, **submit_kwargs)
+
+        return map_jobs(self.syftbox, self.email, owners, submit)
 
     # -- developing against mocks -------------------------------------------------------------
     def run_local(
@@ -255,10 +261,9 @@ class Client:
         runtime: str | None = None,
     ) -> LocalRunResult:
         """Run code on this machine against `owner`'s synced mocks, in the sandbox the owner's
-        runner uses (syft_runner.local_run.run_local; needs Docker and the job images)."""
-        # Imported here: only a local run needs the runner (and Docker); the client does not.
-        from syft_runner.local_run import run_local
-
+        runner uses: the client's `local_runner`, else the installed one (syft_core.local_runner;
+        syft-runner's needs Docker and the job images)."""
+        run_local = self._local_runner or find_local_runner()
         return run_local(
             Path(code_path),
             syftbox=self.syftbox.root,
@@ -271,9 +276,12 @@ class Client:
         )
 
 
-def get_client(syftbox_path: str | os.PathLike[str], email: str) -> Client:
-    """A client acting as `email` in the syftbox folder `syftbox_path` (which must exist)."""
+def get_client(
+    syftbox_path: str | os.PathLike[str], email: str, *, local_runner: LocalRunner | None = None
+) -> Client:
+    """A client acting as `email` in the syftbox folder `syftbox_path` (which must exist).
+    `local_runner`: what `run_local` runs code with (None: the installed runner's)."""
     syftbox = SyftBox(Path(syftbox_path))
     if not syftbox.root.is_dir():
         raise SyftError(f"{syftbox.root}: syftbox folder does not exist")
-    return Client(syftbox, email)
+    return Client(syftbox, email, local_runner=local_runner)

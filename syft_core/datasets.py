@@ -42,7 +42,7 @@ from syft_core.automock import (
     is_table,
     table_columns,
 )
-from syft_core.datasite import PERMISSION_FILE, Datasite
+from syft_core.datasite_layout import PERMISSION_FILE, DatasiteLayout
 from syft_core.dp_automock import (
     DEFAULT_EPSILON,
     KEPT_DP,
@@ -173,11 +173,11 @@ class PrivateMapping(BaseModel):
         return clean
 
 
-def dataset_dir(datasite: Datasite, name: str) -> Path:
+def dataset_dir(datasite: DatasiteLayout, name: str) -> Path:
     return datasite.public / DATASETS_DIR / validate_dataset_name(name)
 
 
-def private_mapping_path(datasite: Datasite, name: str) -> Path:
+def private_mapping_path(datasite: DatasiteLayout, name: str) -> Path:
     return datasite.private / DATASETS_DIR / f"{validate_dataset_name(name)}.yaml"
 
 
@@ -191,7 +191,7 @@ def _load_yaml(path: Path) -> object:
         raise DatasetError(f"{path}: {exc}") from None
 
 
-def _read_mapping(datasite: Datasite, name: str) -> PrivateMapping | None:
+def _read_mapping(datasite: DatasiteLayout, name: str) -> PrivateMapping | None:
     """The private mapping, None when there is none here (e.g. in a peer's synced copy)."""
     path = private_mapping_path(datasite, name)
     if not path.exists() and not path.is_symlink():
@@ -202,7 +202,7 @@ def _read_mapping(datasite: Datasite, name: str) -> PrivateMapping | None:
         raise DatasetError(f"{path}: invalid private dataset mapping: {exc}") from None
 
 
-def get_dataset(datasite: Datasite, name: str) -> Dataset:
+def get_dataset(datasite: DatasiteLayout, name: str) -> Dataset:
     """The dataset `name`; DatasetNotFoundError listing the available ones if there is none."""
     path = dataset_dir(datasite, name) / METADATA_FILE
     if not path.exists() and not path.is_symlink():
@@ -229,7 +229,7 @@ def get_dataset(datasite: Datasite, name: str) -> Dataset:
     return dataset
 
 
-def list_datasets(datasite: Datasite) -> list[Dataset]:
+def list_datasets(datasite: DatasiteLayout) -> list[Dataset]:
     """Every readable dataset, by name; an unreadable one is logged and skipped."""
     root = datasite.public / DATASETS_DIR
     if not root.is_dir():
@@ -249,7 +249,7 @@ def list_datasets(datasite: Datasite) -> list[Dataset]:
 
 
 # -- validating input paths ------------------------------------------------------------------------
-def _relative_to_datasite(datasite: Datasite, given: Path, what: str) -> str:
+def _relative_to_datasite(datasite: DatasiteLayout, given: Path, what: str) -> str:
     if not given.is_absolute():
         return given.as_posix()
     for root in (datasite.root, datasite.root.resolve()):
@@ -258,7 +258,7 @@ def _relative_to_datasite(datasite: Datasite, given: Path, what: str) -> str:
     raise DatasetError(f"{what} {given}: outside the datasite {datasite.root}")
 
 
-def locate(datasite: Datasite, given: Path, area: str, what: str) -> Path:
+def locate(datasite: DatasiteLayout, given: Path, area: str, what: str) -> Path:
     """`given` (absolute, or relative to the datasite) as an absolute path, after proving it is an
     existing plain file or folder inside `<datasite>/<area>/` with no symlink on the way."""
     rel = normalize_relpath(_relative_to_datasite(datasite, given, what), what=f"{what} {given}")
@@ -310,7 +310,7 @@ def plain_files(root: Path, what: str) -> list[tuple[str, Path]]:
 
 # -- creating --------------------------------------------------------------------------------------
 def create_dataset(
-    datasite: Datasite,
+    datasite: DatasiteLayout,
     name: str,
     *,
     private: Path,
@@ -382,14 +382,14 @@ def create_dataset(
     return dataset
 
 
-def _refuse_duplicate(datasite: Datasite, name: str) -> None:
+def _refuse_duplicate(datasite: DatasiteLayout, name: str) -> None:
     for path in (dataset_dir(datasite, name), private_mapping_path(datasite, name)):
         if path.exists() or path.is_symlink():
             raise DatasetError(f"dataset {name!r} already exists: {path}")
 
 
 def _check_mock_choice(
-    datasite: Datasite, private_path: Path, mock: Path | None, automock: bool
+    datasite: DatasiteLayout, private_path: Path, mock: Path | None, automock: bool
 ) -> Path | None:
     if automock and mock is not None:
         raise DatasetError("give either a mock or automock=True, not both")
@@ -481,7 +481,7 @@ def _automock(private_path: Path, target: Path, settings: _AutomockSettings) -> 
 
 
 def _describe(
-    datasite: Datasite,
+    datasite: DatasiteLayout,
     name: str,
     staging: Path,
     entry: str,
@@ -566,7 +566,7 @@ def _publish(staging: Path, final: Path) -> None:
 
 
 # -- removing --------------------------------------------------------------------------------------
-def remove_dataset(datasite: Datasite, name: str) -> None:
+def remove_dataset(datasite: DatasiteLayout, name: str) -> None:
     """Unpublish a dataset: its public folder and private mapping go; the private data stays."""
     folder = dataset_dir(datasite, name)
     mapping = private_mapping_path(datasite, name)

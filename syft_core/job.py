@@ -31,7 +31,7 @@ from syft_core.release import (
     release_job,
     results_waiting,
 )
-from syft_core.safefile import open_regular
+from syft_core.safefile import read_capped
 
 _LOG_READ_LIMIT = 64 * 1024 * 1024  # the runner caps logs well below this; never read unbounded
 MAX_LISTED_KEYS = 10  # a not-found error lists at most this many keys to type
@@ -65,13 +65,13 @@ class LogFile:
         if self.held is not None:
             raise ResultsNotReleasedError(self.held)
         try:
-            fd = open_regular(self.path)  # a synced log that is a link, fifo or folder: refused
+            # A synced log that is a link, fifo or folder: refused.
+            data = read_capped(self.path, _LOG_READ_LIMIT)
         except FileNotFoundError:
             return ""
         except OSError as exc:
             raise JobError(f"{self.path}: cannot read log: {exc.strerror or exc}") from None
-        with os.fdopen(fd, "rb") as fh:
-            return fh.read(_LOG_READ_LIMIT).decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace")
 
     def __str__(self) -> str:
         return self.text

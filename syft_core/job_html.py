@@ -14,18 +14,44 @@ import base64
 import html
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from syft_core.errors import JobError
+from syft_core.jobs.config import JobConfig
+from syft_core.jobs.folder import JobFolder, Status
 from syft_core.jobs.snapshot import Snapshot
 from syft_core.names import visible
 from syft_core.preview import Preview, log_tail, png_bytes, preview
 
-if TYPE_CHECKING:
-    from syft_core.job import Job
-
 MAX_OUTPUTS_SHOWN = 10
 TABLE_COLUMNS = ("name", "submitted_by", "owner", "status", "outcome", "released", "submitted_at")
+
+
+class ShownJob(Protocol):
+    """What the HTML shows of a job: syft_core.job.Job, whose `_repr_html_` is built here (so
+    this module cannot import it back)."""
+
+    @property
+    def folder(self) -> JobFolder: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def full_key(self) -> str: ...
+    @property
+    def location(self) -> Path: ...
+    @property
+    def config(self) -> JobConfig: ...
+    @property
+    def status(self) -> Status: ...
+    @property
+    def released(self) -> bool: ...
+    @property
+    def results_waiting(self) -> bool: ...
+    @property
+    def outputs(self) -> list[Path]: ...
+    def summary(self) -> dict[str, str]: ...
 
 
 def text(value: str) -> str:
@@ -41,7 +67,7 @@ def _rows(pairs: Iterable[tuple[str, str]]) -> str:
     )
 
 
-def job_html(job: Job) -> str:
+def job_html(job: ShownJob) -> str:
     """The job's facts, its code (collapsed) and, when visible to this user, its results."""
     summary = job.summary()
     facts = [
@@ -66,19 +92,19 @@ def _outcome(summary: dict[str, str]) -> str:
     return f"{summary['outcome']}, exit code {summary['exit_code']}"
 
 
-def jobs_table_html(jobs: Iterable[Job]) -> str:
+def jobs_table_html(jobs: Iterable[ShownJob]) -> str:
     head = "".join(f"<th>{text(c)}</th>" for c in TABLE_COLUMNS)
     body = "".join(_table_row(job) for job in jobs)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _table_row(job: Job) -> str:
+def _table_row(job: ShownJob) -> str:
     row = {**job.summary(), "released": _release_state(job)}
     cells = "".join(f"<td style='text-align:left'>{text(row[c])}</td>" for c in TABLE_COLUMNS)
     return f"<tr>{cells}</tr>"
 
 
-def _release_state(job: Job) -> str:
+def _release_state(job: ShownJob) -> str:
     if job.status != "done":
         return ""
     if job.released:
@@ -86,7 +112,7 @@ def _release_state(job: Job) -> str:
     return "waiting for the owner's release" if job.results_waiting else "not released"
 
 
-def _config_facts(job: Job) -> list[tuple[str, str]]:
+def _config_facts(job: ShownJob) -> list[tuple[str, str]]:
     try:
         config = job.config
     except JobError as exc:
@@ -99,7 +125,7 @@ def _config_facts(job: Job) -> list[tuple[str, str]]:
     ]
 
 
-def _code(job: Job) -> str:
+def _code(job: ShownJob) -> str:
     try:
         snapshot = Snapshot.take(job.location)
     except (JobError, OSError) as exc:
@@ -119,11 +145,11 @@ def _code(job: Job) -> str:
     )
 
 
-def _results_visible(job: Job) -> bool:
+def _results_visible(job: ShownJob) -> bool:
     return job.status == "done" and (job.released or job.user == job.owner)
 
 
-def _results(job: Job) -> str:
+def _results(job: ShownJob) -> str:
     note = "" if job.released else "<p>not released yet: only you, the owner, see these</p>"
     logs = "".join(
         f"<p><b>{name}</b> (last lines)</p><pre>{text(log_tail(path))}</pre>"
@@ -135,7 +161,7 @@ def _results(job: Job) -> str:
     return note + logs + _outputs(job)
 
 
-def _outputs(job: Job) -> str:
+def _outputs(job: ShownJob) -> str:
     root = job.folder.outputs_dir
     paths = job.outputs
     shown: list[str] = []

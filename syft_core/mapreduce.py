@@ -1,6 +1,6 @@
 """MapReduce (the seed's principle 11): the same job to many owners, the results reduced locally.
 
-Map: `map_jobs` (or `client.map`) submits one python job to each owner's `jobs/<you>/` gateway;
+Map: `client.map` (through `map_jobs`) submits one python job to each owner's `jobs/<you>/` gateway;
 every owner reviews, runs and releases it on their own schedule. Reduce is the caller's code:
 `wait_all` waits until each job's results are released and present in the local syftbox (the
 sync brings them) and returns the output files per owner, ready to aggregate.
@@ -13,20 +13,16 @@ returned as if it were the total.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from syft_core.datasite import SyftBox
 from syft_core.errors import JobError
 from syft_core.identity import validate_email
 from syft_core.job import Job
 from syft_core.jobs.folder import JobFolder, Status
 from syft_core.jobs.markers import Outcome
-
-if TYPE_CHECKING:
-    from syft_core.client import Client
 
 POLL_SECONDS = 0.2
 
@@ -41,37 +37,33 @@ class MapError(JobError):
 
 
 def map_jobs(
-    client: Client,
-    owners: Sequence[str],
-    code_path: str | os.PathLike[str],
-    job_name: str,
-    **submit_kwargs: Any,
+    syftbox: SyftBox, email: str, owners: Sequence[str], submit: Callable[[str], Path]
 ) -> list[Job]:
-    """Submit the python job `code_path` to every owner (see Client.submit_python_job for
-    `submit_kwargs`: entrypoint, datasets, mode, ...); one Job per owner, in order. Every owner's
-    datasite must be present in the syftbox before anything is submitted."""
+    """Submit one job to every owner with `submit(owner) -> job folder` (Client.map passes its
+    submit_python_job), as `email`; one Job per owner, in order. Every owner's datasite must be
+    present in `syftbox` before anything is submitted."""
     if isinstance(owners, str) or not owners:
         raise JobError("owners must be a non-empty list of emails")
     emails = [validate_email(owner) for owner in owners]
     repeated = sorted({e for e in emails if emails.count(e) > 1})
     if repeated:
         raise JobError(f"owners must be distinct; repeated: {', '.join(repeated)}")
-    missing = [e for e in emails if not client.syftbox.datasite(e).exists()]
+    missing = [e for e in emails if not syftbox.datasite(e).exists()]
     if missing:
         raise JobError(
-            f"no local datasite for {', '.join(missing)} in {client.syftbox.root}: sync with "
+            f"no local datasite for {', '.join(missing)} in {syftbox.root}: sync with "
             "these owners first; nothing was submitted"
         )
     jobs: list[Job] = []
     for owner in emails:
         try:
-            folder = client.submit_python_job(owner, code_path, job_name, **submit_kwargs)
+            folder = submit(owner)
         except JobError as exc:
             sent = ", ".join(j.owner for j in jobs) or "none"
             raise JobError(
                 f"submitting to {owner} failed: {exc} (already submitted: {sent})"
             ) from None
-        jobs.append(Job(JobFolder(folder), client.email))
+        jobs.append(Job(JobFolder(folder), email))
     return jobs
 
 

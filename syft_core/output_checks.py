@@ -32,7 +32,6 @@ import io
 import json
 import logging
 import math
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from syft_core.atomic import atomic_write_text
 from syft_core.errors import JobError
 from syft_core.events import utcnow
-from syft_core.safefile import open_regular
+from syft_core.safefile import read_capped
 from syft_core.yamlio import read_untrusted_yaml
 
 logger = logging.getLogger(__name__)
@@ -140,8 +139,7 @@ def job_files(job_path: Path) -> list[str]:
 
 def _read_bytes(path: Path, limit: int) -> bytes | None:
     """The file's bytes, None when larger than `limit`; never through a symlink."""
-    with os.fdopen(open_regular(path), "rb") as fh:
-        data = fh.read(limit + 1)
+    data = read_capped(path, limit + 1)
     return None if len(data) > limit else data
 
 

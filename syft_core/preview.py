@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from syft_core.safefile import open_regular
+from syft_core.safefile import open_regular, read_capped
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CSV_PREVIEW_BYTES = 64 * 1024
@@ -43,11 +43,7 @@ class Preview:
 def read_head(path: Path, limit: int) -> bytes:
     """At most `limit` bytes from the start of the regular file at `path` (a link, a fifo or a
     folder raises NotRegularFileError)."""
-    fd = open_regular(path)
-    try:
-        return os.read(fd, limit)
-    finally:
-        os.close(fd)
+    return read_capped(path, limit)
 
 
 def read_tail(path: Path, limit: int = TAIL_BYTES) -> bytes:

@@ -17,16 +17,13 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from syft_core.atomic import atomic_write_text
 from syft_core.jobs.snapshot import Snapshot
 from syft_core.names import visible
-
-if TYPE_CHECKING:  # JobFolder records its decisions here
-    from syft_core.jobs.folder import JobFolder
 
 REVIEWS_DIR = ".syft/reviews"
 MAX_RECORDED_TEXT = 8 * 1024 * 1024  # texts beyond this total are recorded by hash only
@@ -47,12 +44,24 @@ class Review(BaseModel):
 Decision = Literal["approved", "rejected"]
 
 
-def review_path(job: JobFolder, decision: Decision | None = None) -> Path:
+class ReviewedJob(Protocol):
+    """What a review record is filed under; syft_core.jobs.folder.JobFolder, which records its
+    decisions here (so this module cannot import it back)."""
+
+    @property
+    def datasite_root(self) -> Path: ...
+    @property
+    def submitter(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+def review_path(job: ReviewedJob, decision: Decision | None = None) -> Path:
     suffix = f".{decision}.json" if decision else ".json"
     return job.datasite_root / REVIEWS_DIR / job.submitter / f"{job.name}{suffix}"
 
 
-def record_review(job: JobFolder, snapshot: Snapshot, decision: Decision | None = None) -> None:
+def record_review(job: ReviewedJob, snapshot: Snapshot, decision: Decision | None = None) -> None:
     """Remember `snapshot` as what the owner was shown of `job` (or, with `decision`, what they
     approved or rejected)."""
     budget = MAX_RECORDED_TEXT
@@ -70,7 +79,7 @@ def record_review(job: JobFolder, snapshot: Snapshot, decision: Decision | None 
     atomic_write_text(path, review.model_dump_json())
 
 
-def last_review(job: JobFolder, decision: Decision | None = None) -> Review | None:
+def last_review(job: ReviewedJob, decision: Decision | None = None) -> Review | None:
     """What `show` last printed of `job` (with `decision`: the content last approved or
     rejected); None if there is none (or the record is unreadable)."""
     try:

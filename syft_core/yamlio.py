@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from syft_core.safefile import NotRegularFileError, open_regular
+from syft_core.safefile import NotRegularFileError, open_regular, read_fd_capped
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -54,11 +54,13 @@ def read_untrusted_yaml(path: Path, *, max_bytes: int) -> Any:
         raise ValueError(str(exc).removeprefix(f"{path}: ")) from None
     except OSError as exc:
         raise ValueError(f"cannot be opened: {exc.strerror}") from None
-    st = os.fstat(fd)
-    with os.fdopen(fd, "rb") as fh:
-        if st.st_size > max_bytes:
-            raise ValueError(f"is {st.st_size} bytes, over the limit of {max_bytes}")
-        data = fh.read(max_bytes + 1)
+    try:
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            raise ValueError(f"is {size} bytes, over the limit of {max_bytes}")
+        data = read_fd_capped(fd, max_bytes + 1)  # it may have grown since
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise ValueError(f"is over the limit of {max_bytes} bytes")
     return load_untrusted_yaml(data)

@@ -26,17 +26,17 @@ import contextlib
 import os
 import secrets
 import shutil
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from syft_core.dependencies import PackageIndex
 from syft_core.errors import JobError, SyftError
 from syft_core.identity import validate_email
-from syft_core.jobs import DoneMarker, JobFolder, Outcome, load_config, walk_submission
+from syft_core.jobs import DoneMarker, JobFolder, load_config, walk_submission
 from syft_core.jobs.config import ENTRYPOINT_SUFFIXES
 from syft_core.jobs.lock import LOCK_NAME
 from syft_core.jobs.markers import read_marker, write_marker
+from syft_core.local_runner import LocalRunResult
 from syft_core.submit import collect_code, environment_lock, submit_bash_job, submit_python_job
 from syft_runner.config import RunnerConfig
 from syft_runner.executor.job import Executor
@@ -53,18 +53,6 @@ _LOG_READ_LIMIT = 64 * 1024 * 1024
 
 class LocalRunError(SyftError):
     """The code could not be run locally (bad code path, engine unreachable, ...)."""
-
-
-@dataclass(frozen=True)
-class LocalRunResult:
-    outcome: Outcome
-    exit_code: int | None
-    message: str  # the runner's account: how the job ended and what to do about it
-    stdout: str
-    stderr: str
-    result_dir: Path  # logs/, outputs/, done.yaml
-    outputs_dir: Path
-    outputs: list[Path]  # files under outputs_dir, sorted
 
 
 def run_local(

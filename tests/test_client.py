@@ -10,11 +10,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 import yaml
 
+import syft_core.local_runner
 import syft_core.submit
 from syft_core import get_client
 from syft_core.client import Client
@@ -37,7 +39,9 @@ from syft_core.jobs import (
     UnsafeSubmissionError,
     walk_submission,
 )
+from syft_core.local_runner import LocalRunner, LocalRunResult, find_local_runner
 from syft_core.submit import job_folder_name
+from syft_runner.local_run import run_local
 
 DO = "alice@example.org"
 DS = "bob@example.org"
@@ -676,3 +680,52 @@ def test_submission_refuses_a_dataset_the_owner_does_not_publish(
     assert err.value.available == ["customers"]
     assert not (box / DO / "jobs" / DS / "census").exists()
     scientist.submit_bash_job(DO, "echo", "ok", datasets=["customers"], mode="mock")
+
+
+# -- the local-run hook (syft_core.local_runner) -------------------------------------------------
+def test_run_local_hands_everything_to_the_clients_runner(tmp_path: Path, box: Path) -> None:
+    calls: list[tuple[Path, dict[str, object]]] = []
+
+    def runner(code_path: Path, **kwargs: object) -> LocalRunResult:
+        calls.append((code_path, kwargs))
+        return LocalRunResult(Outcome.SUCCEEDED, 0, "ran", "out", "", tmp_path, tmp_path, [])
+
+    client = get_client(box, DS, local_runner=runner)
+    result = client.run_local(
+        "analysis.py", owner=DO, datasets=("regions",), output_dir=str(tmp_path / "out")
+    )
+    assert result.message == "ran"
+    assert calls == [
+        (
+            Path("analysis.py"),
+            {
+                "syftbox": box,
+                "owner": DO,
+                "datasets": ["regions"],
+                "entrypoint": None,
+                "output_dir": tmp_path / "out",
+                "email": DS,
+                "runtime": None,
+            },
+        )
+    ]
+
+
+def test_without_a_runner_the_client_uses_the_installed_syft_runner() -> None:
+    # The package declares it as an entry point (pyproject.toml), so syft_core needs no import
+    # of syft_runner; mypy checks here that it fits the protocol.
+    installed: LocalRunner = run_local
+    assert find_local_runner() is installed
+
+
+def test_a_missing_or_ambiguous_runner_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    found: list[EntryPoint] = []
+    monkeypatch.setattr(syft_core.local_runner, "entry_points", lambda group: found)
+    with pytest.raises(SyftError, match=r"no local runner is installed.*pip install syft-runner"):
+        find_local_runner()
+    found += [
+        EntryPoint("a", "pkg_a:run", syft_core.local_runner.ENTRY_POINT_GROUP),
+        EntryPoint("b", "pkg_b:run", syft_core.local_runner.ENTRY_POINT_GROUP),
+    ]
+    with pytest.raises(SyftError, match=r"several local runners .*a \(pkg_a:run\), b "):
+        find_local_runner()

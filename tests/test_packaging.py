@@ -101,6 +101,17 @@ def test_the_installed_wheel_finds_its_profile_and_images(
         text=True,
     ).stdout
     assert where.startswith(str(venv)), where
+    # The wheel declares the local runner syft_core's Client.run_local finds (an entry point).
+    finds = "from syft_core.local_runner import find_local_runner as f; print(f().__module__)"
+    runner = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", finds],
+        cwd=tmp_path,
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert runner.strip() == "syft_runner.local_run", runner
 
     doctor = subprocess.run(
         [str(venv / "bin" / "syft-runner"), "doctor"],

@@ -7,11 +7,9 @@ governs), and the reason kept for `ctx.errors` and `explain()`.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from syft_core.permissions.models import (
     PermissionFile,
     PermissionRule,
 )
+from syft_core.safefile import NotRegularFileError, open_regular, read_fd_capped
 
 log = logging.getLogger(__name__)
 
@@ -154,16 +153,16 @@ def read_permission_file(file: Path) -> tuple[os.stat_result, bytes]:
     Raises ValueError naming the reason when it is not a readable regular file.
     """
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        fd = open_regular(file)
+    except NotRegularFileError as exc:
+        if exc.kind == "a symlink":
             raise ValueError("is a symbolic link (not followed)") from exc
+        raise ValueError("is not a regular file") from exc
+    except OSError as exc:
         raise ValueError(f"cannot be opened: {exc.strerror or exc}") from exc
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("is not a regular file")
-        return st, _read_capped(fd)
+        # One byte over the cap is enough for parse_permission_file to refuse the file.
+        return os.fstat(fd), read_fd_capped(fd, MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ValueError(f"cannot be read: {exc.strerror or exc}") from exc
     finally:
@@ -176,17 +175,6 @@ def ruleset_from_bytes(data: bytes, folder: str, file: Path) -> CompiledRuleSet:
         return compile_ruleset(model, folder, file)
     except (ValueError, re.error) as exc:
         return broken_ruleset(folder, file, str(exc))
-
-
-def _read_capped(fd: int) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > MAX_FILE_BYTES:
-            break
-    return b"".join(chunks)
 
 
 def _check_size(raw: Any) -> None:

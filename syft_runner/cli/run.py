@@ -15,8 +15,9 @@ from syft_core.datasets import list_datasets
 from syft_core.datasite import Datasite
 from syft_core.errors import SyftError
 from syft_core.jobs import Outcome
+from syft_core.local_runner import LocalRunResult
 from syft_runner.cli.datasite import SyftboxOption, fail, reported_failures, visible
-from syft_runner.local_run import LocalRunResult, run_local
+from syft_runner.local_run import run_local
 
 _out = Console(highlight=False)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from syft_core.jobs import RefusedOutput
 from syft_core.jobs.outputs import output_name_problem
 from syft_core.names import visible
-from syft_core.safefile import file_kind
+from syft_core.safefile import copy_capped, file_kind
 
 # A dot-folder: no `*`/`**` permission rule matches it, so nothing half-copied is ever synced.
 PARTIAL_DIR = ".outputs.partial"
@@ -35,7 +35,6 @@ MAX_REFUSED_LISTED = 100
 REFUSED_BUDGET = 64 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -218,7 +217,8 @@ def _copy_file(dir_fd: int, name: str, dest: Path, size: int) -> int:
             raise _Refused("refused: not a regular file any more")
         out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
-            return _copy_bytes(src, out, size)
+            # Never more than lstat said: the job is stopped, but a cap is a cap.
+            return copy_capped(src, out, size)
         except OSError as exc:
             dest.unlink()
             raise _Refused(f"could not be read: {exc.strerror}") from None
@@ -226,14 +226,3 @@ def _copy_file(dir_fd: int, name: str, dest: Path, size: int) -> int:
             os.close(out)
     finally:
         os.close(src)
-
-
-def _copy_bytes(src: int, out: int, size: int) -> int:
-    # Never more than lstat said: the job is stopped, but a cap is a cap.
-    copied = 0
-    while copied < size and (chunk := os.read(src, min(_CHUNK, size - copied))):
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(out, view) :]
-        copied += len(chunk)
-    return copied

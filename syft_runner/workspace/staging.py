@@ -47,6 +47,7 @@ from syft_core.jobs.submission import (
     open_submitted,
     walk_submission,
 )
+from syft_core.safefile import copy_capped
 from syft_runner.sandbox.container import (
     CODE_OUTPUTS_DIR,
     DATA_DIR,
@@ -64,7 +65,6 @@ from syft_runner.workspace.outputs import OutputCaps
 log = logging.getLogger(__name__)
 
 RUNNER_STATE_DIR = ".syft-runner"  # beside the datasites; not an email, so never synced
-_CHUNK = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -536,18 +536,12 @@ def _copy_beneath(job_fd: int, relpath: str, dest_root: Path, budget: int) -> in
 def _copy_fd(src: int, dest: Path, budget: int, relpath: str) -> int:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     out = os.open(dest, flags, 0o644)
-    copied = 0
     try:
-        while chunk := os.read(src, _CHUNK):
-            copied += len(chunk)
-            if copied > budget:
-                raise UnsafeSubmissionError(
-                    f"{relpath}: the submission grew past {MAX_SUBMISSION_BYTES} bytes while "
-                    "being staged"
-                )
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(out, view) :]
+        copied = copy_capped(src, out, budget + 1)  # one more: a file that grew shows
     finally:
         os.close(out)
+    if copied > budget:
+        raise UnsafeSubmissionError(
+            f"{relpath}: the submission grew past {MAX_SUBMISSION_BYTES} bytes while being staged"
+        )
     return copied

@@ -182,11 +182,11 @@ def test_the_default_rules_let_a_submitter_read_only_their_submission_and_the_ma
 
 
 def test_init_upgrades_the_previous_default_jobs_rules_only(tmp_path: Path) -> None:
-    from syft_core import datasite as datasite_module
+    from syft_core import datasite_layout
 
     ds = Datasite(tmp_path, OWNER)
     (ds.jobs).mkdir(parents=True)
-    old = datasite_module._PREVIOUS_JOBS_RULES
+    old = datasite_layout._PREVIOUS_JOBS_RULES
     (ds.jobs / PERMISSION_FILE).write_text(yaml.safe_dump(old))
     ds.init()
     assert yaml.safe_load((ds.jobs / PERMISSION_FILE).read_text()) != old

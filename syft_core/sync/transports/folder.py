@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from syft_core.safefile import NotRegularFileError, open_regular
+from syft_core.safefile import NotRegularFileError, copy_capped, open_regular, read_fd_capped
 from syft_core.sync.errors import (
     MalformedValueError,
     MissingKeyError,
@@ -70,16 +70,6 @@ def _open_value(path: Path, key: str) -> tuple[int, os.stat_result]:
         raise
 
 
-def _read_upto(stream: BinaryIO, limit: int) -> bytes:
-    """What is left in `stream`, but never more than `limit` + 1 bytes (so "too long" shows)."""
-    parts: list[bytes] = []
-    left = limit + 1
-    while left > 0 and (chunk := stream.read(min(left, CHUNK_SIZE))):
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
-
-
 def _read_small(path: Path) -> bytes | None:
     """The whole content of `path` if it is a small file, else None (it is copied by the kernel).
     The file may grow while it is read: whatever is read is hashed and checked by the caller."""
@@ -88,32 +78,6 @@ def _read_small(path: Path) -> bytes | None:
         if size > SMALL_FILE_BYTES:
             return None
         return stream.readall()  # to EOF, however far: a grown file then fails its sha check
-
-
-_NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
-
-
-def _copy_upto(source: int, dest: int, limit: int) -> int:
-    """Copy from `source` to `dest` in the kernel until EOF or `limit` + 1 bytes; return how
-    many. copy_file_range where the filesystems allow it, sendfile otherwise."""
-    copied = 0
-    kernel_copy = True
-    while copied <= limit:
-        count = min(limit + 1 - copied, 1 << 30)
-        if kernel_copy:
-            try:
-                moved = os.copy_file_range(source, dest, count)
-            except OSError as exc:
-                if exc.errno not in _NO_KERNEL_COPY or copied:
-                    raise
-                kernel_copy = False
-                continue
-        else:
-            moved = os.sendfile(dest, source, None, count)
-        if moved == 0:
-            break
-        copied += moved
-    return copied
 
 
 def _create_temporary(target: Path) -> tuple[str, int]:
@@ -224,7 +188,7 @@ class FolderTransport(Transport):
             # A kernel copy (copy_file_range/sendfile: no bytes pass through Python), then the
             # copy is hashed from the page cache, read back through the same descriptor.
             with open(path, "rb", buffering=0) as source:
-                _copy_upto(source.fileno(), fd, sys.maxsize)
+                copy_capped(source.fileno(), fd, sys.maxsize)
             os.lseek(fd, 0, os.SEEK_SET)
             with open(fd, "rb", closefd=False) as landed:
                 if hashlib.file_digest(landed, "sha256").hexdigest() != expected_sha:
@@ -249,7 +213,7 @@ class FolderTransport(Transport):
                 if size > max_bytes:
                     raise oversize(key, max_bytes)
                 if size <= SMALL_FILE_BYTES:
-                    data = _read_upto(stream, max_bytes)
+                    data = read_fd_capped(stream.fileno(), max_bytes + 1)  # +1: "too long"
                     if len(data) > max_bytes:  # it grew since
                         raise oversize(key, max_bytes)
                     with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
@@ -259,7 +223,7 @@ class FolderTransport(Transport):
                 # A kernel copy, then the sha256 of what landed (from the page cache): about
                 # twice as fast as hashing chunk by chunk while copying through Python.
                 with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
-                    copied = _copy_upto(fd, out.fileno(), max_bytes)
+                    copied = copy_capped(fd, out.fileno(), max_bytes + 1)
             if copied > max_bytes:
                 raise oversize(key, max_bytes)
             callback(copied)
