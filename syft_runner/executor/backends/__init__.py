@@ -1,0 +1,1 @@
+"""Backends of the executor contract (executor/contract.py): one engine each."""
