@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
+import docker
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -18,7 +20,10 @@ from syft_runner.sandbox.images import (
     build_images,
     image_packages,
     image_statuses,
+    image_tag,
+    push_to_nodes,
     resolve_image,
+    runtime_names,
 )
 
 images_app = typer.Typer(help="Build and list the job runtime images.", no_args_is_help=True)
@@ -80,6 +85,51 @@ def packages(
     if listing is None:
         fail(f"{runtime}: the image has no {PACKAGES_FILE}; rebuild it (`make images`)")
     typer.echo(listing.freeze(), nl=False)
+
+
+@images_app.command("push-nodes")
+def push_nodes(
+    node: Annotated[
+        list[str],
+        typer.Option(
+            "--node", metavar="NAME=DOCKER_HOST", help="A worker node and its daemon's address."
+        ),
+    ],
+    runtime: Annotated[
+        list[str] | None,
+        typer.Option("--runtime", help="Runtime(s) to push (default: every runtime)."),
+    ] = None,
+) -> None:
+    """Load the runtime images from this engine onto each Swarm node (no registry: `docker save`
+    here, `docker load` on every node in parallel). Fails if any node did not load them."""
+    try:
+        nodes = {name: docker.DockerClient(base_url=host) for name, host in _node_hosts(node)}
+        source = connect()
+        names = runtime or runtime_names()
+        for name in names:
+            resolve_image(source, name)  # built and ours, else an error naming the fix
+        report = push_to_nodes(source, nodes, [image_tag(name) for name in names])
+    except (SyftError, docker.errors.DockerException) as exc:
+        fail(f"images push-nodes failed: {exc}")
+    for name, loaded in report.loaded.items():
+        _print_progress(f"{name}: loaded {', '.join(loaded)}")
+    for name, why in report.failed.items():
+        _print_progress(f"{name}: FAILED: {why}")
+    if report.failed:
+        fail(f"{len(report.failed)} node(s) did not load the images")
+    _console.print(
+        f"[green]{len(names)} images on {len(nodes)} nodes[/green] in {report.seconds} s"
+    )
+
+
+def _node_hosts(options: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for option in options:
+        name, sep, host = option.partition("=")
+        if not sep or not name or not host:
+            fail(f"--node {option!r}: expected NAME=DOCKER_HOST (e.g. worker1=tcp://10.0.0.2:2376)")
+        pairs.append((name, host))
+    return pairs
 
 
 def _print_packages(status: ImageStatus) -> None:

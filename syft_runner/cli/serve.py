@@ -40,6 +40,7 @@ from syft_runner.cli.sync import (
     report_lines,
 )
 from syft_runner.config import default_config_path, load_runner_config
+from syft_runner.executor.backends import make_backend
 from syft_runner.sandbox.engine import connect
 from syft_runner.service import RunnerService
 
@@ -258,7 +259,8 @@ def serve(
         settings = load_runner_config(config or default_config_path(syftbox, email))
         syncer, sync_state = _sync_client(syftbox, email, sync, transport)
         engine = connect(concurrency=settings.concurrency)
-        service = RunnerService(syftbox, email, settings, engine)
+        backend = make_backend(settings, engine)
+        service = RunnerService(syftbox, email, settings, engine, backend=backend)
         service.claim()  # another runner serving this datasite: say so before anything starts
     except (SyftError, OSError) as exc:
         if syncer is not None:

@@ -44,11 +44,17 @@ def pool_size(concurrency: int) -> int:
     return max(DEFAULT_POOL_SIZE, concurrency * CONNECTIONS_PER_JOB + SPARE_CONNECTIONS)
 
 
-def connect(timeout: int = 120, *, concurrency: int = 1) -> docker.DockerClient:
-    """A client for the engine named by DOCKER_HOST (default: the local socket), checked to
-    answer and to be new enough, with a connection pool sized for `concurrency` jobs."""
+def connect(
+    timeout: int = 120, *, concurrency: int = 1, host: str | None = None
+) -> docker.DockerClient:
+    """A client for the engine at `host` (default: DOCKER_HOST, else the local socket; TLS as
+    DOCKER_TLS_VERIFY and DOCKER_CERT_PATH say), checked to answer and to be new enough, with a
+    connection pool sized for `concurrency` jobs."""
+    environment = {**os.environ, **({"DOCKER_HOST": host} if host else {})}
     try:
-        client = docker.from_env(timeout=timeout, max_pool_size=pool_size(concurrency))
+        client = docker.from_env(
+            timeout=timeout, max_pool_size=pool_size(concurrency), environment=environment
+        )
         api_version = str(client.version()["ApiVersion"])
     except docker.errors.DockerException as exc:
         raise EngineUnavailableError(f"{_why_unreachable(exc)}; {FIX}") from exc

@@ -26,7 +26,9 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -462,3 +464,63 @@ def _status(
         provides=image.labels.get("org.syft.provides"),
         packages=image_packages(client, str(image.id)),
     )
+
+
+# -- images on a cluster's nodes (the Swarm backend): no registry, so each node loads them -----
+class NodePushReport(BaseModel):
+    """What `push_to_nodes` did: node → the refs it now holds, or why it failed."""
+
+    loaded: dict[str, list[str]] = {}
+    failed: dict[str, str] = {}
+    seconds: float = 0.0
+
+
+def push_to_nodes(
+    source: docker.DockerClient,
+    nodes: Mapping[str, docker.DockerClient],
+    refs: list[str],
+) -> NodePushReport:
+    """Load images `refs` (tags or ids) from `source` onto every node's daemon (`docker save |
+    docker load`), the nodes in parallel. The archive is saved once to a temporary file: each
+    node then reads it at its own pace. A node that fails is reported, the others still load."""
+    started = time.monotonic()
+    report = NodePushReport()
+    with tempfile.TemporaryFile(prefix="syft-runner-images-") as archive:
+        for chunk in source.api.get_image(refs if len(refs) > 1 else refs[0]):
+            archive.write(chunk)
+
+        def load(item: tuple[str, docker.DockerClient]) -> tuple[str, list[str] | str]:
+            node, client = item
+            try:
+                # One handle per node (os.dup shares the offset, so reopen by descriptor path).
+                with open(f"/proc/self/fd/{archive.fileno()}", "rb") as handle:
+                    loaded = client.images.load(handle)
+                return node, sorted(t for image in loaded for t in image.tags or [image.id])
+            except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+                return node, f"{type(exc).__name__}: {exc}"
+
+        archive.flush()
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            for node, outcome in pool.map(load, nodes.items()):
+                if isinstance(outcome, str):
+                    report.failed[node] = outcome
+                else:
+                    report.loaded[node] = outcome
+    report.seconds = round(time.monotonic() - started, 1)
+    return report
+
+
+def missing_on_nodes(nodes: Mapping[str, docker.DockerClient], image_id: str) -> list[str]:
+    """The nodes (sorted) that do not hold image `image_id`, or cannot be asked: a job there
+    would wait for it forever (workers never pull)."""
+
+    def lacks(client: docker.DockerClient) -> bool:
+        try:
+            client.images.get(image_id)
+        except (docker.errors.DockerException, requests.RequestException):
+            return True
+        return False
+
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        lacking = pool.map(lacks, nodes.values())
+        return sorted(node for node, missing in zip(nodes, lacking, strict=True) if missing)
