@@ -234,11 +234,16 @@ def _create_l2(prefix: str, nodes: list[Node]) -> None:
 # --- node namespaces and daemons ---------------------------------------------------------------
 
 
-def _holder_script(node: Node) -> str:
+def _holder_script(node: Node, data_on_tmpfs: bool) -> str:
     """Runs inside `ip netns exec NS unshare -m -u`: prepares the node's mount namespace, then
     sleeps so the namespace outlives any dockerd (a restarted dockerd joins the same one)."""
     # `ip netns exec` remounts /sys, which hides the cgroup v1 hierarchies dockerd needs.
     lines = ["set -e", f"hostname {node.name}", "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup"]
+    if data_on_tmpfs:
+        # Image layers in RAM, visible only in this namespace and freed with it: deleting the
+        # unpacked images from disk was most of the tear-down (19 s of 22 s).
+        data = node.dir / "data"
+        lines.append(f"mkdir -p {data} && mount -t tmpfs -o mode=711 {node.name}-data {data}")
     for fstype, target, options in _cgroup_mounts():
         if target == "/sys/fs/cgroup":
             continue
@@ -268,11 +273,11 @@ def _daemon_config(node: Node, seccomp_profile: Path) -> dict[str, Any]:
     }
 
 
-def _start_holder(node: Node) -> int:
+def _start_holder(node: Node, data_on_tmpfs: bool) -> int:
     for private in PRIVATE_DIRS:
         (node.dir / "private" / private.strip("/").replace("/", "_")).mkdir(parents=True)
     cmd = ["ip", "netns", "exec", node.name, "unshare", "--mount", "--uts",
-           "--propagation", "private", "sh", "-c", _holder_script(node)]  # fmt: skip
+           "--propagation", "private", "sh", "-c", _holder_script(node, data_on_tmpfs)]  # fmt: skip
     log_file = open(node.dir / "holder.log", "wb")  # noqa: SIM115 -- the child keeps it
     with log_file:
         # Each exec replaces the previous program (no fork), so this pid is the holder's.
@@ -469,14 +474,15 @@ def _owner_alive(state: State) -> bool:
 
 
 def reap_stale(base: Path) -> list[Path]:
-    """Tear down clusters under base whose owning process died without tearing down (a killed
-    test run). Clusters left up on purpose (`up`) and live ones are left alone."""
+    """Tear down and delete the work dirs under base whose owning process died without tearing
+    down (a killed test run). Clusters left up on purpose (`up`) and live ones are left alone."""
     reaped = []
     for state_file in sorted(base.glob(f"*/{STATE_FILE}")):
         state = State.load(state_file.parent)
         if state and not state.persistent and not _owner_alive(state):
             log.warning("reaping a stale swarm cluster in %s", state_file.parent)
             teardown(state_file.parent)
+            shutil.rmtree(state_file.parent, ignore_errors=True)
             reaped.append(state_file.parent)
     return reaped
 
@@ -496,6 +502,7 @@ class SwarmCluster:
         labels: dict[str, dict[str, str]] | None = None,
         load_images_on_manager: bool = False,
         persistent: bool = False,
+        data_on_tmpfs: bool = True,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.workers = workers
@@ -504,6 +511,7 @@ class SwarmCluster:
         self.initial_labels = labels or {}
         self.load_images_on_manager = load_images_on_manager
         self.persistent = persistent
+        self.data_on_tmpfs = data_on_tmpfs
         self.timings: dict[str, float] = {}
         self.nodes: list[Node] = []
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -676,7 +684,7 @@ class SwarmCluster:
             node.dir.mkdir(parents=True)
             config = _daemon_config(node, self.seccomp_profile)
             (node.dir / "daemon.json").write_text(json.dumps(config, indent=1))
-            state.holders[node.name] = _start_holder(node)
+            state.holders[node.name] = _start_holder(node, self.data_on_tmpfs)
         state.save()
         for node in self.nodes:
             _wait_until(f"namespaces of {node.name}", (node.dir / "holder.ready").exists, 15)
