@@ -114,6 +114,7 @@ class ResultsReport(BaseModel):
     peak_memory_bytes: int | None = None
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    node: str | None = None  # the cluster node the job ran on (a Swarm backend)
 
 
 MARKER_TYPES: dict[str, type[Marker]] = {

@@ -8,6 +8,8 @@ container and lists each of its checks (a profile that loads is not proof that i
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import docker
@@ -16,7 +18,9 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from syft_core.errors import SyftError
+from syft_runner.config import RunnerConfig, load_runner_config
 from syft_runner.diagnostics.probe import ProbeReport, run_probe
+from syft_runner.executor.backends import make_backend
 from syft_runner.sandbox.engine import connect, engine_info
 from syft_runner.sandbox.images import IMAGES_DIR, resolve_image, runtime_names
 from syft_runner.sandbox.seccomp import PROFILE_PATH, load_profile
@@ -135,6 +139,60 @@ def _probe(client: docker.DockerClient) -> ProbeReport | Check:
         return Check(name="isolation probe container", ok=False, detail=str(exc))
 
 
+# What a task on a Swarm worker shows differently from a local job container, by design; each
+# with why it is acceptable (docs/scale-out.md). Everything else must be exactly as locally: a
+# node whose daemon lacks the project's seccomp profile or no-new-privileges fails.
+SWARM_DIFFERENCES: dict[str, tuple[bool, str]] = {
+    "network interface besides lo": (
+        True,
+        "the job's own internal overlay network: no route out, and seccomp refuses AF_INET",
+    ),
+    "see host block devices or filesystem counters": (
+        True,
+        "a service cannot mask paths (no MaskedPaths in the Swarm API): counters, not data",
+    ),
+    "read a loop device's backing file": (
+        True,
+        "a service cannot mask paths: keep the runner (its per-job loop filesystems) off the "
+        "workers",
+    ),
+    "host paths visible in mountinfo": (
+        True,
+        "binds of the shared storage show the runner's staging paths (datasets appear under "
+        "their public names only)",
+    ),
+    "swap beyond the memory limit": (
+        True,
+        "a service cannot set memory-swap: run workers without swap",
+    ),
+}
+
+
+def swarm_node_checks(config: RunnerConfig, client: docker.DockerClient) -> list[Check]:
+    """The isolation probe as a task on every worker of `config`'s swarm, each check named
+    `<node>: ...`; its folder is in the runner's state folder, which every node must mount."""
+    assert config.swarm is not None
+    backend = make_backend(config, client)
+    scratch = Path(config.state_dir or tempfile.gettempdir()) / "probe"
+    scratch.mkdir(parents=True, exist_ok=True)
+    checks: list[Check] = []
+    for node in sorted(config.swarm.workers):
+        try:
+            report = run_probe(client, backend=backend, node=node, scratch=scratch)
+        except (SyftError, docker.errors.DockerException, OSError) as exc:
+            checks.append(Check(name=f"{node}: isolation probe task", ok=False, detail=str(exc)))
+            continue
+        for check in report.checks:
+            if check.name in SWARM_DIFFERENCES:
+                check.expected, why = SWARM_DIFFERENCES[check.name]
+                check.detail = f"{check.detail} ({why})"
+        checks += [
+            check.model_copy(update={"name": f"{node}: {check.name}"})
+            for check in isolation_checks(report)
+        ]
+    return checks
+
+
 def _render(console: Console, checks: list[Check]) -> None:
     for check in checks:
         mark = "[green]PASS[/green]" if check.ok else "[red]FAIL[/red]"
@@ -146,6 +204,14 @@ def doctor(
     probe: Annotated[
         bool, typer.Option("--probe", help="Also print the isolation probe's full report.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The runner's runner.yaml: with `backend: swarm`, the probe also runs as a task "
+            "on every worker.",
+        ),
+    ] = None,
 ) -> None:
     """Check the engine, the images, the seccomp profile and, inside a real job container, that
     the isolation holds. Exit code 0 only if everything passes."""
@@ -158,9 +224,14 @@ def doctor(
     try:
         checks = collect_checks(client)
         report = _probe(client)
+        checks += [report] if isinstance(report, Check) else isolation_checks(report)
+        settings = load_runner_config(config) if config else None
+        if settings is not None and settings.backend == "swarm":
+            checks += swarm_node_checks(settings, client)
+    except SyftError as exc:
+        checks.append(Check(name="runner config", ok=False, detail=str(exc)))
     finally:
         client.close()
-    checks += [report] if isinstance(report, Check) else isolation_checks(report)
     _render(console, checks)
     if probe and isinstance(report, ProbeReport):
         console.print(report.table(), markup=False, highlight=False, emoji=False)

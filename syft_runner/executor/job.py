@@ -684,6 +684,7 @@ class Executor:
                 peak_memory_bytes=usage.peak_memory_bytes,
                 stdout_truncated=ending.stdout_truncated,
                 stderr_truncated=ending.stderr_truncated,
+                node=result.node,
             ),
         )
         started, finished = result.started_at, result.finished_at

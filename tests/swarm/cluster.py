@@ -234,7 +234,7 @@ def _create_l2(prefix: str, nodes: list[Node]) -> None:
 # --- node namespaces and daemons ---------------------------------------------------------------
 
 
-def _holder_script(node: Node, data_on_tmpfs: bool) -> str:
+def _holder_script(node: Node, data_on_tmpfs: bool, shared: Path) -> str:
     """Runs inside `ip netns exec NS unshare -m -u`: prepares the node's mount namespace, then
     sleeps so the namespace outlives any dockerd (a restarted dockerd joins the same one)."""
     # `ip netns exec` remounts /sys, which hides the cgroup v1 hierarchies dockerd needs.
@@ -251,6 +251,12 @@ def _holder_script(node: Node, data_on_tmpfs: bool) -> str:
     for private in PRIVATE_DIRS:
         source = node.dir / "private" / private.strip("/").replace("/", "_")
         lines.append(f"mkdir -p {private} && mount --bind {source} {private}")
+    # The shared folder as a worker mounts its NFS/CephFS export: noexec, nosuid, nodev, so
+    # nothing a job writes into its outputs can be run (the local backend's per-job filesystem
+    # gives the same; `doctor` checks it from inside a task).
+    lines.append(
+        f"mount --bind {shared} {shared} && mount -o remount,bind,noexec,nosuid,nodev {shared}"
+    )
     lines += [f"touch {node.dir / 'holder.ready'}", "exec sleep infinity"]
     return "\n".join(lines)
 
@@ -267,17 +273,21 @@ def _daemon_config(node: Node, seccomp_profile: Path) -> dict[str, Any]:
         # replaces Docker's default) and no-new-privileges to every task.
         "seccomp-profile": str(seccomp_profile),
         "no-new-privileges": True,
+        # What the local backend sets per container and a service cannot: the node's defaults.
+        "default-cgroupns-mode": "private",
+        "default-ipc-mode": "private",
         "shutdown-timeout": 3,
         "userland-proxy": False,
         "log-level": "warn",
     }
 
 
-def _start_holder(node: Node, data_on_tmpfs: bool) -> int:
+def _start_holder(node: Node, data_on_tmpfs: bool, shared: Path) -> int:
     for private in PRIVATE_DIRS:
         (node.dir / "private" / private.strip("/").replace("/", "_")).mkdir(parents=True)
+    script = _holder_script(node, data_on_tmpfs, shared)
     cmd = ["ip", "netns", "exec", node.name, "unshare", "--mount", "--uts",
-           "--propagation", "private", "sh", "-c", _holder_script(node, data_on_tmpfs)]  # fmt: skip
+           "--propagation", "private", "sh", "-c", script]  # fmt: skip
     log_file = open(node.dir / "holder.log", "wb")  # noqa: SIM115 -- the child keeps it
     with log_file:
         # Each exec replaces the previous program (no fork), so this pid is the holder's.
@@ -684,7 +694,7 @@ class SwarmCluster:
             node.dir.mkdir(parents=True)
             config = _daemon_config(node, self.seccomp_profile)
             (node.dir / "daemon.json").write_text(json.dumps(config, indent=1))
-            state.holders[node.name] = _start_holder(node, self.data_on_tmpfs)
+            state.holders[node.name] = _start_holder(node, self.data_on_tmpfs, self.shared_dir)
         state.save()
         for node in self.nodes:
             _wait_until(f"namespaces of {node.name}", (node.dir / "holder.ready").exists, 15)
