@@ -38,7 +38,7 @@ def isolation_checks(report: ProbeReport) -> list[Check]:
     what a hardened job container gives; a check the probe did not report fails."""
     checks = [
         Check(
-            name=f"{c.name}: {'allowed' if c.expected else 'blocked'}",
+            name=f"{c.name}: {_expectation(c.expected)}",
             ok=c.ok,
             # The name says what a hardened container does; the detail says what happened only
             # when it differs ("blocked: BLOCKED: ..." said it twice).
@@ -50,6 +50,10 @@ def isolation_checks(report: ProbeReport) -> list[Check]:
         Check(name=name, ok=False, detail="not reported by the probe") for name in report.missing()
     ]
     return checks
+
+
+def _expectation(expected: bool | None) -> str:
+    return "not judged" if expected is None else "allowed" if expected else "blocked"
 
 
 def collect_checks(client: docker.DockerClient) -> list[Check]:
@@ -139,32 +143,19 @@ def _probe(client: docker.DockerClient) -> ProbeReport | Check:
         return Check(name="isolation probe container", ok=False, detail=str(exc))
 
 
-# What a task on a Swarm worker shows differently from a local job container, by design; each
-# with why it is acceptable (docs/scale-out.md). Everything else must be exactly as locally: a
-# node whose daemon lacks the project's seccomp profile or no-new-privileges fails.
-SWARM_DIFFERENCES: dict[str, tuple[bool, str]] = {
-    "network interface besides lo": (
-        True,
-        "the job's own internal overlay network: no route out, and seccomp refuses AF_INET",
-    ),
-    "see host block devices or filesystem counters": (
-        True,
-        "a service cannot mask paths (no MaskedPaths in the Swarm API): counters, not data",
-    ),
-    "read a loop device's backing file": (
-        True,
-        "a service cannot mask paths: keep the runner (its per-job loop filesystems) off the "
-        "workers",
-    ),
-    "host paths visible in mountinfo": (
-        True,
-        "binds of the shared storage show the runner's staging paths (datasets appear under "
-        "their public names only)",
-    ),
-    "swap beyond the memory limit": (
-        True,
-        "a service cannot set memory-swap: run workers without swap",
-    ),
+# What a task on a Swarm worker may show differently from a local job container, by design: not
+# judged there, and the detail says why (docs/scale-out.md). Everything else must hold exactly as
+# locally: a node whose daemon lacks the project's seccomp profile or no-new-privileges fails.
+SWARM_NOT_JUDGED: dict[str, str] = {
+    "network interface besides lo": "the job's own internal overlay network: no route out, "
+    "and seccomp refuses AF_INET",
+    "see host block devices or filesystem counters": "a service cannot mask paths (no "
+    "MaskedPaths in the Swarm API): counters, not data",
+    "read a loop device's backing file": "a service cannot mask paths: keep the runner (its "
+    "per-job loop filesystems) off the workers",
+    "host paths visible in mountinfo": "binds of the shared storage show the runner's staging "
+    "paths (datasets appear under their public names only)",
+    "swap beyond the memory limit": "a service cannot set memory-swap: run workers without swap",
 }
 
 
@@ -183,9 +174,11 @@ def swarm_node_checks(config: RunnerConfig, client: docker.DockerClient) -> list
             checks.append(Check(name=f"{node}: isolation probe task", ok=False, detail=str(exc)))
             continue
         for check in report.checks:
-            if check.name in SWARM_DIFFERENCES:
-                check.expected, why = SWARM_DIFFERENCES[check.name]
-                check.detail = f"{check.detail} ({why})"
+            if check.name in SWARM_NOT_JUDGED:
+                check.expected = None
+                check.detail = (
+                    f"{check.verdict}, not judged on Swarm: {SWARM_NOT_JUDGED[check.name]}"
+                )
         checks += [
             check.model_copy(update={"name": f"{node}: {check.name}"})
             for check in isolation_checks(report)

@@ -22,7 +22,7 @@ import yaml
 
 from syft_core.datasite import Datasite
 from syft_core.jobs import Outcome, Status
-from syft_runner.cli.doctor import swarm_node_checks
+from syft_runner.cli.doctor import SWARM_NOT_JUDGED, swarm_node_checks
 from syft_runner.config import RunnerConfig
 from syft_runner.executor.backends import make_backend
 from syft_runner.executor.backends.swarm import SwarmBackend
@@ -173,9 +173,15 @@ def test_doctor_runs_the_isolation_probe_on_every_worker(
     config = config_for(swarm_cluster, box)
     checks = swarm_node_checks(config, main_client)
     for node in swarm_cluster.worker_sockets:
-        mine = [c for c in checks if c.name.startswith(f"{node}: ")]
-        assert mine and all(c.ok for c in mine), [c for c in mine if not c.ok]
-        assert any("seccomp" in c.name for c in mine)
+        mine = {c.name.removeprefix(f"{node}: "): c for c in checks if c.name.startswith(node)}
+        assert all(c.ok for c in mine.values()), [c for c in mine.values() if not c.ok]
+        # Judged as locally, node-level settings included; only the listed ones are not.
+        assert mine["run without a seccomp filter: blocked"].ok
+        assert mine["gain privileges through exec: blocked"].ok
+        assert mine["execute a file from /job/outputs: blocked"].ok
+        assert {n.rsplit(": ", 1)[0] for n in mine if n.endswith("not judged")} == set(
+            SWARM_NOT_JUDGED
+        )
 
 
 def test_jobs_spread_over_both_workers(
@@ -199,7 +205,8 @@ def test_a_datasets_jobs_stay_on_the_node_holding_it(
 ) -> None:
     holder = sorted(swarm_cluster.worker_sockets)[1]
     swarm_cluster.label_node(holder, "org.syft.dataset.sales", "true")
-    private = box.parent / "sales.csv"
+    private = box / OWNER / "private" / "sales.csv"
+    private.parent.mkdir(parents=True, exist_ok=True)
     private.write_text("region,amount\nnorth,10\nsouth,20\n")
     Datasite(box, OWNER).create_dataset("sales", private=private, automock=True)
     jobs = [
