@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import docker
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from syft_core.errors import SyftError
 from syft_runner.cli.datasite import fail
+from syft_runner.config import load_runner_config
 from syft_runner.sandbox.engine import connect
 from syft_runner.sandbox.images import (
     PACKAGES_FILE,
@@ -90,11 +92,15 @@ def packages(
 @images_app.command("push-nodes")
 def push_nodes(
     node: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--node", metavar="NAME=DOCKER_HOST", help="A worker node and its daemon's address."
         ),
-    ],
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="A runner.yaml whose `swarm.workers` are the nodes."),
+    ] = None,
     runtime: Annotated[
         list[str] | None,
         typer.Option("--runtime", help="Runtime(s) to push (default: every runtime)."),
@@ -103,7 +109,13 @@ def push_nodes(
     """Load the runtime images from this engine onto each Swarm node (no registry: `docker save`
     here, `docker load` on every node in parallel). Fails if any node did not load them."""
     try:
-        nodes = {name: docker.DockerClient(base_url=host) for name, host in _node_hosts(node)}
+        hosts = _node_hosts(node or [])
+        if config is not None:
+            swarm = load_runner_config(config).swarm
+            hosts += list(swarm.workers.items()) if swarm is not None else []
+        if not hosts:
+            fail("name the nodes: --node NAME=DOCKER_HOST, or --config with a `swarm:` section")
+        nodes = {name: connect(host=host) for name, host in hosts}
         source = connect()
         names = runtime or runtime_names()
         for name in names:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from syft_runner.executor.job import Executor, RunResult
 from syft_runner.service import RunnerService
 from tests.fixtures_runner import (
     OWNER,
+    SYFT_RUNNER,
     ServeProcess,
     approve,
     results_of,
@@ -304,3 +306,18 @@ def test_the_runner_killed_and_restarted_while_jobs_run_finishes_each_once(
 def _log(serve: ServeProcess) -> list[Any]:
     lines = serve.log.read_text().splitlines()[-20:]
     return [json.loads(line) if line.startswith("{") else line for line in lines]
+
+
+def test_images_push_nodes_reads_the_workers_from_runner_yaml(
+    swarm_cluster: SwarmCluster, box: Path
+) -> None:
+    config = box.parent / "push.yaml"
+    config.write_text(yaml.safe_dump(swarm_settings(swarm_cluster)))
+    command = [str(SYFT_RUNNER), "images", "push-nodes", "--config", str(config)]
+    done = subprocess.run(
+        [*command, "--runtime", "minimal"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"1 images on {len(swarm_cluster.worker_sockets)} nodes" in done.stdout
+    for node in swarm_cluster.worker_sockets:
+        swarm_cluster.node_client(node).images.get("syft-runner/minimal:latest")
