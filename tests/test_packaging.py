@@ -80,6 +80,8 @@ def test_the_installed_wheel_finds_its_profile_and_images(
         "syft_runner/_data/seccomp/job.json",
         "syft_runner/_data/images/scientific/Dockerfile",
         "syft_runner/_data/images/minimal/Dockerfile",
+        # The isolation probe's in-container program, read as text by diagnostics.probe.
+        "syft_runner/diagnostics/probe_program.py",
     ):
         assert shipped in names
 

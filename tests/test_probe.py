@@ -3,21 +3,29 @@ container, and a control run in a weakened container proving the probe sees what
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import docker
 import pytest
 
+from syft_runner.diagnostics import probe as probe_module
 from syft_runner.diagnostics.probe import (
     EXPECTED_ALLOWED,
-    PROBE_PROGRAM,
+    PROBE_PROGRAM_FILE,
     ProbeError,
     ProbeReport,
     parse_report,
+    probe_source,
     run_probe,
 )
+from syft_runner.executor.backends.fake import FakeBackend, FakeRun
+from syft_runner.executor.contract import TaskSpec
 from syft_runner.sandbox.container import (
     ALLOWED_ENV_NAMES,
     CODE_OUTPUTS_DIR,
@@ -78,6 +86,83 @@ def test_parse_refuses_garbage_and_escapes_details() -> None:
         parse_report(json.dumps({"kind": "check", "name": "x"}))
     report = parse_report(_line("run as root", False, "evil \x1b[2J\x07 detail"))
     assert "\x1b" not in report.table() and "\\x1b" in report.table()
+
+
+PROGRAM_MODULE = "syft_runner.diagnostics.probe_program"
+
+
+def _program_file() -> Path:
+    """Where the probe program's module is, found without importing (running) it."""
+    spec = importlib.util.find_spec(PROGRAM_MODULE)
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin)
+
+
+def test_the_probe_program_top_level_only_defines() -> None:
+    # Checked without running it: were the `__main__` guard lost, importing the module would run
+    # every attack on the machine that imports it.
+    tree = ast.parse(probe_source())
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.ClassDef):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the docstring
+        if isinstance(node, ast.Assign | ast.AnnAssign) and not any(
+            isinstance(n, ast.Call) for n in ast.walk(node)
+        ):
+            continue
+        assert isinstance(node, ast.If), ast.unparse(node)
+        assert ast.unparse(node.test) == "__name__ == '__main__'", ast.unparse(node)
+        assert [ast.unparse(n) for n in node.body] == ["main()"], ast.unparse(node)
+        assert not node.orelse, ast.unparse(node)
+
+
+def test_importing_the_probe_program_runs_no_check() -> None:
+    test_the_probe_program_top_level_only_defines()  # never import it if it would run
+    # A fresh interpreter: importing the module (as mypy, the tests or a curious reader do)
+    # walks no filesystem, tries no attack and prints nothing; only `python3 -c` runs it.
+    code = (
+        f"import {PROGRAM_MODULE} as p\n"
+        "assert p.CHECKS == [] and p.FACTS == {}, (p.CHECKS, p.FACTS)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_the_probe_program_imports_only_the_standard_library() -> None:
+    # It runs with the image's python3 alone: nothing from this project, nothing installed.
+    tree = ast.parse(probe_source())
+    imported = {
+        alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names
+    }
+    imported |= {
+        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module is not None
+    }
+    assert all(n.level == 0 for n in ast.walk(tree) if isinstance(n, ast.ImportFrom))
+    outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert outside == set(), outside
+
+
+def test_the_runner_sends_the_program_file_verbatim(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    program = _program_file().read_text(encoding="utf-8")
+    assert _program_file() == PROBE_PROGRAM_FILE
+    assert probe_source() == program
+    sent: list[TaskSpec] = []
+
+    def behaviour(spec: TaskSpec) -> FakeRun:
+        sent.append(spec)
+        return FakeRun(stdout=(_line("run as root", False, "uid=2000000001") + "\n").encode())
+
+    backend = FakeBackend(behaviour)
+    backend.runs_on_this_host = False  # no per-job filesystem (a loop mount needs root)
+    monkeypatch.setattr(probe_module, "resolve_image", lambda client, runtime: "sha256:fake")
+    report = run_probe(None, backend=backend, scratch=tmp_path)
+    assert [spec.command for spec in sent] == [("python3", "-c", program)]
+    assert report.check("run as root").allowed is False
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +241,7 @@ def test_probe_detects_a_weakened_container(run_sandboxed: RunSandboxed) -> None
     # Control: root, Docker's default capabilities, a writable image, no no-new-privileges.
     # (Still no network: nothing here may send traffic anywhere.)
     result = run_sandboxed(
-        ["python3", "-c", PROBE_PROGRAM],
+        ["python3", "-c", probe_source()],
         overrides={"user": "0:0", "cap_drop": None, "security_opt": [], "read_only": False},
     )
     assert result.exit_code == 0, result.stderr
@@ -193,7 +278,7 @@ def test_probe_detects_executable_outputs_and_visible_block_devices(
     assert mount_jobfs(tmp_path / "other.img", tmp_path / "other", 1 << 20, 100)
     try:
         result = run_sandboxed(
-            ["python3", "-c", PROBE_PROGRAM],
+            ["python3", "-c", probe_source()],
             mounts=[
                 Mount(source=tmp_path, target=JOB_DIR),
                 Mount(source=outputs, target=OUTPUTS_DIR, read_only=False),
