@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -89,13 +90,20 @@ class Serving:
         self.thread.join(timeout=60)
 
 
+@dataclass(frozen=True)
+class Result:
+    rate: float  # jobs/s
+    latency: list[float]  # approval -> start, s
+    phases: list[tuple[float, float, float]]  # per job: approval -> start, run, end -> done
+
+
 def measure(
     label: str,
     root: Path,
     config: RunnerConfig,
     client: docker.DockerClient,
     args: argparse.Namespace,
-) -> dict[str, object]:
+) -> Result:
     """Throughput of N `sleep 1` jobs, then K single jobs' approval -> start."""
     Datasite(root, OWNER).init()
     jobs = [write_job(root, f"tp-{i}", "sleep 1\n", SCIENTISTS[i % 2]) for i in range(args.jobs)]
@@ -116,21 +124,17 @@ def measure(
     failed = [d.message for d in dones if d.outcome.value != "succeeded"]
     assert not failed, f"{label}: {failed[:3]}"
     for job, done in zip(jobs, dones, strict=True):
-        approved = read_marker(job.marker_path("approved"), ApprovedMarker)
-        assert approved is not None and done.started_at is not None
+        marker = read_marker(job.marker_path("approved"), ApprovedMarker)
+        assert marker is not None and done.started_at is not None
         ran = done.duration_seconds or 0.0
-        to_start = (done.started_at - approved.at).total_seconds()
+        to_start = (done.started_at - marker.at).total_seconds()
         to_done = (done.at - done.started_at).total_seconds() - ran
         phases.append((to_start, ran, to_done))
-    return {"rate": len(jobs) / elapsed, "elapsed": elapsed, "latency": latency, "phases": phases}
+    return Result(len(jobs) / elapsed, latency, phases)
 
 
-def rows_for(
-    local: dict[str, object], swarm: dict[str, object], args: argparse.Namespace
-) -> list[Row]:
-    lrate, srate = float(local["rate"]), float(swarm["rate"])  # type: ignore[arg-type]
-    llat, slat = local["latency"], swarm["latency"]
-    assert isinstance(llat, list) and isinstance(slat, list)
+def rows_for(local: Result, swarm: Result, args: argparse.Namespace) -> list[Row]:
+    lrate, srate, llat, slat = local.rate, swarm.rate, local.latency, swarm.latency
     lp50, sp50 = statistics.median(llat), statistics.median(slat)
     c = args.per_node
     rows: list[Row] = [
@@ -150,9 +154,7 @@ def rows_for(
         ("swarm approval -> start, p95", f"{pct(slat, 0.95) * 1000:.0f} ms", ""),
     ]
     for label, result in (("local", local), ("swarm", swarm)):
-        phases = result["phases"]
-        assert isinstance(phases, list)
-        start, ran, finish = (statistics.median(p[i] for p in phases) for i in range(3))
+        start, ran, finish = (statistics.median(p[i] for p in result.phases) for i in range(3))
         rows.append(
             (
                 f"{label} per job under load, p50",
@@ -173,26 +175,28 @@ def main() -> None:
     build_images(client)
     base = Path("/tmp/syftsw-bench")
     base.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="c", dir=base) as work:
-        with SwarmCluster(Path(work) / "cluster", workers=2, images=IMAGES) as cluster:
-            up = cluster.timings.get("bring-up total", 0.0)
-            shared = cluster.shared_dir
-            local_config = RunnerConfig(
-                runner_id=f"bench-local-{os.getpid()}",
-                concurrency=args.per_node,
-                state_dir=shared / "local-state",
-            )
-            swarm_config = RunnerConfig.model_validate(
-                {
-                    "runner_id": f"bench-swarm-{os.getpid()}",
-                    "concurrency": args.per_node * len(cluster.worker_sockets),
-                    "state_dir": str(shared / "swarm-state"),
-                    "backend": "swarm",
-                    "swarm": {"manager": cluster.manager_socket, "workers": cluster.worker_sockets},
-                }
-            )
-            local = measure("local", shared / "local", local_config, client, args)
-            swarm = measure("swarm", shared / "swarm", swarm_config, client, args)
+    with (
+        tempfile.TemporaryDirectory(prefix="c", dir=base) as work,
+        SwarmCluster(Path(work) / "cluster", workers=2, images=IMAGES) as cluster,
+    ):
+        up = cluster.timings.get("bring-up total", 0.0)
+        shared = cluster.shared_dir
+        local_config = RunnerConfig(
+            runner_id=f"bench-local-{os.getpid()}",
+            concurrency=args.per_node,
+            state_dir=shared / "local-state",
+        )
+        swarm_config = RunnerConfig.model_validate(
+            {
+                "runner_id": f"bench-swarm-{os.getpid()}",
+                "concurrency": args.per_node * len(cluster.worker_sockets),
+                "state_dir": str(shared / "swarm-state"),
+                "backend": "swarm",
+                "swarm": {"manager": cluster.manager_socket, "workers": cluster.worker_sockets},
+            }
+        )
+        local = measure("local", shared / "local", local_config, client, args)
+        swarm = measure("swarm", shared / "swarm", swarm_config, client, args)
     rows = [("cluster bring-up (3 dockerd, swarm, images)", f"{up:.1f} s", "")]
     rows += rows_for(local, swarm, args)
     load = os.getloadavg()
