@@ -117,6 +117,11 @@ class SwarmBackend:
         self.workers = dict(workers)
         self.runner_id = runner_id
         self.node_lost_seconds = node_lost_seconds
+        # Task name → a thread blocked on `docker wait` on its worker: the end is seen at once,
+        # with no polling of the manager (which records it later). Memory only: rebuilt by the
+        # next wait() after a restart.
+        self._waiters: dict[str, _Waiter] = {}
+        self._waiters_lock = threading.Lock()
 
     # -- prepare / execute --------------------------------------------------------------------
     def prepare(self, spec: TaskSpec) -> TaskStatus:
@@ -226,14 +231,42 @@ class SwarmBackend:
 
     # -- wait / status ------------------------------------------------------------------------
     def wait(self, name: str, timeout: float) -> bool:
+        """On the task's worker once its container exists (`docker wait`: the end at once);
+        else, or once that worker stops answering, by the manager's evidence (which is how a
+        lost worker becomes LOST)."""
         deadline = time.monotonic() + timeout
         while True:
+            waiter = self._waiter(name)
+            left = deadline - time.monotonic()
+            if waiter is not None:
+                if not waiter.exited.wait(max(0.0, left)):
+                    return False
+                if waiter.reached_end:
+                    return True
+                self._forget(name)  # the worker went away: the manager decides from here
             if self.get_status(name).state not in (TaskState.PREPARED, TaskState.EXECUTING):
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             time.sleep(min(POLL_SECONDS, left))
+
+    def _waiter(self, name: str) -> _Waiter | None:
+        with self._waiters_lock:
+            if name in self._waiters:
+                return self._waiters[name]
+        try:
+            container = self._task_container(name)
+        except (docker.errors.DockerException, requests.RequestException):
+            return None  # its worker does not answer: the manager's evidence decides
+        if container is None:
+            return None
+        with self._waiters_lock:
+            return self._waiters.setdefault(name, _Waiter(container))
+
+    def _forget(self, name: str) -> None:
+        with self._waiters_lock:
+            self._waiters.pop(name, None)
 
     def get_status(self, name: str) -> TaskStatus:
         with _manager():
@@ -337,8 +370,12 @@ class SwarmBackend:
         hostname = _hostname(node) if node is not None else None
         container = self._inspect_on_worker(task)
         status = task["Status"]
-        exit_code = status.get("ContainerStatus", {}).get("ExitCode")
         state = container.get("State", {}) if container else {}
+        # The worker's word first: the manager records the end a moment later than it happens.
+        exited = state.get("Status") in ("exited", "dead")
+        exit_code = state.get("ExitCode") if exited else None
+        if exit_code is None:
+            exit_code = status.get("ContainerStatus", {}).get("ExitCode")
         started = _parse_time(state["StartedAt"]) if state.get("StartedAt") else None
         finished = _parse_time(state.get("FinishedAt") or status["Timestamp"])
         image = (container or {}).get("Image") or task["Spec"]["ContainerSpec"]["Image"]
@@ -356,6 +393,7 @@ class SwarmBackend:
     def cleanup(self, name: str) -> None:
         """The task's containers on every worker (force), the service, then the network, which
         Swarm frees only once the container is gone: retried a few times."""
+        self._forget(name)
         self._remove_containers(name)
         with _manager(), contextlib.suppress(docker.errors.NotFound):
             self.manager.api.remove_service(name)
@@ -442,6 +480,27 @@ class SwarmBackend:
             return dict(worker.api.inspect_container(container_id))
         except (docker.errors.DockerException, requests.RequestException):
             return None
+
+
+class _Waiter:
+    """`docker wait` on a task's container, on its worker, in a thread of its own."""
+
+    def __init__(self, container: Container) -> None:
+        self.exited = threading.Event()
+        self.reached_end = False  # False: the wait failed (the worker went away)
+        self._container = container
+        threading.Thread(target=self._wait, daemon=True, name="swarm-wait").start()
+
+    def _wait(self) -> None:
+        try:
+            self._container.wait()
+            self.reached_end = True
+        except docker.errors.NotFound:  # removed: ended (its task's status says how)
+            self.reached_end = True
+        except Exception:  # the worker's daemon went away: not an end
+            self.reached_end = False
+        finally:
+            self.exited.set()
 
 
 class _LogSource:
