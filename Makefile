@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 # `make test` skips tests marked slow; CI (CI=true) and `make test-all` run everything.
 PYTEST_MARK ?= $(if $(filter true,$(CI)),,not slow)
 
-.PHONY: setup engine browser rsync images lint test test-all demo bench clean
+.PHONY: setup engine browser rsync netns images lint test test-all demo bench clean
 
-setup: $(STAMP) engine browser rsync images
+setup: $(STAMP) engine browser rsync netns images
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,6 +31,12 @@ browser:
 rsync:
 	@command -v rsync >/dev/null || { echo "installing rsync (Debian)" >&2; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null; }
+
+# iproute2 and util-linux: the Swarm tests' 3-node cluster lives in network namespaces
+# (tests/swarm/cluster.py); installed only when missing.
+netns:
+	@command -v ip >/dev/null && command -v nsenter >/dev/null || { echo "installing iproute2" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux >/dev/null; }
 
 # Job runtime images: built from images/*/Dockerfile, base pulled or bootstrapped offline; cached.
 images: $(STAMP) engine

@@ -383,8 +383,9 @@ class Executor:
         try:
             # A job's own capped filesystem is a mount on this host: tasks elsewhere would not
             # see it, so there outputs are bounded by the collection caps and the disk reserve.
-            caps = self.caps if self.backend.runs_on_this_host else None
-            staged = stage(job, approved.content_hash, self.dirs, caps)
+            here = self.backend.runs_on_this_host
+            caps = self.caps if here else None
+            staged = stage(job, approved.content_hash, self.dirs, caps, here=here)
         except SubmissionChangedError as exc:
             raise ApprovalStale(str(exc)) from None
         except JobFsError as exc:

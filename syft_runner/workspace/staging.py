@@ -229,7 +229,12 @@ def staged_config_path(staged_root: Path) -> Path:
 
 
 def stage(
-    job: JobFolder, approved_hash: str, dirs: RunnerDirs, caps: OutputCaps | None = None
+    job: JobFolder,
+    approved_hash: str,
+    dirs: RunnerDirs,
+    caps: OutputCaps | None = None,
+    *,
+    here: bool = True,
 ) -> StagedJob:
     """Copy the submission into a fresh staging folder and prove it is what was approved. With
     `caps`, the staged job and its outputs get their own filesystem sized by them (jobfs).
@@ -237,6 +242,8 @@ def stage(
     UnsafeSubmissionError: the submission holds a link, device, fifo or is too big.
     SubmissionChangedError: the copy's hash differs from the approval's.
     JobFsError: the job's filesystem could not be made.
+    `here`: the job runs on this machine, so this machine's mount options are the job's (on a
+    cluster they are the workers', which `doctor --config` checks).
     """
     jid = job_id(job, approved_hash)
     dirs.remove(jid)  # a previous attempt that died half-way
@@ -249,7 +256,7 @@ def stage(
     root = dirs.staging(jid)
     root.mkdir(parents=True, mode=0o755)
     root.chmod(0o755)
-    if not noexec(root):
+    if here and not noexec(root):
         _warn_executable_once(root)
     dirs.remember_job(jid, job.relpath)
     job_fd = _open_job_dir(job)
