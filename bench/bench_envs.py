@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
+from benchlib import wait_done
 
 from syft_core.datasite import Datasite
 from syft_core.dependencies import resolve_lock
-from syft_core.jobs import DoneMarker, JobFolder, Outcome
+from syft_core.jobs import JobFolder, Outcome
 from syft_core.jobs.lock import EnvLock, Requested, parse_lock
-from syft_core.jobs.markers import read_marker
 from syft_core.submit import submit_python_job
 from syft_runner.config import RunnerConfig
 from syft_runner.executor.job import Executor
@@ -60,16 +60,6 @@ def timed(fn: Callable[..., T], *args: Any) -> tuple[float, T]:
 
 def mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
-
-
-def wait_done(job: JobFolder, timeout: float = 600.0) -> DoneMarker:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = read_marker(job.marker_path("done"), DoneMarker)
-        if done is not None:
-            return done
-        time.sleep(0.02)
-    raise TimeoutError(f"{job.path}: not done after {timeout} s")
 
 
 def builds(client: docker.DockerClient, image: str, cache_dir: Path) -> tuple[list[Row], EnvLock]:
@@ -132,13 +122,13 @@ def approval_to_start(
     try:
         warm = write(root, code, "warm-env", SMALL)  # builds the small environment once
         warm.approve(OWNER, expected_hash=warm.content_hash())
-        assert wait_done(warm).outcome is Outcome.SUCCEEDED
+        assert wait_done(warm, 600, 0.02).outcome is Outcome.SUCCEEDED
         latency: dict[str, list[float]] = {"with": [], "without": []}
         for i in range(n):  # interleaved, so that load from elsewhere hits both alike
             for kind, deps in (("with", SMALL), ("without", None)):
                 job = write(root, code, f"{kind}-{i}", deps)
                 approved = job.approve(OWNER, expected_hash=job.content_hash())
-                done = wait_done(job)
+                done = wait_done(job, 600, 0.02)
                 assert done.outcome is Outcome.SUCCEEDED and done.started_at is not None, done
                 latency[kind].append((done.started_at - approved.at).total_seconds())
     finally:
@@ -162,7 +152,7 @@ def large_job(client: docker.DockerClient, root: Path, config: RunnerConfig) -> 
     job = write(root, code, "large-imports", LARGE)
     job.approve(OWNER, expected_hash=job.content_hash())
     seconds, _ = timed(executor.run, job)
-    done = wait_done(job)
+    done = wait_done(job, 600, 0.02)
     assert done.outcome is Outcome.SUCCEEDED, (done, job.stderr_path.read_text())
     return [
         (

@@ -22,21 +22,18 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import psutil
 import yaml
+from benchlib import Serving, wait_done, write_job
 
 from syft_core.datasite import Datasite
-from syft_core.jobs import DoneMarker, JobFolder
-from syft_core.jobs.markers import read_marker
 from syft_runner.config import RunnerConfig
 from syft_runner.executor.labels import LABEL_SYFTBOX
 from syft_runner.sandbox.engine import connect
 from syft_runner.sandbox.images import build_images
-from syft_runner.service import RunnerService
 from syft_runner.watcher import pending_job_folders
 
 OWNER = "owner@bench.example"
@@ -63,49 +60,11 @@ def build_gateway(jobs: Path, finished: int, others: int) -> None:
             (folder / "rejected").write_text(rejected_text)
 
 
-def write_job(jobs: Path, name: str) -> JobFolder:
-    folder = jobs / SUBMITTERS[0] / name
-    (folder / "code").mkdir(parents=True)
-    (folder / "run.sh").write_text("true\n")
-    config = {"name": name, "type": "bash", "runtime": "minimal"}
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    return JobFolder(folder)
-
-
-def wait_done(job: JobFolder, timeout: float = 60.0) -> DoneMarker:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = read_marker(job.marker_path("done"), DoneMarker)
-        if done is not None:
-            return done
-        time.sleep(0.005)
-    raise TimeoutError(f"{job}: not done after {timeout} s")
-
-
-class Serving:
-    """A RunnerService in a background thread of this process."""
-
-    def __init__(self, root: Path, config: RunnerConfig) -> None:
-        self.service = RunnerService(root, OWNER, config, connect())
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.service.run, args=(self.stop,), daemon=True)
-
-    def __enter__(self) -> Serving:
-        self.thread.start()
-        if not self.service.ready.wait(120):
-            raise TimeoutError("the runner did not get ready")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-
 def latencies(jobs: Path, prefix: str, n: int) -> list[float]:
     """Approval -> container start (the `done` marker's StartedAt), one job at a time."""
     found = []
     for i in range(n):
-        job = write_job(jobs, f"{prefix}-{i}")
+        job = write_job(jobs, SUBMITTERS[0], f"{prefix}-{i}")
         time.sleep(0.2)  # the new folder is seen (and watched) before the approval, as in life
         approved = job.approve(OWNER, without_review=True)
         done = wait_done(job)
@@ -139,7 +98,7 @@ def main() -> None:
         empty_root, big_root = Path(tmp) / "empty", Path(tmp) / "big"
         try:
             Datasite(empty_root, OWNER).init()
-            with Serving(empty_root, config):
+            with Serving(empty_root, OWNER, config, connect()):
                 latencies(Datasite(empty_root, OWNER).jobs, "warm", 2)
                 empty = latencies(Datasite(empty_root, OWNER).jobs, "empty", args.jobs)
 
@@ -153,7 +112,7 @@ def main() -> None:
             rss_before = me.memory_info().rss
             cpu_before = cpu_seconds(me)
             started = time.perf_counter()
-            with Serving(big_root, config):
+            with Serving(big_root, OWNER, config, connect()):
                 ready = time.perf_counter() - started
                 # The first rescan (every job is new to this runner) and the watches set up.
                 time.sleep(config.rescan_seconds + 2)

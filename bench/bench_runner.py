@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,10 +27,9 @@ from pathlib import Path
 import docker
 import psutil
 import yaml
+from benchlib import Serving, pct, wait_done, write_job
 
 from syft_core.datasite import Datasite
-from syft_core.jobs import DoneMarker, JobFolder
-from syft_core.jobs.markers import read_marker
 from syft_runner.config import RunnerConfig
 from syft_runner.executor.job import Executor
 from syft_runner.executor.labels import LABEL_SYFTBOX
@@ -46,32 +44,11 @@ from syft_runner.sandbox.container import (
 )
 from syft_runner.sandbox.engine import connect
 from syft_runner.sandbox.images import build_images
-from syft_runner.service import RunnerService
 from syft_runner.watcher import PendingScanner, pending_job_folders
 
 OWNER = "owner@bench.example"
 SCIENTISTS = ("ds1@bench.example", "ds2@bench.example")
 BENCH_LABEL = "org.syft.bench"
-
-
-def write_job(root: Path, name: str, submitter: str = SCIENTISTS[0]) -> JobFolder:
-    folder = root / OWNER / "jobs" / submitter / name
-    (folder / "code").mkdir(parents=True)
-    (folder / "run.sh").write_text("true\n")
-    # The minimal runtime, as the bare docker runs use: the same image on both sides.
-    config = {"name": name, "type": "bash", "runtime": "minimal"}
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    return JobFolder(folder)
-
-
-def wait_done(job: JobFolder, timeout: float = 60.0) -> DoneMarker:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = read_marker(job.marker_path("done"), DoneMarker)
-        if done is not None:
-            return done
-        time.sleep(0.002)
-    raise TimeoutError(f"{job}: not done after {timeout} s")
 
 
 def bare_run(client: docker.DockerClient, image: str, job_dir: Path, out_dir: Path) -> float:
@@ -118,29 +95,6 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-class Serving:
-    """A RunnerService in a background thread."""
-
-    def __init__(self, root: Path, config: RunnerConfig, client: docker.DockerClient) -> None:
-        self.service = RunnerService(root, OWNER, config, client)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.service.run, args=(self.stop,), daemon=True)
-
-    def __enter__(self) -> Serving:
-        self.thread.start()
-        self.service.ready.wait(30)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20, help="trivial jobs per measurement")
@@ -182,13 +136,13 @@ def overhead(
     bare, direct = [], []
     for i in range(n):  # interleaved, so that load from elsewhere hits both alike
         bare.append(bare_run(client, image, job_dir, out_dir))
-        job = write_job(root, f"direct-{i}")
+        job = write_job(root / OWNER / "jobs", SCIENTISTS[0], f"direct-{i}")
         job.approve(OWNER, without_review=True)
         direct.append(timed(lambda job=job: executor.run(job)))  # type: ignore[misc]
     served, latency = [], []
-    with Serving(root, config, client):
+    with Serving(root, OWNER, config, client):
         for i in range(n):
-            job = write_job(root, f"served-{i}")
+            job = write_job(root / OWNER / "jobs", SCIENTISTS[0], f"served-{i}")
             started = time.perf_counter()
             approved = job.approve(OWNER, without_review=True)
             done = wait_done(job)
@@ -219,8 +173,8 @@ def throughput(
         started = time.perf_counter()
         list(pool.map(lambda _: bare_run(client, image, job_dir, out_dir), range(n)))
         bare_rate = n / (time.perf_counter() - started)
-    jobs = [write_job(root, f"tp-{i}", SCIENTISTS[i % 2]) for i in range(n)]
-    with Serving(root, config, client):
+    jobs = [write_job(root / OWNER / "jobs", SCIENTISTS[i % 2], f"tp-{i}") for i in range(n)]
+    with Serving(root, OWNER, config, client):
         started = time.perf_counter()
         for job in jobs:
             job.approve(OWNER, without_review=True)
@@ -242,12 +196,12 @@ def idle_cpu(
 ) -> list[tuple[str, str, str]]:
     done_text = yaml.safe_dump({"by": OWNER, "outcome": "succeeded", "message": "bench"})
     for i in range(finished):
-        job = write_job(root, f"old-{i:05d}", SCIENTISTS[i % 2])
+        job = write_job(root / OWNER / "jobs", SCIENTISTS[i % 2], f"old-{i:05d}")
         for sub in ("logs", "outputs"):
             (job.path / sub).mkdir()
         job.marker_path("done").write_text(done_text)
     me = psutil.Process()
-    with Serving(root, config, client):
+    with Serving(root, OWNER, config, client):
         time.sleep(config.rescan_seconds + 2)  # the first rescan and the watches are set up
         before = me.cpu_times()
         time.sleep(seconds)

@@ -22,7 +22,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,63 +30,20 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.swarm.cluster
 
+from benchlib import Serving, pct, wait_done, write_job
+
 from syft_core.datasite import Datasite
-from syft_core.jobs import DoneMarker, JobFolder
 from syft_core.jobs.markers import ApprovedMarker, read_marker
 from syft_runner.config import RunnerConfig
 from syft_runner.executor.backends import make_backend
 from syft_runner.sandbox.engine import connect
 from syft_runner.sandbox.images import build_images
-from syft_runner.service import RunnerService
 from tests.swarm.cluster import SwarmCluster
 
 OWNER = "owner@bench.example"
 SCIENTISTS = ("ds1@bench.example", "ds2@bench.example")
 IMAGES = ["syft-runner/minimal:latest"]
 Row = tuple[str, str, str]
-
-
-def write_job(root: Path, name: str, script: str, submitter: str = SCIENTISTS[0]) -> JobFolder:
-    folder = root / OWNER / "jobs" / submitter / name
-    (folder / "code").mkdir(parents=True)
-    (folder / "run.sh").write_text(script)
-    config = f"name: {name}\ntype: bash\nsubmitted_by: {submitter}\nruntime: minimal\n"
-    (folder / "config.yaml").write_text(config)
-    return JobFolder(folder)
-
-
-def wait_done(job: JobFolder, timeout: float = 300.0) -> DoneMarker:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = read_marker(job.marker_path("done"), DoneMarker)
-        if done is not None:
-            return done
-        time.sleep(0.02)
-    raise TimeoutError(f"{job.path}: not done after {timeout} s")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-class Serving:
-    """A RunnerService on `config`'s backend, in a background thread."""
-
-    def __init__(self, root: Path, config: RunnerConfig, client: docker.DockerClient) -> None:
-        backend = make_backend(config, client)
-        self.service = RunnerService(root, OWNER, config, client, backend=backend)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.service.run, args=(self.stop,), daemon=True)
-
-    def __enter__(self) -> Serving:
-        self.thread.start()
-        self.service.ready.wait(30)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=60)
 
 
 @dataclass(frozen=True)
@@ -106,17 +62,20 @@ def measure(
 ) -> Result:
     """Throughput of N `sleep 1` jobs, then K single jobs' approval -> start."""
     Datasite(root, OWNER).init()
-    jobs = [write_job(root, f"tp-{i}", "sleep 1\n", SCIENTISTS[i % 2]) for i in range(args.jobs)]
+    jobs = [
+        write_job(root / OWNER / "jobs", SCIENTISTS[i % 2], f"tp-{i}", "sleep 1\n")
+        for i in range(args.jobs)
+    ]
     latency: list[float] = []
     phases: list[tuple[float, float, float]] = []
-    with Serving(root, config, client):
+    with Serving(root, OWNER, config, client, make_backend(config, client)):
         started = time.perf_counter()
         for job in jobs:
             job.approve(OWNER, without_review=True)
-        dones = [wait_done(job) for job in jobs]
+        dones = [wait_done(job, 300, 0.02) for job in jobs]
         elapsed = time.perf_counter() - started
         for i in range(args.latency):
-            job = write_job(root, f"lat-{i}", "true\n")
+            job = write_job(root / OWNER / "jobs", SCIENTISTS[0], f"lat-{i}")
             approved = job.approve(OWNER, without_review=True)
             done = wait_done(job)
             assert done.started_at is not None, done.message

@@ -235,7 +235,7 @@ def validate_environment(env: dict[str, str]) -> dict[str, str]:
     return dict(env)
 
 
-def _docker_mount(mount: Mount) -> DockerMount:
+def docker_mount(mount: Mount) -> DockerMount:
     # rprivate: nothing mounted later on either side propagates through the bind.
     return DockerMount(
         target=mount.target,
@@ -314,7 +314,7 @@ def container_kwargs(
         "oom_score_adj": JOB_OOM_SCORE_ADJ,
         "nano_cpus": round(limits.cpus * 1e9),
         "ulimits": _ulimits(limits),
-        "mounts": [_docker_mount(m) for m in mounts],
+        "mounts": [docker_mount(m) for m in mounts],
         "log_config": LogConfig(
             type=LogConfig.types.JSON, config={"max-size": LOG_MAX_SIZE, "max-file": "1"}
         ),

@@ -69,7 +69,7 @@ from syft_runner.sandbox.container import (
     LOG_MAX_SIZE,
     TMP_DIR,
     Limits,
-    Mount,
+    docker_mount,
     validate_environment,
 )
 from syft_runner.sandbox.images import missing_on_nodes
@@ -545,7 +545,7 @@ def _task_template(spec: TaskSpec, labels: dict[str, str]) -> TaskTemplate:
         workdir=spec.workdir,
         user=f"{spec.user[0]}:{spec.user[1]}",
         labels=labels,
-        mounts=[*map(_bind, spec.mounts), *_tmpfs_mounts(spec.limits)],
+        mounts=[*map(docker_mount, spec.mounts), *_tmpfs_mounts(spec.limits)],
         read_only=True,
         init=True,  # the daemon-level `init` is not applied to tasks
         cap_drop=["ALL"],
@@ -557,17 +557,6 @@ def _task_template(spec: TaskSpec, labels: dict[str, str]) -> TaskTemplate:
         restart_policy=RestartPolicy(condition="none"),
         placement=Placement(constraints=[*spec.placement, "node.role==worker"]),
         log_driver=DriverConfig("json-file", {"max-size": LOG_MAX_SIZE, "max-file": "1"}),
-    )
-
-
-def _bind(mount: Mount) -> DockerMount:
-    # rprivate: nothing mounted later on either side propagates through the bind.
-    return DockerMount(
-        target=mount.target,
-        source=str(mount.source),
-        type="bind",
-        read_only=mount.read_only,
-        propagation="rprivate",
     )
 
 
