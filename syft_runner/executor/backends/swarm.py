@@ -78,6 +78,7 @@ from syft_runner.workspace.logs import LogStreamer
 LABEL_SPEC = "org.syft.task-spec"  # on the job network: the TaskSpec as JSON
 LABEL_SERVICE_NAME = "com.docker.swarm.service.name"  # Swarm's own label on task containers
 POLL_SECONDS = 0.2
+NODES_TTL_SECONDS = 1.0
 # A service whose first task has not appeared after this long lost it (the manager creates it
 # within milliseconds); before then "no task" only means "not yet".
 NO_TASK_GRACE_SECONDS = 10.0
@@ -122,6 +123,8 @@ class SwarmBackend:
         # next wait() after a restart.
         self._waiters: dict[str, _Waiter] = {}
         self._waiters_lock = threading.Lock()
+        self._nodes_seen: tuple[float, dict[str, Any]] = (-NODES_TTL_SECONDS, {})
+        self._nodes_lock = threading.Lock()
 
     # -- prepare / execute --------------------------------------------------------------------
     def prepare(self, spec: TaskSpec) -> TaskStatus:
@@ -205,13 +208,10 @@ class SwarmBackend:
         """The task's container on its worker once it exists; None if the task ended (or went
         away) without one, or `stop` was set."""
         while not stop.is_set():
-            status = self.get_status(name)
-            if status.state in (TaskState.ABSENT, TaskState.LOST):
-                return None
-            found = self._task_container(name)
-            if found is not None:
-                return found
-            if status.state is TaskState.EXECUTED:
+            waiter = self._waiter(name)  # shared with wait(): one lookup finds it for both
+            if waiter is not None:
+                return waiter.container
+            if self.get_status(name).state not in (TaskState.PREPARED, TaskState.EXECUTING):
                 return None
             stop.wait(POLL_SECONDS)
         return None
@@ -463,7 +463,14 @@ class SwarmBackend:
             return None if service is None else _latest(self._tasks(service))
 
     def _nodes(self) -> dict[str, Any]:
-        return {n["ID"]: n for n in self.manager.api.nodes()}
+        """The cluster's nodes by id, at most NODES_TTL_SECONDS old: every running task's waiter
+        and log streams ask, and a node's state matters on the scale of seconds."""
+        with self._nodes_lock:
+            read_at, nodes = self._nodes_seen
+            if time.monotonic() - read_at > NODES_TTL_SECONDS:
+                nodes = {n["ID"]: n for n in self.manager.api.nodes()}
+                self._nodes_seen = (time.monotonic(), nodes)
+            return nodes
 
     def _worker_of(self, task: dict[str, Any]) -> docker.DockerClient | None:
         node = self._nodes().get(task.get("NodeID", ""))
@@ -488,12 +495,12 @@ class _Waiter:
     def __init__(self, container: Container) -> None:
         self.exited = threading.Event()
         self.reached_end = False  # False: the wait failed (the worker went away)
-        self._container = container
+        self.container = container
         threading.Thread(target=self._wait, daemon=True, name="swarm-wait").start()
 
     def _wait(self) -> None:
         try:
-            self._container.wait()
+            self.container.wait()
             self.reached_end = True
         except docker.errors.NotFound:  # removed: ended (its task's status says how)
             self.reached_end = True
