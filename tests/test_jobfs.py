@@ -5,11 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from syft_runner.workspace.jobfs import mount_jobfs, noexec, supported, unmount_jobfs
+from syft_runner.workspace.jobfs import (
+    FormattedPool,
+    image_size,
+    mount_jobfs,
+    noexec,
+    supported,
+    unmount_jobfs,
+)
 
 pytestmark = pytest.mark.skipif(not supported(), reason="needs root, mkfs.ext4 and loop devices")
 
@@ -59,3 +67,42 @@ def test_the_filesystem_is_noexec_nosuid_nodev(tmp_path: Path) -> None:
             subprocess.run([str(binary)], check=False)
     finally:
         unmount_jobfs(tmp_path / "x.img", mountpoint)
+
+
+def _wait_pool(folder: Path, count: int, timeout: float = 30) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = sorted(folder.glob("*.img"))
+        if len(ready) >= count:
+            return ready
+        time.sleep(0.05)
+    raise AssertionError(f"{folder}: fewer than {count} images after {timeout} s")
+
+
+def test_a_pool_formats_ahead_and_a_taken_image_is_only_mounted(tmp_path: Path) -> None:
+    size = image_size(1 << 20, 100)
+    pool = FormattedPool(tmp_path / "pool", size, 100, keep=2)
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "half-formatted.tmp").write_bytes(b"\0")  # a crash mid-mkfs
+    first = tmp_path / "first.img"
+    assert mount_jobfs(first, tmp_path / "fs1", 1 << 20, 100, pool)  # none ready: formatted now
+    ready = _wait_pool(tmp_path / "pool", 2)
+    assert not list((tmp_path / "pool").glob("*.tmp"))
+    second = tmp_path / "second.img"
+    assert mount_jobfs(second, tmp_path / "fs2", 1 << 20, 100, pool)
+    try:
+        assert not ready[0].exists() or not ready[1].exists()  # one was taken, by a rename
+        assert second.stat().st_size == size and os.path.ismount(tmp_path / "fs2")
+        (tmp_path / "fs2" / "x").write_bytes(b"data")  # a working, empty ext4
+        assert sorted(p.name for p in (tmp_path / "fs2").iterdir()) == ["lost+found", "x"]
+    finally:
+        unmount_jobfs(first, tmp_path / "fs1")
+        unmount_jobfs(second, tmp_path / "fs2")
+
+
+def test_a_pool_never_hands_out_an_image_of_another_size(tmp_path: Path) -> None:
+    pool = FormattedPool(tmp_path / "pool", image_size(1 << 20, 100), 100, keep=1)
+    other = tmp_path / "other.img"
+    assert not pool.take(image_size(2 << 20, 100), 100, other)
+    assert not pool.take(image_size(1 << 20, 200), 200, other)
+    assert not other.exists()

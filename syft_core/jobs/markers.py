@@ -12,13 +12,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from syft_core.atomic import atomic_write_text
 from syft_core.errors import JobError
 from syft_core.events import utcnow
-from syft_core.yamlio import read_untrusted_yaml
+from syft_core.yamlio import dump_yaml_json, read_untrusted_yaml
 
 
 class Outcome(StrEnum):
@@ -152,6 +151,4 @@ def read_results(path: Path) -> ResultsReport | None:
 
 
 def write_marker(path: Path, marker: Marker | ResultsReport) -> None:
-    atomic_write_text(
-        path, yaml.safe_dump(marker.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-    )
+    atomic_write_text(path, dump_yaml_json(marker.model_dump(mode="json")))

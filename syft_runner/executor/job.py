@@ -119,6 +119,7 @@ from syft_runner.workspace.staging import (
     RunnerDirs,
     StagedJob,
     SubmissionChangedError,
+    job_fs_pool,
     job_id,
     job_mounts,
     stage,
@@ -265,6 +266,12 @@ class Executor:
             max_total_bytes=config.output_max_total_bytes,
             max_files=config.output_max_files,
         )
+        # Job filesystems formatted ahead, one per job slot (only where jobs run on this host).
+        self.pool = (
+            job_fs_pool(self.dirs, self.caps, config.concurrency)
+            if self.backend.runs_on_this_host
+            else None
+        )
 
     # -- the whole job, fail-soft -------------------------------------------------------------
     def run(self, job: JobFolder) -> RunResult:
@@ -385,7 +392,7 @@ class Executor:
             # see it, so there outputs are bounded by the collection caps and the disk reserve.
             here = self.backend.runs_on_this_host
             caps = self.caps if here else None
-            staged = stage(job, approved.content_hash, self.dirs, caps, here=here)
+            staged = stage(job, approved.content_hash, self.dirs, caps, here=here, pool=self.pool)
         except SubmissionChangedError as exc:
             raise ApprovalStale(str(exc)) from None
         except JobFsError as exc:

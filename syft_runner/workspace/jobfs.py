@@ -30,8 +30,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -66,17 +68,33 @@ def image_size(content_bytes: int, max_entries: int) -> int:
     return content_bytes + METADATA_SLACK_BYTES + inodes * INODE_BYTES
 
 
-def mount_jobfs(image: Path, mountpoint: Path, content_bytes: int, max_entries: int) -> bool:
-    """Make `image` (sparse) and mount it at `mountpoint`. False when unsupported here;
-    JobFsError when it should work and did not."""
+def mount_jobfs(
+    image: Path,
+    mountpoint: Path,
+    content_bytes: int,
+    max_entries: int,
+    pool: FormattedPool | None = None,
+) -> bool:
+    """Make `image` (sparse) and mount it at `mountpoint`: taken from `pool` when it holds one
+    of this size, else formatted now. False when unsupported here; JobFsError when it should work
+    and did not."""
     if not supported():
         return False
     image.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     mountpoint.mkdir(mode=0o755, parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         image.unlink()
+    size = image_size(content_bytes, max_entries)
+    if pool is None or not pool.take(size, max_entries, image):
+        _format(image, size, max_entries)
+    _tool("mount", "-o", MOUNT_OPTIONS, str(image), str(mountpoint))
+    mountpoint.chmod(0o755)
+    return True
+
+
+def _format(image: Path, size: int, max_entries: int) -> None:
     with open(image, "xb") as fh:
-        fh.truncate(image_size(content_bytes, max_entries))
+        fh.truncate(size)
     _tool(
         "mkfs.ext4",
         "-q",
@@ -93,9 +111,67 @@ def mount_jobfs(image: Path, mountpoint: Path, content_bytes: int, max_entries: 
         str(max_entries + INODE_SLACK),
         str(image),
     )
-    _tool("mount", "-o", MOUNT_OPTIONS, str(image), str(mountpoint))
-    mountpoint.chmod(0o755)
-    return True
+
+
+class FormattedPool:
+    """Empty job filesystems formatted ahead of need: mkfs.ext4 is most of what a job's own
+    filesystem costs, and it needs nothing of the job. A job whose image has the pool's size
+    takes one (a rename) and only mounts it; a thread formats the next one meanwhile.
+
+    Images are named by size and entries, so a pool left by a runner with other caps is never
+    used for this one's, and they are moved into the pool only once formatted (a crash mid-mkfs
+    leaves a `.tmp` file, removed on the next fill). They hold no data: never mounted before
+    they are taken, and the folder is the runner's own (0700)."""
+
+    def __init__(self, folder: Path, size: int, max_entries: int, keep: int) -> None:
+        self.folder = folder
+        self.size = size
+        self.max_entries = max_entries
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._filling = False
+
+    def take(self, size: int, max_entries: int, target: Path) -> bool:
+        """Move a ready image of this size to `target`; False when there is none (format it)."""
+        if (size, max_entries) != (self.size, self.max_entries):
+            return False
+        taken = False
+        for ready in sorted(self.folder.glob(f"{self._prefix}*.img")):
+            try:
+                os.rename(ready, target)
+            except FileNotFoundError:  # taken by another job meanwhile
+                continue
+            taken = True
+            break
+        self._fill_in_background()
+        return taken
+
+    @property
+    def _prefix(self) -> str:
+        return f"{self.size}-{self.max_entries}-"
+
+    def _fill_in_background(self) -> None:
+        with self._lock:
+            if self._filling:
+                return
+            self._filling = True
+        threading.Thread(target=self._fill, daemon=True, name="jobfs-pool").start()
+
+    def _fill(self) -> None:
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for stale in self.folder.glob("*.tmp"):
+                stale.unlink(missing_ok=True)
+            while len(list(self.folder.glob(f"{self._prefix}*.img"))) < self.keep:
+                name = f"{self._prefix}{secrets.token_hex(6)}"
+                partial = self.folder / f"{name}.tmp"
+                _format(partial, self.size, self.max_entries)
+                os.rename(partial, self.folder / f"{name}.img")
+        except (OSError, JobFsError) as exc:  # jobs format their own meanwhile
+            log.warning("could not format job filesystems ahead", extra={"error": str(exc)})
+        finally:
+            with self._lock:
+                self._filling = False
 
 
 def unmount_jobfs(image: Path, mountpoint: Path) -> None:

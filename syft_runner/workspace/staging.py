@@ -58,7 +58,13 @@ from syft_runner.sandbox.container import (
     Mount,
     job_user,
 )
-from syft_runner.workspace.jobfs import mount_jobfs, noexec, unmount_jobfs
+from syft_runner.workspace.jobfs import (
+    FormattedPool,
+    image_size,
+    mount_jobfs,
+    noexec,
+    unmount_jobfs,
+)
 from syft_runner.workspace.mounts import SYFT_DATASETS_DIR, dataset_mounts, syft_dataset_mounts
 from syft_runner.workspace.outputs import OutputCaps
 
@@ -209,6 +215,17 @@ def _clear_entry(top: int, name: str, fresh: Iterator[str]) -> None:
 
 
 _ADDED_FOLDERS_BYTES = 3 * 4096  # one ext4 block each
+# Submissions up to this size share one filesystem size, formatted ahead (FormattedPool).
+POOL_SUBMISSION_BYTES = 1024 * 1024
+
+
+def job_fs_pool(dirs: RunnerDirs, caps: OutputCaps, keep: int) -> FormattedPool:
+    """The pool of `keep` filesystems formatted ahead for the small submissions of `dirs`' owner
+    under `caps` (in `<runner dir>/volume-pool/`)."""
+    content = POOL_SUBMISSION_BYTES + caps.max_total_bytes + _ADDED_FOLDERS_BYTES
+    return FormattedPool(
+        dirs.root / "volume-pool", image_size(content, caps.max_files), caps.max_files, keep
+    )
 
 
 @dataclass(frozen=True)
@@ -235,6 +252,7 @@ def stage(
     caps: OutputCaps | None = None,
     *,
     here: bool = True,
+    pool: FormattedPool | None = None,
 ) -> StagedJob:
     """Copy the submission into a fresh staging folder and prove it is what was approved. With
     `caps`, the staged job and its outputs get their own filesystem sized by them (jobfs).
@@ -242,6 +260,7 @@ def stage(
     UnsafeSubmissionError: the submission holds a link, device, fifo or is too big.
     SubmissionChangedError: the copy's hash differs from the approval's.
     JobFsError: the job's filesystem could not be made.
+    `pool`: filesystems formatted ahead (job_fs_pool), used when the submission is small.
     `here`: the job runs on this machine, so this machine's mount options are the job's (on a
     cluster they are the workers', which `doctor --config` checks).
     """
@@ -250,8 +269,13 @@ def stage(
     files = walk_submission(job.path)
     if caps is not None:
         # + the folders staging adds (outputs/, code/, code/outputs/): the outputs keep their room
-        content = sum(f.size for f in files) + caps.max_total_bytes + _ADDED_FOLDERS_BYTES
-        if not mount_jobfs(dirs.volume(jid), dirs.jobfs(jid), content, caps.max_files):
+        submitted = sum(f.size for f in files)
+        # A small submission gets the pool's size: its outputs' room grows by at most
+        # POOL_SUBMISSION_BYTES minus its own size, and the collector enforces the exact caps.
+        if pool is not None and submitted <= POOL_SUBMISSION_BYTES:
+            submitted = POOL_SUBMISSION_BYTES
+        content = submitted + caps.max_total_bytes + _ADDED_FOLDERS_BYTES
+        if not mount_jobfs(dirs.volume(jid), dirs.jobfs(jid), content, caps.max_files, pool):
             _warn_unbounded_once()
     root = dirs.staging(jid)
     root.mkdir(parents=True, mode=0o755)
