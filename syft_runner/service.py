@@ -241,28 +241,29 @@ class RunnerService:
         """'resume' for a job whose container this runner must re-attach to, a QueuedJob for a
         newly approved one, else None. Cheap: a few lstat calls, no hashing, unless `policies`
         (an auto-approving policy exists) and the job is new: that is evaluated."""
-        if os.path.lexists(folder / "done"):
+        # Plain string paths and no JobFolder until a job is queued: every live job in the
+        # gateway (an inbox of a thousand) is looked at again on every rescan.
+        key = str(folder)
+        if _lexists(f"{key}/done"):
             return None
-        job = JobFolder(folder)
-        if os.path.lexists(folder / "running"):
+        if _lexists(f"{key}/running"):
             return RESUME
-        if os.path.lexists(folder / "rejected"):
+        if _lexists(f"{key}/rejected"):
             return None
         try:
-            st = (folder / "approved").lstat()
+            st = os.lstat(f"{key}/approved")
         except FileNotFoundError:
-            if not (policies and self._approved_by_policy(job)):
+            if not (policies and self._approved_by_policy(JobFolder(folder))):
                 return None
-            st = (folder / "approved").lstat()
+            st = os.lstat(f"{key}/approved")
         identity = (st.st_ino, st.st_mtime_ns, st.st_size)
-        key = str(folder)
         if self._stale.get(key) == identity:
             return None
         approved = read_marker(folder / "approved", ApprovedMarker)
         if approved is None:
             return None
         self._approvals[key] = identity
-        return QueuedJob(approved.at, key, job.submitter)
+        return QueuedJob(approved.at, key, JobFolder(folder).submitter)
 
     def _approved_by_policy(self, job: JobFolder) -> bool:
         """Approve a new job if one of the owner's policies says so. Only jobs never approved: one
@@ -317,3 +318,11 @@ class RunnerService:
                 self._stale[finished.key] = identity
             else:
                 self._stale.pop(finished.key, None)
+
+
+def _lexists(path: str) -> bool:
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return True
