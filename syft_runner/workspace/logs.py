@@ -92,9 +92,24 @@ class LogStreamer:
     def stream(self, name: str, chunks: Iterator[bytes], close: Callable[[], None]) -> None:
         """Copy `chunks` (any engine's output of stream `name`: "stdout" or "stderr") into the
         capped file on a thread of its own; `close` ends the source early (cap reached)."""
-        thread = threading.Thread(
-            target=self._copy, args=(name, chunks, close), daemon=True, name=f"log-{name}"
-        )
+        self._spawn(self._copy, (name, chunks, close), close, f"log-{name}")
+
+    def stream_both(self, frames: Iterator[tuple[str, bytes]], close: Callable[[], None]) -> None:
+        """Copy one source carrying both streams (frames of ("stdout" | "stderr", bytes), as a
+        local container's single attach connection gives them) on one thread. Past one stream's
+        cap its frames are read and dropped, so the job never blocks; `close` ends the source
+        once both are capped."""
+        self._spawn(self._copy_both, (frames, close), close, "log-both")
+
+    def _spawn(
+        self,
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        close: Callable[[], None],
+        name: str,
+    ) -> None:
+        self._closers.append(close)
+        thread = threading.Thread(target=target, args=args, daemon=True, name=name)
         self._threads.append(thread)
         thread.start()
 
@@ -121,6 +136,21 @@ class LogStreamer:
     @property
     def stderr_truncated(self) -> bool:
         return self._logs["stderr"].truncated
+
+    def _copy_both(self, frames: Iterator[tuple[str, bytes]], close: Callable[[], None]) -> None:
+        try:
+            for name, chunk in frames:
+                sink = self._logs.get(name)
+                if sink is not None:
+                    sink.write(chunk)
+                if all(log.truncated for log in self._logs.values()):
+                    break
+        except Exception as exc:  # the engine went away: keep what was written, report it
+            log.warning("log stream failed", extra={"stream": "both", "error": str(exc)})
+            self.errors.append(f"both: {exc}")
+        finally:
+            with contextlib.suppress(OSError):
+                close()
 
     def _copy(self, name: str, chunks: Iterator[bytes], close: Callable[[], None]) -> None:
         sink = self._logs[name]

@@ -40,6 +40,7 @@ from syft_runner.workspace.logs import LogStreamer, socket_closer
 SIGNALLED_EXIT_CODES = (137, 143)
 ENGINE_STOP_SLACK_SECONDS = 5.0  # the engine stops containers just before its socket closes
 _NEVER = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
+_STREAMS = {1: "stdout", 2: "stderr"}  # the attach protocol's stream ids
 
 
 class DockerBackend:
@@ -87,8 +88,7 @@ class DockerBackend:
             container = self._require(name)
             if _state(container) is not TaskState.PREPARED:
                 return _status(container)
-            for stream in ("stdout", "stderr"):
-                self._attach(container.id, stream, logs)
+            self._attach(container.id, logs)
             try:
                 container.start()
             except BaseException:
@@ -97,14 +97,15 @@ class DockerBackend:
             container.reload()
             return _status(container)
 
-    def _attach(self, container_id: str, stream: str, logs: LogStreamer) -> None:
-        """Before the container starts: a live, lossless stream per output (like `docker run`)."""
-        params = {"stdout": int(stream == "stdout"), "stderr": int(stream == "stderr")}
-        sock = self.client.api.attach_socket(container_id, params={**params, "stream": 1})
+    def _attach(self, container_id: str, logs: LogStreamer) -> None:
+        """Before the container starts: one live, lossless connection carrying both outputs,
+        each frame tagged with its stream (like `docker run`)."""
+        params = {"stdout": 1, "stderr": 1, "stream": 1}
+        sock = self.client.api.attach_socket(container_id, params=params)
         raw = getattr(sock, "_sock", sock)
         raw.settimeout(None)  # a job may stay silent for hours
-        frames = (data for _, data in frames_iter(sock, tty=False))
-        logs.stream(stream, frames, socket_closer(sock, raw))
+        frames = ((_STREAMS.get(kind, ""), data) for kind, data in frames_iter(sock, tty=False))
+        logs.stream_both(frames, socket_closer(sock, raw))
 
     def follow(self, name: str, logs: LogStreamer) -> None:
         """The daemon's own copy of the output (bounded by the container's log options)."""
