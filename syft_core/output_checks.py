@@ -36,14 +36,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from syft_core.atomic import atomic_write_text
 from syft_core.errors import JobError
 from syft_core.events import utcnow
 from syft_core.safefile import read_capped
-from syft_core.yamlio import read_untrusted_yaml
+from syft_core.yamlio import dump_yaml_json, read_untrusted_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -420,9 +419,7 @@ def checks_path(job_path: Path) -> Path:
 
 def write_checks(job_path: Path, report: ChecksReport) -> None:
     data = report.model_dump(mode="json", exclude_none=True)
-    atomic_write_text(
-        checks_path(job_path), yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    )
+    atomic_write_text(checks_path(job_path), dump_yaml_json(data))
     atomic_write_text(job_path / "logs" / CHECKS_SUMMARY, summarize(report))
 
 
