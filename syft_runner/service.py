@@ -243,19 +243,22 @@ class RunnerService:
         (an auto-approving policy exists) and the job is new: that is evaluated."""
         # Plain string paths and no JobFolder until a job is queued: every live job in the
         # gateway (an inbox of a thousand) is looked at again on every rescan.
+        # An inbox job costs three lstat calls (done, running, approved).
         key = str(folder)
         if _lexists(f"{key}/done"):
             return None
         if _lexists(f"{key}/running"):
             return RESUME
-        if _lexists(f"{key}/rejected"):
-            return None
         try:
             st = os.lstat(f"{key}/approved")
         except FileNotFoundError:
-            if not (policies and self._approved_by_policy(JobFolder(folder))):
+            if not policies or _lexists(f"{key}/rejected"):
+                return None
+            if not self._approved_by_policy(JobFolder(folder)):
                 return None
             st = os.lstat(f"{key}/approved")
+        if _lexists(f"{key}/rejected"):
+            return None
         identity = (st.st_ino, st.st_mtime_ns, st.st_size)
         if self._stale.get(key) == identity:
             return None
