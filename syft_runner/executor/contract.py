@@ -59,6 +59,11 @@ class BackendUnavailable(Exception):
     """The engine (or the cluster's manager) cannot be reached: decide nothing, retry later."""
 
 
+class TaskLost(Exception):
+    """The task may have run, but how it ended cannot be known (its node was lost); the message
+    says where. The job ends `error` and is never re-run."""
+
+
 class TaskExists(Exception):
     """A task by this name exists but is not this runner's (another runner holds the job)."""
 
@@ -153,7 +158,8 @@ class Backend(Protocol):
         ...
 
     def finalize(self, name: str) -> TaskResult:
-        """How an EXECUTED task ended: exit code, OOM, times, image, usage."""
+        """How an EXECUTED task ended: exit code, OOM, times, image, usage. TaskLost for a LOST
+        one (a task that wait() reported ended may be either)."""
         ...
 
     def cleanup(self, name: str) -> None:

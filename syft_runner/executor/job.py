@@ -69,6 +69,7 @@ from syft_runner.executor.contract import (
     Backend,
     BackendUnavailable,
     TaskExists,
+    TaskLost,
     TaskSpec,
     TaskState,
     TaskStatus,
@@ -667,10 +668,10 @@ class Executor:
     def finalize(self, job: JobFolder, task: TaskStatus, ending: Ending) -> DoneMarker:
         """Collect outputs and write `done` from what the backend reports; then release the
         results if the owner agreed to that in advance (`_release_if_due`)."""
-        ended = self.backend.get_status(task.name)
-        if ended.state is TaskState.LOST:  # its end cannot be known: never `succeeded`
-            raise JobFailure(_lost_message(task.name, ended.detail))
-        result = self.backend.finalize(task.name)
+        try:
+            result = self.backend.finalize(task.name)
+        except TaskLost as exc:  # its end cannot be known: never `succeeded`
+            raise JobFailure(_lost_message(task.name, str(exc))) from None
         labels = task.labels
         limits = task_limits(labels)
         usage = Usage(result.peak_memory_bytes, result.cpu_seconds)

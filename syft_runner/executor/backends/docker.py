@@ -57,6 +57,9 @@ class DockerBackend:
         self._lock = threading.Lock()
         self._terminated: set[str] = set()  # stopped by this runner: not the engine's doing
         self._engine_lost: dict[str, float] = {}  # name → when the engine went away under it
+        # name → the container prepare() just made: execute() needs no lookup of it (after a
+        # restart, it looks it up by name).
+        self._created: dict[str, Container] = {}
 
     # -- prepare / execute --------------------------------------------------------------------
     def prepare(self, spec: TaskSpec) -> TaskStatus:
@@ -81,11 +84,16 @@ class DockerBackend:
                 if found is None or not self._ours(found):
                     raise TaskExists(f"{spec.name} exists already: {exc.explanation}") from None
                 container = found
+        with self._lock:
+            self._created[spec.name] = container
         return _status(container)
 
     def execute(self, name: str, logs: LogStreamer) -> TaskStatus:
+        with self._lock:
+            container = self._created.pop(name, None)
         with _engine():
-            container = self._require(name)
+            if container is None:
+                container = self._require(name)
             if _state(container) is not TaskState.PREPARED:
                 return _status(container)
             self._attach(container.id, logs)
@@ -203,6 +211,7 @@ class DockerBackend:
     def cleanup(self, name: str) -> None:
         with self._lock:
             self._live.pop(name, None)
+            self._created.pop(name, None)
         with _engine(), contextlib.suppress(docker.errors.NotFound):
             self.client.api.remove_container(name, force=True)
 

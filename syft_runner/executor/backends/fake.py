@@ -21,6 +21,7 @@ from pathlib import Path
 from syft_runner.executor.contract import (
     BackendUnavailable,
     TaskExists,
+    TaskLost,
     TaskResult,
     TaskSpec,
     TaskState,
@@ -122,6 +123,8 @@ class FakeBackend:
     def finalize(self, name: str) -> TaskResult:
         with self._reachable():
             task = self._require(name)
+            if task.state is TaskState.LOST:
+                raise TaskLost(task.detail or "lost")
             assert task.run is not None and task.started is not None and task.ends is not None
             return TaskResult(
                 exit_code=task.exit_code if task.exit_code is not None else task.run.exit_code,

@@ -58,6 +58,7 @@ from syft_core.errors import JobError
 from syft_runner.executor.contract import (
     BackendUnavailable,
     TaskExists,
+    TaskLost,
     TaskResult,
     TaskSpec,
     TaskState,
@@ -362,6 +363,9 @@ class SwarmBackend:
             time.sleep(POLL_SECONDS)
 
     def finalize(self, name: str) -> TaskResult:
+        status = self.get_status(name)
+        if status.state is TaskState.LOST:
+            raise TaskLost(status.detail or f"{name}: lost")
         with _manager():
             task = self._latest_task(name)
             if task is None:
