@@ -260,6 +260,10 @@ class Scanner:
     def watching(self) -> bool:
         return self._inotify is not None
 
+    def scan_in_full(self) -> None:
+        """Make the next scan a full one (every file stat'ed, every watch set afresh)."""
+        self._full_due = True
+
     def close(self) -> None:
         if self._inotify is not None:
             self._inotify.close()
