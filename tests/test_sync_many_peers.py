@@ -129,7 +129,7 @@ def test_a_watching_scanner_finds_what_a_fresh_scan_finds_statting_only_what_cha
         time.sleep(0.02)  # a clock tick after the last change
         stats.clear()
         with monkeypatch.context() as patched:
-            patched.setattr(scope.os, "lstat", counting)
+            patched.setattr(os, "lstat", counting)
             mine = scanner.scan()
         fresh = scan_datasite(root)
         assert not scanner.last_full
