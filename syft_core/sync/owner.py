@@ -178,6 +178,9 @@ class OwnerSyncer:
         if changed is None:
             self.memory.readable.clear()
             self.memory.settled.clear()
+        for gone in self.memory.readable.keys() - set(accepted):  # kept up to date no longer
+            del self.memory.readable[gone]
+            self.memory.settled.pop(gone, None)
         for peer in accepted:
             readable, touched = self._readable(peer, snapshot, changed)
             if not touched and self.memory.settled.get(peer, False) == _file_key(
