@@ -190,7 +190,7 @@ _WATCH_MASK = (
     | IN_ONLYDIR
     | IN_DONT_FOLLOW
 )
-_REBUILD = IN_Q_OVERFLOW | IN_MOVE_SELF | IN_UNMOUNT  # watches no longer match the paths
+_REBUILD = IN_MOVE_SELF | IN_UNMOUNT  # a watch no longer matches its path: all set afresh
 
 
 @dataclass
@@ -227,12 +227,14 @@ class Scanner:
     lists, added before the folder is stat'ed and listed, so that any later change to its entries
     or to one of its files' content or metadata queues an event. A scan first reads the events:
     a folder with none is taken as it was (its files are not stat'ed); a folder with any is
-    scanned as above. A full scan (every file stat'ed, every watch set afresh) is made by the
-    first scan, after a queue overflow, a folder moved or unmounted, and at least every
-    `full_scan_seconds` (FULL_SCAN_SECONDS): inotify does not see writes through a shared mmap
-    nor changes made by another machine to a network file system, so that interval bounds how
-    long those go unseen. Where inotify is unavailable, or a folder cannot be watched (the
-    fs.inotify.max_user_watches limit), those folders are simply scanned every time.
+    scanned as above. A full scan (every file stat'ed) is made by the first scan, after a queue
+    overflow, and at least every `full_scan_seconds` (FULL_SCAN_SECONDS): inotify does not see
+    writes through a shared mmap nor changes made by another machine to a network file system,
+    so that interval bounds how long those go unseen. The first scan, and one after a watched
+    folder was moved or unmounted (its watch no longer matches its path), also start a fresh
+    inotify instance and set every watch again. Where inotify is unavailable, or a folder cannot
+    be watched (the fs.inotify.max_user_watches limit), those folders are simply scanned every
+    time.
 
     `Scan.changed` names the files whose stat differs from the previous scan's, and those gone.
     """
@@ -252,6 +254,7 @@ class Scanner:
         self._watched: dict[str, int] = {}  # folder prefix -> watch descriptor
         self._dirty: set[str] = set()  # folders with events since they were last scanned
         self._full_due = True
+        self._rebuild_due = True  # a fresh inotify instance, every watch set (the first scan)
         self._full_at = 0.0  # time.monotonic() of the last full scan
         self._changed: set[str] = set()
         self._maybe_gone: set[str] = set()
@@ -261,7 +264,7 @@ class Scanner:
         return self._inotify is not None
 
     def scan_in_full(self) -> None:
-        """Make the next scan a full one (every file stat'ed, every watch set afresh)."""
+        """Make the next scan a full one (every file stat'ed)."""
         self._full_due = True
 
     def close(self) -> None:
@@ -278,16 +281,21 @@ class Scanner:
         try:
             return self._scan(quick)
         except _Rebuild:
+            self._rebuild_due = True
             return self._scan(quick=False)
 
     def _events(self) -> bool:
         """Take the queued events; whether this scan may trust the folders without any."""
-        due = self._full_due or time.monotonic() - self._full_at >= self.full_scan_seconds
-        if due or self._inotify is None or "" not in self._watched:
+        if self._inotify is None or self._rebuild_due:
             return False
+        due = self._full_due or time.monotonic() - self._full_at >= self.full_scan_seconds
+        due = due or "" not in self._watched
         for wd, mask, _name in self._inotify.read_all():
             if mask & _REBUILD:
-                return False
+                self._rebuild_due = True
+            if mask & (IN_Q_OVERFLOW | _REBUILD):
+                due = True
+                continue
             prefix = self._wds.get(wd)
             if prefix is None:
                 continue  # a watch already replaced
@@ -297,11 +305,15 @@ class Scanner:
                 if self._watched.get(prefix) == wd:
                     del self._watched[prefix]
                 self._dirty.add(_parent(prefix))
-        return True
+        return not due
 
     def _scan(self, quick: bool) -> Scan:
         if self.watch and not quick:
-            self._restart_watches()
+            if self._inotify is None or self._rebuild_due:
+                self._restart_watches()
+            else:  # the watches stay (each is set again as its folder is visited)
+                self._full_due = False
+                self._full_at = time.monotonic()
         result = Scan(files={}, skipped=[], changed=None)
         seen: set[str] = set()
         root = os.fspath(self.root)
@@ -334,7 +346,7 @@ class Scanner:
         except OSError:
             self._inotify = None  # scanned in full each time; tried again next full scan
         self._dirty.clear()
-        self._full_due = False
+        self._full_due = self._rebuild_due = False
         self._full_at = time.monotonic()
 
     def _add_watch(self, folder: str, prefix: str) -> None:
