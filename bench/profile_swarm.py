@@ -50,7 +50,9 @@ class Recorder:
             self.marks[task].setdefault(what, time.time() if at is None else at)
 
 
-def watch_events(client: docker.DockerClient, node: str, rec: Recorder, stop: threading.Event):
+def watch_events(
+    client: docker.DockerClient, node: str, rec: Recorder, stop: threading.Event
+) -> Any:
     events = client.events(decode=True, since=int(time.time()))
 
     def run() -> None:
@@ -198,14 +200,10 @@ def main() -> None:
 
             args.debug_logs.mkdir(parents=True, exist_ok=True)
             for node in cluster.node_names:
-                shutil.copy(Path(work) / "cluster" / node / "dockerd.log", args.debug_logs / node)  # noqa: E501
+                shutil.copy(Path(work) / "cluster" / node / "dockerd.log", args.debug_logs / node)
         for s in streams:
             s.close()
         print("load", os.getloadavg())
-
-
-def _unused(_: Any) -> None:  # keep mypy quiet about Any import when trimmed
-    pass
 
 
 if __name__ == "__main__":
