@@ -245,7 +245,9 @@ def _node_address(cluster: SwarmCluster, name: str) -> str:
 
 def _docker0_gateway() -> str:
     bridge = docker.from_env().networks.get("bridge")
-    return str(bridge.attrs["IPAM"]["Config"][0]["Gateway"])
+    config = bridge.attrs["IPAM"]["Config"][0]
+    # The engine leaves Gateway out when it is the default: the subnet's first address.
+    return str(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 def test_terminate_is_fast(
