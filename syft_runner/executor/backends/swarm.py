@@ -480,14 +480,18 @@ class SwarmBackend:
             time.sleep(POLL_SECONDS)
 
     def finalize(self, name: str) -> TaskResult:
-        status = self.get_status(name)
-        if status.state is TaskState.LOST:
-            raise TaskLost(status.detail or f"{name}: lost")
-        with _manager():
-            task = self._latest_task(name)
+        with _manager():  # one read of the service and its tasks serves the status and result
+            service = self._service(name)
+            if service is None:
+                raise docker.errors.NotFound(f"no task of {name} to finalize")
+            tasks, nodes = self._tasks(service), self._nodes()
+            found = self._service_status(service, tasks, nodes)
+            if found.state is TaskState.LOST:
+                raise TaskLost(found.detail or f"{name}: lost")
+            task = _latest(tasks)
             if task is None:
                 raise docker.errors.NotFound(f"no task of {name} to finalize")
-            node = self._nodes().get(task.get("NodeID", ""))
+            node = nodes.get(task.get("NodeID", ""))
         hostname = _hostname(node) if node is not None else None
         container = self._inspect_on_worker(task)
         status = task["Status"]
@@ -521,11 +525,10 @@ class SwarmBackend:
             self.manager.api.remove_service(name)
         with _manager():
             for _ in range(NETWORK_REMOVE_TRIES):
-                network = self._network(name)
-                if network is None:
-                    return
                 try:
-                    self.manager.api.remove_network(network["Id"])
+                    # By name: the engine matches an exact id, then an exact name, before any
+                    # id prefix, and a task name (with "-") is no id prefix.
+                    self.manager.api.remove_network(name)
                     return
                 except docker.errors.NotFound:
                     return
