@@ -82,6 +82,8 @@ def watch_tasks(manager: docker.DockerClient, rec: Recorder, stop: threading.Eve
                 if service is None:
                     continue
                 rec.mark(service, f"task:{task['Status']['State']}")
+                if task["Status"].get("ContainerStatus", {}).get("ContainerID"):
+                    rec.mark(service, f"task: container id first seen ({task['Status']['State']})")
                 node = task.get("NodeID", "")[:4]
                 if node:
                     rec.mark(service, f"task on {node}")
@@ -176,6 +178,16 @@ def main() -> None:
     ):
         workers = {n: cluster.node_client(n) for n in cluster.worker_sockets}
         backend = SwarmBackend(cluster.client(), workers, runner_id="profile")
+        found_by_event = []
+        by_event = backend._started_container
+
+        def counted(name: str) -> Any:
+            container = by_event(name)
+            if container is not None:
+                found_by_event.append(name)
+            return container
+
+        backend._started_container = counted  # type: ignore[method-assign]
         rec = Recorder()
         stop = threading.Event()
         streams = [watch_events(c, n, rec, stop) for n, c in workers.items()]
@@ -203,6 +215,7 @@ def main() -> None:
                 shutil.copy(Path(work) / "cluster" / node / "dockerd.log", args.debug_logs / node)
         for s in streams:
             s.close()
+        print("containers found by a worker's event:", len(set(found_by_event)))
         print("load", os.getloadavg())
 
 

@@ -137,7 +137,7 @@ class SwarmBackend:
         self._started: dict[str, tuple[str, str]] = {}
         self._started_cond = threading.Condition()
         self._watch_stop = threading.Event()
-        self._watch_close: list[Callable[[], None]] = []
+        self._watch_close: dict[str, Callable[[], None]] = {}  # node -> its stream's close
         self._watching = False
         self._manager_asked: dict[str, float] = {}  # task name -> when wait() last asked
         self._images_seen: dict[tuple[str, str], float] = {}  # (node, image) -> when found
@@ -264,7 +264,10 @@ class SwarmBackend:
             self._await_start(name, POLL_SECONDS)
         return None
 
-    def _task_container(self, name: str) -> Container | None:
+    def _task_container(self, name: str, *, started: bool = False) -> Container | None:
+        """The task's container on its worker, as the manager names it. `started`: only once it
+        has started — the manager names it from `ready` on, and a created container's `docker
+        wait` returns at once and its log stream ends empty."""
         task = self._latest_task(name)
         if task is None:
             return None
@@ -273,9 +276,10 @@ class SwarmBackend:
         if container_id is None or worker is None:
             return None
         try:
-            return worker.containers.get(container_id)
+            container = worker.containers.get(container_id)
         except docker.errors.NotFound:
             return None
+        return None if started and container.status == "created" else container
 
     # -- wait / status ------------------------------------------------------------------------
     def wait(self, name: str, timeout: float) -> bool:
@@ -312,7 +316,7 @@ class SwarmBackend:
         container = self._started_container(name)
         if container is None and ask_manager:
             try:
-                container = self._task_container(name)
+                container = self._task_container(name, started=True)
             except (docker.errors.DockerException, requests.RequestException):
                 return None  # its worker does not answer: the manager's evidence decides
         if container is None:
@@ -352,7 +356,7 @@ class SwarmBackend:
         while not self._watch_stop.is_set():
             try:
                 events = client.events(decode=True, since=since, filters=filters)
-                self._watch_close.append(events.close)
+                self._watch_close[host] = events.close
                 for event in events:
                     since = max(since, int(event.get("time") or since))
                     actor = event.get("Actor") or {}
@@ -368,7 +372,7 @@ class SwarmBackend:
     def close(self) -> None:
         """Stop following the workers' events (tests; a runner just exits)."""
         self._watch_stop.set()
-        for close in self._watch_close:
+        for close in list(self._watch_close.values()):
             with contextlib.suppress(Exception):
                 close()
 
