@@ -73,6 +73,7 @@ def backend(swarm_cluster: SwarmCluster) -> Iterator[SwarmBackend]:
     leftovers = backend.tasks({})
     for task in leftovers:
         backend.cleanup(task.name)
+    backend.close()
 
 
 def _spec(

@@ -79,6 +79,11 @@ from syft_runner.workspace.logs import LogStreamer
 LABEL_SPEC = "org.syft.task-spec"  # on the job network: the TaskSpec as JSON
 LABEL_SERVICE_NAME = "com.docker.swarm.service.name"  # Swarm's own label on task containers
 POLL_SECONDS = 0.2
+# Before a task's container is known, the manager is asked this often (no worker event told):
+# each ask is 2-3 API calls, and a starting job has three askers (wait, two log streams).
+MANAGER_ASK_SECONDS = 1.0
+WATCH_RETRY_SECONDS = 1.0  # a worker's event stream broke: reconnect after this long
+IMAGE_SEEN_TTL_SECONDS = 60.0  # an image found on a node is not asked about again meanwhile
 NODES_TTL_SECONDS = 1.0
 # A service whose first task has not appeared after this long lost it (the manager creates it
 # within milliseconds); before then "no task" only means "not yet".
@@ -126,15 +131,26 @@ class SwarmBackend:
         self._waiters_lock = threading.Lock()
         self._nodes_seen: tuple[float, dict[str, Any]] = (-NODES_TTL_SECONDS, {})
         self._nodes_lock = threading.Lock()
+        # Task name -> (node hostname, container id), from the workers' own event streams: a
+        # task's container is known the moment it starts, without asking the manager. Memory
+        # only, a shortcut: the manager's evidence is still asked (less often) and decides.
+        self._started: dict[str, tuple[str, str]] = {}
+        self._started_cond = threading.Condition()
+        self._watch_stop = threading.Event()
+        self._watch_close: dict[str, Callable[[], None]] = {}  # node -> its stream's close
+        self._watching = False
+        self._manager_asked: dict[str, float] = {}  # task name -> when wait() last asked
+        self._images_seen: dict[tuple[str, str], float] = {}  # (node, image) -> when found
 
     # -- prepare / execute --------------------------------------------------------------------
     def prepare(self, spec: TaskSpec) -> TaskStatus:
         validate_environment(spec.environment)  # refused now rather than at execute
         with _manager():
-            self._claim(spec.name)
+            if self._claim(spec.name):
+                return self.get_status(spec.name)  # made by an earlier call: as it is
             labels = {**self._labels(spec.labels), LABEL_SPEC: spec.model_dump_json()}
             try:
-                self.manager.networks.create(
+                self.manager.api.create_network(
                     spec.name,
                     driver="overlay",
                     internal=True,
@@ -147,22 +163,36 @@ class SwarmBackend:
                 if exc.status_code != 409:
                     raise
                 self._claim(spec.name)  # created meanwhile: by us, or raise TaskExists
-            return self.get_status(spec.name)
+                return self.get_status(spec.name)
+        # Made just now, and no service by this name existed: PREPARED, with no more asking.
+        return TaskStatus(
+            name=spec.name, state=TaskState.PREPARED, labels=self._labels(spec.labels)
+        )
 
     def execute(self, name: str, logs: LogStreamer) -> TaskStatus:
+        self._watch()  # before the service exists: its container's start is seen at once
+        created: TaskSpec | None = None
         with _manager():
-            status = self.get_status(name)
-            if status.state is TaskState.ABSENT:
-                raise docker.errors.NotFound(f"no task {name} (never prepared, or cleaned up)")
-            if status.state is TaskState.PREPARED:
-                spec = self._stored_spec(name)
+            if self._service(name) is None:
+                network = self._network(name)
+                if network is None:
+                    raise docker.errors.NotFound(f"no task {name} (never prepared, or cleaned up)")
+                spec = TaskSpec.model_validate_json((network.get("Labels") or {})[LABEL_SPEC])
                 self._check_image(spec.image)
                 self._create_service(spec)
-        self._stream_logs(name, logs)
-        return self.get_status(name)
+                created = spec
+        if created is None:
+            self._stream_logs(name, logs)
+            return self.get_status(name)
+        # Created just now: its task is new or pending, no container yet. The manager is asked
+        # about it a MANAGER_ASK_SECONDS from now; the worker's start event comes first.
+        self._manager_asked[name] = time.monotonic()
+        self._stream_logs(name, logs, fresh=True)
+        return TaskStatus(name=name, state=TaskState.EXECUTING, labels=self._labels(created.labels))
 
     def follow(self, name: str, logs: LogStreamer) -> None:
         """The container's log on its worker, from its first byte (bounded by LOG_MAX_SIZE)."""
+        self._watch()
         self._stream_logs(name, logs)
 
     def _create_service(self, spec: TaskSpec) -> None:
@@ -185,9 +215,18 @@ class SwarmBackend:
         or read)."""
         eligible = [_hostname(n) for n in self._nodes().values() if _schedulable(n)]
         unknown = sorted(h for h in eligible if h not in self.workers)
-        missing = missing_on_nodes(
-            {h: self.workers[h] for h in eligible if h in self.workers}, image
-        )
+        now = time.monotonic()
+        ask = {
+            h: self.workers[h]
+            for h in eligible
+            if h in self.workers
+            and now - self._images_seen.get((h, image), -IMAGE_SEEN_TTL_SECONDS)
+            >= IMAGE_SEEN_TTL_SECONDS
+        }
+        missing = missing_on_nodes(ask, image) if ask else []
+        for host in ask:
+            if host not in missing:
+                self._images_seen[(host, image)] = now
         if not unknown and not missing:
             return
         parts = []
@@ -200,24 +239,35 @@ class SwarmBackend:
         )
 
     # -- logs ---------------------------------------------------------------------------------
-    def _stream_logs(self, name: str, logs: LogStreamer) -> None:
+    def _stream_logs(self, name: str, logs: LogStreamer, *, fresh: bool = False) -> None:
         for stream in ("stdout", "stderr"):
-            source = _LogSource(self, name, stream)
+            source = _LogSource(self, name, stream, fresh=fresh)
             logs.stream(stream, source.chunks(), source.close)
 
-    def _container(self, name: str, stop: threading.Event) -> Container | None:
+    def _container(
+        self, name: str, stop: threading.Event, *, fresh: bool = False
+    ) -> Container | None:
         """The task's container on its worker once it exists; None if the task ended (or went
-        away) without one, or `stop` was set."""
+        away) without one, or `stop` was set. Told by the worker's event at once; the manager
+        is asked once a MANAGER_ASK_SECONDS meanwhile (a container that started before this
+        runner watched, a task that ended without one)."""
+        next_ask = time.monotonic() + MANAGER_ASK_SECONDS if fresh else 0.0
         while not stop.is_set():
-            waiter = self._waiter(name)  # shared with wait(): one lookup finds it for both
+            ask = time.monotonic() >= next_ask
+            waiter = self._waiter(name, ask_manager=ask)  # shared with wait()
             if waiter is not None:
                 return waiter.container
-            if self.get_status(name).state not in (TaskState.PREPARED, TaskState.EXECUTING):
-                return None
-            stop.wait(POLL_SECONDS)
+            if ask:
+                if self.get_status(name).state not in (TaskState.PREPARED, TaskState.EXECUTING):
+                    return None
+                next_ask = time.monotonic() + MANAGER_ASK_SECONDS
+            self._await_start(name, POLL_SECONDS)
         return None
 
-    def _task_container(self, name: str) -> Container | None:
+    def _task_container(self, name: str, *, started: bool = False) -> Container | None:
+        """The task's container on its worker, as the manager names it. `started`: only once it
+        has started — the manager names it from `ready` on, and a created container's `docker
+        wait` returns at once and its log stream ends empty."""
         task = self._latest_task(name)
         if task is None:
             return None
@@ -226,18 +276,22 @@ class SwarmBackend:
         if container_id is None or worker is None:
             return None
         try:
-            return worker.containers.get(container_id)
+            container = worker.containers.get(container_id)
         except docker.errors.NotFound:
             return None
+        return None if started and container.status == "created" else container
 
     # -- wait / status ------------------------------------------------------------------------
     def wait(self, name: str, timeout: float) -> bool:
         """On the task's worker once its container exists (`docker wait`: the end at once);
         else, or once that worker stops answering, by the manager's evidence (which is how a
-        lost worker becomes LOST)."""
+        lost worker becomes LOST), asked once a MANAGER_ASK_SECONDS until a worker's event
+        names the container."""
+        self._watch()
         deadline = time.monotonic() + timeout
         while True:
-            waiter = self._waiter(name)
+            ask = time.monotonic() - self._manager_asked.get(name, 0.0) >= MANAGER_ASK_SECONDS
+            waiter = self._waiter(name, ask_manager=ask)
             left = deadline - time.monotonic()
             if waiter is not None:
                 if not waiter.exited.wait(max(0.0, left)):
@@ -245,21 +299,26 @@ class SwarmBackend:
                 if waiter.reached_end:
                     return True
                 self._forget(name)  # the worker went away: the manager decides from here
-            if self.get_status(name).state not in (TaskState.PREPARED, TaskState.EXECUTING):
-                return True
+                ask = True
+            if ask:
+                self._manager_asked[name] = time.monotonic()
+                if self.get_status(name).state not in (TaskState.PREPARED, TaskState.EXECUTING):
+                    return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(POLL_SECONDS, left))
+            self._await_start(name, min(POLL_SECONDS, left))
 
-    def _waiter(self, name: str) -> _Waiter | None:
+    def _waiter(self, name: str, *, ask_manager: bool = True) -> _Waiter | None:
         with self._waiters_lock:
             if name in self._waiters:
                 return self._waiters[name]
-        try:
-            container = self._task_container(name)
-        except (docker.errors.DockerException, requests.RequestException):
-            return None  # its worker does not answer: the manager's evidence decides
+        container = self._started_container(name)
+        if container is None and ask_manager:
+            try:
+                container = self._task_container(name, started=True)
+            except (docker.errors.DockerException, requests.RequestException):
+                return None  # its worker does not answer: the manager's evidence decides
         if container is None:
             return None
         with self._waiters_lock:
@@ -268,6 +327,68 @@ class SwarmBackend:
     def _forget(self, name: str) -> None:
         with self._waiters_lock:
             self._waiters.pop(name, None)
+        with self._started_cond:
+            self._started.pop(name, None)
+
+    # -- the workers' event streams -----------------------------------------------------------
+    def _watch(self) -> None:
+        """Follow every worker's container `start` events of this runner's tasks (a thread per
+        worker, reconnecting after a break and replaying from the last event seen)."""
+        with self._started_cond:
+            if self._watching:
+                return
+            self._watching = True
+        since = int(time.time()) - 1
+        for host, client in self.workers.items():
+            threading.Thread(
+                target=self._watch_worker,
+                args=(host, client, since),
+                daemon=True,
+                name=f"swarm-events:{host}",
+            ).start()
+
+    def _watch_worker(self, host: str, client: docker.DockerClient, since: int) -> None:
+        filters = {
+            "type": "container",
+            "event": "start",
+            "label": f"{LABEL_RUNNER}={self.runner_id}",
+        }
+        while not self._watch_stop.is_set():
+            try:
+                events = client.events(decode=True, since=since, filters=filters)
+                self._watch_close[host] = events.close
+                for event in events:
+                    since = max(since, int(event.get("time") or since))
+                    actor = event.get("Actor") or {}
+                    name = (actor.get("Attributes") or {}).get(LABEL_SERVICE_NAME)
+                    if name and actor.get("ID"):
+                        with self._started_cond:
+                            self._started[name] = (host, str(actor["ID"]))
+                            self._started_cond.notify_all()
+            except Exception:  # the worker went away (the manager decides meanwhile)
+                pass
+            self._watch_stop.wait(WATCH_RETRY_SECONDS)
+
+    def close(self) -> None:
+        """Stop following the workers' events (tests; a runner just exits)."""
+        self._watch_stop.set()
+        for close in list(self._watch_close.values()):
+            with contextlib.suppress(Exception):
+                close()
+
+    def _await_start(self, name: str, timeout: float) -> None:
+        with self._started_cond:
+            if name not in self._started:
+                self._started_cond.wait(timeout)
+
+    def _started_container(self, name: str) -> Container | None:
+        with self._started_cond:
+            found = self._started.get(name)
+        if found is None:
+            return None
+        worker = self.workers.get(found[0])
+        # No inspect: `docker wait` and the log stream need only the id.
+        return None if worker is None else worker.containers.prepare_model({"Id": found[1]})
 
     def get_status(self, name: str) -> TaskStatus:
         with _manager():
@@ -363,14 +484,18 @@ class SwarmBackend:
             time.sleep(POLL_SECONDS)
 
     def finalize(self, name: str) -> TaskResult:
-        status = self.get_status(name)
-        if status.state is TaskState.LOST:
-            raise TaskLost(status.detail or f"{name}: lost")
-        with _manager():
-            task = self._latest_task(name)
+        with _manager():  # one read of the service and its tasks serves the status and result
+            service = self._service(name)
+            if service is None:
+                raise docker.errors.NotFound(f"no task of {name} to finalize")
+            tasks, nodes = self._tasks(service), self._nodes()
+            found = self._service_status(service, tasks, nodes)
+            if found.state is TaskState.LOST:
+                raise TaskLost(found.detail or f"{name}: lost")
+            task = _latest(tasks)
             if task is None:
                 raise docker.errors.NotFound(f"no task of {name} to finalize")
-            node = self._nodes().get(task.get("NodeID", ""))
+            node = nodes.get(task.get("NodeID", ""))
         hostname = _hostname(node) if node is not None else None
         container = self._inspect_on_worker(task)
         status = task["Status"]
@@ -398,16 +523,16 @@ class SwarmBackend:
         """The task's containers on every worker (force), the service, then the network, which
         Swarm frees only once the container is gone: retried a few times."""
         self._forget(name)
+        self._manager_asked.pop(name, None)
         self._remove_containers(name)
         with _manager(), contextlib.suppress(docker.errors.NotFound):
             self.manager.api.remove_service(name)
         with _manager():
             for _ in range(NETWORK_REMOVE_TRIES):
-                network = self._network(name)
-                if network is None:
-                    return
                 try:
-                    self.manager.api.remove_network(network["Id"])
+                    # By name: the engine matches an exact id, then an exact name, before any
+                    # id prefix, and a task name (with "-") is no id prefix.
+                    self.manager.api.remove_network(name)
                     return
                 except docker.errors.NotFound:
                     return
@@ -433,15 +558,15 @@ class SwarmBackend:
     def _labels(self, labels: Mapping[str, str]) -> dict[str, str]:
         return {**labels, LABEL_RUNNER: self.runner_id}
 
-    def _claim(self, name: str) -> None:
-        """TaskExists when a network or service by this name is another runner's."""
-        found = [self._network(name), self._service(name)]
+    def _claim(self, name: str) -> bool:
+        """Whether a network or service by this name exists (ours); TaskExists when one is
+        another runner's."""
+        found = [item for item in (self._network(name), self._service(name)) if item is not None]
         for item in found:
-            if item is None:
-                continue
             labels = item.get("Labels") or item.get("Spec", {}).get("Labels") or {}
             if labels.get(LABEL_RUNNER) != self.runner_id:
                 raise TaskExists(f"{name} exists already and is not runner {self.runner_id}'s")
+        return bool(found)
 
     def _service(self, name: str) -> dict[str, Any] | None:
         found = self.manager.api.services(filters={"name": name})
@@ -451,12 +576,6 @@ class SwarmBackend:
     def _network(self, name: str) -> dict[str, Any] | None:
         found = self.manager.api.networks(names=[name])
         return next((n for n in found if n["Name"] == name), None)
-
-    def _stored_spec(self, name: str) -> TaskSpec:
-        network = self._network(name)
-        if network is None:
-            raise docker.errors.NotFound(f"no network {name}")
-        return TaskSpec.model_validate_json((network.get("Labels") or {})[LABEL_SPEC])
 
     def _tasks(self, service: dict[str, Any]) -> list[dict[str, Any]]:
         return list(self.manager.api.tasks(filters={"service": service["ID"]}))
@@ -518,15 +637,16 @@ class _LogSource:
     """One output stream of a task: waits for its container on its worker, then follows that
     container's log from the first byte. `close` ends it early (cap reached, runner detaching)."""
 
-    def __init__(self, backend: SwarmBackend, name: str, stream: str) -> None:
+    def __init__(self, backend: SwarmBackend, name: str, stream: str, *, fresh: bool) -> None:
         self._backend = backend
         self._name = name
         self._stream = stream
+        self._fresh = fresh  # its service was created just now: no container to ask for yet
         self._stop = threading.Event()
         self._close_stream: Callable[[], None] | None = None
 
     def chunks(self) -> Iterator[bytes]:
-        container = self._backend._container(self._name, self._stop)
+        container = self._backend._container(self._name, self._stop, fresh=self._fresh)
         if container is None:
             return
         stream = container.logs(
