@@ -14,7 +14,6 @@ missing, permission denied, an I/O error) are a plain TransportError: retried ne
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import secrets
 import shutil
@@ -32,7 +31,7 @@ from syft_core.sync.errors import (
     SourceChangedError,
     TransportError,
 )
-from syft_core.sync.hashing import sha256_bytes, sha256_file
+from syft_core.sync.hashing import digest_bytes, digest_fd, digest_file
 from syft_core.sync.transports.base import (
     CHUNK_SIZE,
     ProgressCallback,
@@ -177,7 +176,7 @@ class FolderTransport(Transport):
             self._put_large(key, path, expected_sha)
         else:
             # Hashed before anything is written: a changed source leaves no trace at all.
-            if sha256_bytes(data) != expected_sha:
+            if digest_bytes(data) != expected_sha:
                 raise SourceChangedError(f"{path} changed while it was being sent")
             # One write through the descriptor that created the temporary file.
             self._commit(key, lambda fd: _write_all(fd, data))
@@ -189,10 +188,8 @@ class FolderTransport(Transport):
             # copy is hashed from the page cache, read back through the same descriptor.
             with open(path, "rb", buffering=0) as source:
                 copy_capped(source.fileno(), fd, sys.maxsize)
-            os.lseek(fd, 0, os.SEEK_SET)
-            with open(fd, "rb", closefd=False) as landed:
-                if hashlib.file_digest(landed, "sha256").hexdigest() != expected_sha:
-                    raise SourceChangedError(f"{path} changed while it was being sent")
+            if digest_fd(fd) != expected_sha:
+                raise SourceChangedError(f"{path} changed while it was being sent")
 
         self._commit(key, fill)
 
@@ -219,15 +216,15 @@ class FolderTransport(Transport):
                     with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
                         out.write(data)
                     callback(len(data))
-                    return sha256_bytes(data)
-                # A kernel copy, then the sha256 of what landed (from the page cache): about
+                    return digest_bytes(data)
+                # A kernel copy, then the digest of what landed (from the page cache): about
                 # twice as fast as hashing chunk by chunk while copying through Python.
                 with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
                     copied = copy_capped(fd, out.fileno(), max_bytes + 1)
             if copied > max_bytes:
                 raise oversize(key, max_bytes)
             callback(copied)
-            return sha256_file(dest)
+            return digest_file(dest)
 
     def list_keys(self, prefix: str = "") -> list[str]:
         check_prefix(prefix)
