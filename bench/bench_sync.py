@@ -14,8 +14,10 @@ ours and theirs interleaved. What arrived is hashed (sha256) after every run, ou
 and compared with what left: a run whose bytes differ fails the bench.
 
 Then point 5: an owner with 50 accepted peers and 10,000 published files (200 readable by each
-peer): one idle pass (nothing changed) is timed, then a change to a file only one peer may read
-must reach that peer, and no other, within one pass.
+peer): one idle pass (nothing changed) of a long-lived owner client (its datasite watched, as
+`sync` and `serve --sync` run it) is timed, then a change to a file only one peer may read must
+reach that peer, and no other, within one pass. Also printed: one backstop pass (every file
+stat'ed) and idle passes of a client without a watcher.
 
 Run: .venv/bin/python bench/bench_sync.py [--small-files N] [--large-mib N] [--repeat N]
                                           [--work-dir DIR] [--skip-s3] [--skip-tmpfs]
@@ -283,7 +285,8 @@ def many_peers(work: Path, peers: int, files: int) -> list[Limit]:
         os.utime(path, (old, old), follow_symlinks=False)
     chosen, other = emails[7], emails[8]
     followers = {e: SyncClient(work / f"peers-{e}", e, FolderTransport(share)) for e in emails}
-    owner = SyncClient(owner_box, OWNER, FolderTransport(share))
+    # The owner as `sync` and `serve --sync` run it: long-lived, its datasite watched (inotify).
+    owner = SyncClient(owner_box, OWNER, FolderTransport(share), watch=True)
     try:
         for email, client in followers.items():
             client.request_peer(OWNER)
@@ -305,6 +308,21 @@ def many_peers(work: Path, peers: int, files: int) -> list[Limit]:
             idle.append(time.perf_counter() - start)
             assert not report.published, report.published
         idle_ms = statistics.median(idle) * 1000
+        scanner = owner._owner_memory.scanner
+        assert scanner is not None and scanner.watching, "inotify is not available here"
+        full = []
+        for _ in range(3):
+            scanner.scan_in_full()  # what the backstop costs (every scope.FULL_SCAN_SECONDS)
+            start = time.perf_counter()
+            owner.sync_once()
+            full.append(time.perf_counter() - start)
+        with SyncClient(owner_box, OWNER, FolderTransport(share)) as unwatched:
+            unwatched.sync_once()  # a client without watches: every pass stats every file
+            stat_idle = []
+            for _ in range(5):
+                start = time.perf_counter()
+                assert not unwatched.sync_once().published
+                stat_idle.append(time.perf_counter() - start)
 
         def pending() -> dict[str, int]:
             return {
@@ -329,7 +347,9 @@ def many_peers(work: Path, peers: int, files: int) -> list[Limit]:
             raise SystemExit("many peers: the change did not reach its peer in one pass")
         print(
             f"  many peers: idle passes {[round(t * 1000, 1) for t in idle]} ms; a change "
-            f"reached {chosen} only, owner's pass {change_ms:.1f} ms",
+            f"reached {chosen} only, owner's pass {change_ms:.1f} ms; backstop passes (every "
+            f"file stat'ed) {[round(t * 1000, 1) for t in full]} ms; idle passes without a watcher "
+            f"{[round(t * 1000, 1) for t in stat_idle]} ms",
             flush=True,
         )
     finally:

@@ -18,16 +18,28 @@ every job, and every `verify_seconds` the cache is dropped and every job is look
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import os
 import select
-import struct
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from syft_core.inotify import (
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DONT_FOLLOW,
+    IN_IGNORED,
+    IN_ISDIR,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+    Inotify,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,60 +149,8 @@ def _job_dirs(fd: int) -> list[str]:
 
 
 # -- inotify ---------------------------------------------------------------------------------
-IN_CLOSE_WRITE = 0x00000008
-IN_MOVED_FROM = 0x00000040
-IN_MOVED_TO = 0x00000080
-IN_CREATE = 0x00000100
-IN_DELETE = 0x00000200
-IN_Q_OVERFLOW = 0x00004000
-IN_IGNORED = 0x00008000
-IN_ONLYDIR = 0x01000000
-IN_DONT_FOLLOW = 0x02000000
-IN_ISDIR = 0x40000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
-_EVENT = struct.Struct("iIII")
 _DIR_MASK = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR | IN_DONT_FOLLOW
 _JOB_MASK = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW
-
-
-class _Inotify:
-    def __init__(self) -> None:
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = self._check(self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
-
-    @staticmethod
-    def _check(result: int, what: str) -> int:
-        if result < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"{what}: {os.strerror(code)}")
-        return result
-
-    def add(self, path: Path, mask: int) -> int:
-        return self._check(
-            self._libc.inotify_add_watch(self.fd, os.fsencode(path), ctypes.c_uint32(mask)),
-            f"inotify_add_watch {path}",
-        )
-
-    def remove(self, wd: int) -> None:
-        self._libc.inotify_rm_watch(self.fd, wd)  # EINVAL when already gone: nothing to do
-
-    def read(self) -> list[tuple[int, int, str]]:
-        try:
-            data = os.read(self.fd, 1 << 16)
-        except BlockingIOError:
-            return []
-        events, offset = [], 0
-        while offset + _EVENT.size <= len(data):
-            wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
-            offset += _EVENT.size
-            name = data[offset : offset + length].rstrip(b"\0")
-            offset += length
-            events.append((wd, mask, os.fsdecode(name)))
-        return events
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 class GatewayWatcher:
@@ -204,7 +164,7 @@ class GatewayWatcher:
         self._paths: dict[int, Path] = {}  # watch descriptor -> folder
         self._wds: dict[Path, int] = {}
         self._limit_logged = False
-        self._inotify: _Inotify | None = None
+        self._inotify: Inotify | None = None
 
     @property
     def watches(self) -> int:
@@ -221,7 +181,7 @@ class GatewayWatcher:
 
     def _run(self) -> None:
         try:
-            self._inotify = _Inotify()
+            self._inotify = Inotify()
             try:
                 self._watch_root()
                 while not self._stop.is_set():

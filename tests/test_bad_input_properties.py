@@ -385,9 +385,10 @@ def test_permission_files_never_crash_the_engine(
             for folder, (kind, data) in files.items():
                 try:
                     (ds.root / folder).mkdir(parents=True, exist_ok=True)
+                    _make_top(ds.root / folder / "syft.pub.yaml", kind, data, outside)
                 except OSError:
-                    continue  # a long or odd name the file system refuses
-                _make_top(ds.root / folder / "syft.pub.yaml", kind, data, outside)
+                    continue  # a long or odd name the file system refuses, or two of the
+                    # drawn folders collide (a folder named syft.pub.yaml beside the root's file)
             before = snapshot(Path(tmp))
             ctx = SyftPermContext(ds.root)
             ctx.reload()

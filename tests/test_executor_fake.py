@@ -4,6 +4,7 @@ test_runner_executor.py and on a Swarm cluster in tests/swarm/)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -180,6 +181,33 @@ def test_an_unreachable_engine_decides_nothing_and_the_job_runs_later(syftbox: P
     backend.unavailable = False
     assert executor(syftbox, backend).run(job) is RunResult.FINISHED
     assert wait_done(job, 1).outcome is Outcome.SUCCEEDED
+
+
+def test_a_start_the_engine_refused_is_tried_once_more_when_nothing_ran(
+    syftbox: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = FakeBackend(lambda spec: FakeRun(stdout=b"ran\n"))
+    backend.refuse_starts = 1
+    job = approve(write_job(syftbox, "refused-once", "echo ran\n"))
+    assert executor(syftbox, backend).run(job) is RunResult.FINISHED
+    assert wait_done(job, 1).outcome is Outcome.SUCCEEDED
+    assert len(backend.started) == 1 and job.stdout_path.read_text() == "ran\n"
+    assert "trying once more" in caplog.text
+
+
+def test_a_start_refused_twice_ends_the_job_an_error_and_leaves_nothing_behind(
+    syftbox: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # the error path logs at INFO: a serving runner's level
+    backend = FakeBackend()
+    backend.refuse_starts = 2
+    job = approve(write_job(syftbox, "refused-twice", "true\n"))
+    ex = executor(syftbox, backend)
+    ex.run(job)
+    assert wait_done(job, 1).outcome is Outcome.ERROR
+    assert backend.started == [] and backend.tasks({}) == []
+    assert ex.dirs.job_ids() == set(), "the job's runner folders were left behind"
+    assert "could not" not in caplog.text  # the error path itself ran to its end
 
 
 def test_the_serve_loop_runs_at_most_its_concurrency_at_once(syftbox: Path) -> None:

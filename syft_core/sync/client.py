@@ -7,6 +7,8 @@ follow, pushes my local changes and applies what its owner published to me.
 
 from __future__ import annotations
 
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -15,6 +17,7 @@ from syft_core.datasite import SyftBox
 from syft_core.identity import validate_email
 from syft_core.sync.apply import clear_staging
 from syft_core.sync.errors import PeerConfigError
+from syft_core.sync.hashing import RACY_SECONDS
 from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import PeerRequest
 from syft_core.sync.owner import OwnerMemory, OwnerSyncer
@@ -38,14 +41,17 @@ class SyncClient:
         progress: Progress | None = None,
         workers: int = DEFAULT_WORKERS,
         limits: ReceiveLimits | None = None,
+        watch: bool = False,
     ) -> None:
+        """`watch`: keep inotify watches on my datasite between passes (`watch_datasite`)."""
         self.box = SyftBox(Path(syftbox))
         self.limits = limits or ReceiveLimits()
         self.email = validate_email(email)
         self.transport = transport
         self.state = SyncState(self.box.root, self.email)
         self.progress = progress or NoProgress()
-        self._owner_memory = OwnerMemory()  # makes an idle pass cheap; rebuilt from the folder
+        self._owner_memory = OwnerMemory(watch=watch)  # makes an idle pass cheap; rebuilt
+        self._peers: tuple[tuple[int, int, int, int], PeerList] | None = None  # by file stat
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syft-sync")
 
     def __enter__(self) -> SyncClient:
@@ -60,11 +66,42 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
+        self._owner_memory.close()
         self._pool.shutdown(wait=True)
+
+    def watch_datasite(self) -> None:
+        """For a client that makes pass after pass (`live.run_forever`): my datasite's folders
+        are watched (inotify) so that an idle pass need not stat every file; every file is
+        still stat'ed at least every scope.FULL_SCAN_SECONDS (see scope.Scanner). A one-shot
+        client need not: its one pass scans in full anyway. Takes effect from the next pass."""
+        memory = self._owner_memory
+        if not memory.watch:
+            memory.watch = True
+            if memory.scanner is not None:
+                memory.scanner.close()
+                memory.scanner = None
+                memory.snapshot = None  # published from afresh by the next pass
 
     @property
     def peer_book(self) -> PeerBook:
         return PeerBook(self.box.datasite(self.email))
+
+    def _peer_list(self) -> PeerList:
+        """The peers file, parsed again only when its stat changed (and not within
+        RACY_SECONDS of its last write, when a rewrite could leave the stat as it was)."""
+        book = self.peer_book
+        try:
+            st = os.stat(book.path)
+        except FileNotFoundError:
+            self._peers = None
+            return PeerList()
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if self._peers is not None and self._peers[0] == key:
+            return self._peers[1].model_copy(deep=True)
+        peers = book.load()
+        settled = time.time() - st.st_mtime_ns / 1e9 > RACY_SECONDS
+        self._peers = (key, peers.model_copy(deep=True)) if settled else None
+        return peers
 
     def sync_once(self) -> SyncReport:
         """One full pass. A transient TransportError (share missing, network, an S3 error) or a
@@ -83,7 +120,8 @@ class SyncClient:
                 limits=self.limits,
                 memory=self._owner_memory,
             )
-            owner.sync(report)
+            peers = self._peer_list()
+            owner.sync(report, peers.accepted)
             watcher = WatcherSyncer(
                 self.box,
                 self.email,
@@ -93,7 +131,7 @@ class SyncClient:
                 progress=self.progress,
                 limits=self.limits,
             )
-            for peer in self.peer_book.load().following:
+            for peer in peers.following:
                 watcher.sync(peer, report)
         return report
 

@@ -2,7 +2,9 @@
 `interval` seconds (what peers send arrives on the transport, which cannot be watched).
 
 watchfiles only makes a pass start sooner; what a pass sends is decided by the rescan against
-the manifests, so a missed or coalesced event loses nothing.
+the manifests, so a missed or coalesced event loses nothing. The owner's scan of my datasite also
+keeps inotify watches here (`SyncClient.watch_datasite`, scope.Scanner), so that an idle pass
+stats only the folders with events, and every file at least every scope.FULL_SCAN_SECONDS.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def run_forever(
     """Sync until `stop` is set. A failed pass (transport down, another sync running, a local
     I/O error) is reported through `on_error` and retried on the next pass."""
     stop = stop or threading.Event()
+    client.watch_datasite()  # pass after pass: an idle one need not stat every file
     root = client.box.root
     root.mkdir(parents=True, exist_ok=True)
 

@@ -17,6 +17,8 @@ their side). `private/` and dotfiles are excluded before permissions are even co
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from syft_core.permissions import AccessLevel, SyftPermContext
 from syft_core.sync.apply import Staging, current_sha, install
 from syft_core.sync.channel import Channel, Direction
 from syft_core.sync.errors import MalformedValueError, SourceChangedError, is_environmental
-from syft_core.sync.hashing import HashCache
+from syft_core.sync.hashing import RACY_SECONDS, HashCache
 from syft_core.sync.inbound import Parties, drain
 from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import ChangeMessage, FileChange, Rejection, RejectionKind
@@ -51,13 +53,39 @@ class OwnerMemory:
     client's first pass and checked against the folder by every later one (the permission files
     by their stats, the files by theirs), so the folder stays the only state."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, watch: bool = False) -> None:
+        self.watch = watch  # the scanner keeps inotify watches (a long-lived client)
         self.perms: SyftPermContext | None = None
         self.hashes: HashCache | None = None
         self.scanner: Scanner | None = None
         self.snapshot: Snapshot | None = None
+        self.racy: set[str] = set()  # digests taken within RACY_SECONDS of a write: taken again
         self.readable: dict[str, dict[str, tuple[str, int, Path]]] = {}
         self.permissions_changed = True  # since the readable sets were computed
+        # Per peer: the link as last loaded or saved, by its file's stat; and the stat its file
+        # had when a publish last left nothing to send to that peer.
+        self.links: dict[str, tuple[_FileKey, OwnerLink]] = {}
+        self.settled: dict[str, _FileKey] = {}
+
+    def forget_links(self) -> None:
+        """After a pass that failed: a link may hold changes its file does not."""
+        self.links.clear()
+        self.settled.clear()
+
+    def close(self) -> None:
+        if self.scanner is not None:
+            self.scanner.close()
+
+
+_FileKey = tuple[int, int, int, int] | None  # inode, size, mtime_ns, ctime_ns; None: no file
+
+
+def _file_key(path: Path) -> _FileKey:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -101,14 +129,40 @@ class OwnerSyncer:
         self.memory.hashes.begin_pass()
         return self.memory.hashes
 
+    def _link_path(self, peer: str) -> Path:
+        return self.state.mine / "owner" / f"{peer}.json"
+
     def _link(self, peer: str) -> OwnerLink:
+        """`peer`'s link, loaded once per pass; parsed again only when its file changed."""
         link = self._links.get(peer)
         if link is None:
-            link = self._links[peer] = self.state.owner_link(peer)
+            key = _file_key(self._link_path(peer))
+            kept = self.memory.links.get(peer)
+            if kept is not None and key is not None and kept[0] == key:
+                link = kept[1]
+            else:
+                link = self.state.owner_link(peer)
+                self.memory.links[peer] = (key, link)
+            self._links[peer] = link
         return link
 
-    def sync(self, report: SyncReport) -> None:
-        accepted = PeerBook(self.datasite).load().accepted
+    def _save_link(self, peer: str, link: OwnerLink) -> _FileKey:
+        self.state.save_owner_link(peer, link)
+        key = _file_key(self._link_path(peer))
+        self.memory.links[peer] = (key, link)
+        return key
+
+    def sync(self, report: SyncReport, accepted: list[str] | None = None) -> None:
+        """One pass of the owner's side; `accepted`: the accepted peers, if already read."""
+        try:
+            self._sync(
+                report, PeerBook(self.datasite).load().accepted if accepted is None else accepted
+            )
+        except BaseException:
+            self.memory.forget_links()
+            raise
+
+    def _sync(self, report: SyncReport, accepted: list[str]) -> None:
         for peer in accepted:
             self._pull(peer, report)
         self._note_unknown(accepted, report)
@@ -116,20 +170,25 @@ class OwnerSyncer:
             return
         previous = self.memory.snapshot
         self.memory.snapshot = None  # until this pass has published from the new one
-        snapshot = self._snapshot(self.hashes)
+        snapshot, changed = self._snapshot(self.hashes, previous)
         self.hashes.save()
         self._reload_permissions()
-        changed: set[str] | None = None  # None: every file, for every peer
-        if previous is not None and not self.memory.permissions_changed:
-            changed = {
-                rel for rel, entry in snapshot.files.items() if previous.files.get(rel) != entry
-            }
-            changed.update(rel for rel in previous.files if rel not in snapshot.files)
+        if self.memory.permissions_changed:
+            changed = None  # None: every file, for every peer
         if changed is None:
             self.memory.readable.clear()
+            self.memory.settled.clear()
+        for gone in self.memory.readable.keys() - set(accepted):  # kept up to date no longer
+            del self.memory.readable[gone]
+            self.memory.settled.pop(gone, None)
         for peer in accepted:
+            readable, touched = self._readable(peer, snapshot, changed)
+            if not touched and self.memory.settled.get(peer, False) == _file_key(
+                self._link_path(peer)
+            ):
+                continue  # nothing it may read changed, nor its link since nothing was left
             try:
-                self._publish(peer, snapshot, self._readable(peer, snapshot, changed), report)
+                self._publish(peer, snapshot, readable, report)
             except MalformedValueError as exc:  # e.g. a link planted in that peer's outbox
                 report.problems.append(f"publishing to {peer}: {exc}; retried next sync")
         self.memory.snapshot = snapshot
@@ -142,26 +201,30 @@ class OwnerSyncer:
 
     def _readable(
         self, peer: str, snapshot: Snapshot, changed: set[str] | None
-    ) -> dict[str, tuple[str, int, Path]]:
-        """The files of `snapshot` that `peer` may read now. Permissions depend on the path and
-        the permission files only, so with neither changed since the last pass (`changed` holds
-        the paths whose content changed, appeared or went) only those paths are checked again."""
+    ) -> tuple[dict[str, tuple[str, int, Path]], bool]:
+        """The files of `snapshot` that `peer` may read now, and whether that differs from the
+        last pass. Permissions depend on the path and the permission files only, so with
+        neither changed since the last pass (`changed` holds the paths whose content changed,
+        appeared or went) only those paths are checked again."""
         readable = self.memory.readable.get(peer)
+        touched = False
         if readable is None or changed is None:
             readable = {
                 rel: entry
                 for rel, entry in snapshot.files.items()
                 if self.perms.check(peer, rel, AccessLevel.READ)
             }
+            touched = True
         else:
             for rel in changed:
                 entry = snapshot.files.get(rel)
                 if entry is not None and self.perms.check(peer, rel, AccessLevel.READ):
                     readable[rel] = entry
-                else:
-                    readable.pop(rel, None)
+                    touched = True
+                elif readable.pop(rel, None) is not None:
+                    touched = True
         self.memory.readable[peer] = readable
-        return readable
+        return readable, touched
 
     def _channel(self, direction: Direction, peer: str) -> Channel:
         return Channel(
@@ -358,26 +421,63 @@ class OwnerSyncer:
 
     # -- publishing ------------------------------------------------------------------------
 
-    def _snapshot(self, cache: HashCache) -> Snapshot:
+    def _snapshot(
+        self, cache: HashCache, previous: Snapshot | None
+    ) -> tuple[Snapshot, set[str] | None]:
+        """My files now, and the paths whose entry differs from `previous` (None: unknown).
+
+        From a previous snapshot, only the files the scan found changed (appeared, stat changed,
+        gone) are looked at again, with those found being written last time and those whose
+        digest was taken within RACY_SECONDS of their last write (a write in the same mtime tick
+        leaves the stat as it was: the hash cache keeps no digest for them, and neither does
+        this). Without one, every file is (each digest from the cache when its stat is known)."""
         if self.memory.scanner is None:
-            self.memory.scanner = Scanner(self.datasite.root)
+            self.memory.scanner = Scanner(self.datasite.root, watch=self.memory.watch)
         scan = self.memory.scanner.scan()
-        before = self.memory.snapshot.files if self.memory.snapshot is not None else {}
-        files: dict[str, tuple[str, int, Path]] = {}
+        racy_before = time.time() - RACY_SECONDS
+        racy: set[str] = set()
         unsettled: set[str] = set()
-        for rel, found in scan.files.items():
-            try:
-                sha = cache.digest(rel, found.path, found.stat)
-                entry = before.get(rel)
-                if entry is None or entry[0] != sha or entry[2] is not found.path:
-                    entry = (sha, found.stat.st_size, found.path)
+        if previous is None or scan.changed is None:
+            files: dict[str, tuple[str, int, Path]] = {}
+            for rel, found in scan.files.items():
+                try:
+                    sha = cache.digest(rel, found.path, found.stat)
+                except FileNotFoundError:
+                    continue  # deleted while scanning: it simply is not in this snapshot
+                except SourceChangedError:
+                    unsettled.add(rel)  # being written: published once it holds still
+                    continue
+                files[rel] = (sha, found.stat.st_size, found.path)
+                if found.stat.st_mtime_ns / 1e9 >= racy_before:
+                    racy.add(rel)
+            cache.keep_only(set(files) | unsettled)
+            self.memory.racy = racy
+            return Snapshot(files, unsettled), None
+        files = dict(previous.files)
+        changed: set[str] = set()
+        for rel in scan.changed | self.memory.racy | previous.unsettled:
+            now_found = scan.files.get(rel)
+            entry = None
+            if now_found is not None:
+                try:
+                    sha = cache.digest(rel, now_found.path, now_found.stat)
+                    entry = (sha, now_found.stat.st_size, now_found.path)
+                    if now_found.stat.st_mtime_ns / 1e9 >= racy_before:
+                        racy.add(rel)
+                except FileNotFoundError:
+                    pass  # deleted while scanning: it simply is not in this snapshot
+                except SourceChangedError:
+                    unsettled.add(rel)  # being written: published once it holds still
+            if entry is None:
+                if files.pop(rel, None) is not None:
+                    changed.add(rel)
+            elif files.get(rel) != entry:
                 files[rel] = entry
-            except FileNotFoundError:
-                continue  # deleted while scanning: it simply is not in this snapshot
-            except SourceChangedError:
-                unsettled.add(rel)  # being written: published once it holds still
-        cache.keep_only(set(files) | unsettled)
-        return Snapshot(files, unsettled)
+                changed.add(rel)
+        if len(files) < len(previous.files) or scan.changed - scan.files.keys():
+            cache.keep_only(set(files) | unsettled)
+        self.memory.racy = racy
+        return Snapshot(files, unsettled), changed
 
     def _publish(
         self,
@@ -401,6 +501,8 @@ class OwnerSyncer:
             if rel not in readable and rel not in snapshot.unsettled
         ]
         if not changes and not link.pending_rejections:
+            if link.in_flight is None:
+                self.memory.settled[peer] = _file_key(self._link_path(peer))
             return
         message = ChangeMessage(
             datasite=self.me,
@@ -411,7 +513,7 @@ class OwnerSyncer:
         )
         message_id, _ = message.encode()
         link.in_flight = message_id
-        self.state.save_owner_link(peer, link)
+        self._save_link(peer, link)
         blobs = {c.new_digest: readable[c.path][2] for c in changes if c.new_digest is not None}
         try:
             channel.send(message, blobs)
@@ -422,7 +524,7 @@ class OwnerSyncer:
             _believe(link, change.path, change.new_digest)
         link.pending_rejections = []
         link.in_flight = None
-        self.state.save_owner_link(peer, link)
+        self.memory.settled[peer] = self._save_link(peer, link)
         withdrawn = sum(1 for c in changes if c.is_deletion)
         self.datasite.events.append(
             self.me,

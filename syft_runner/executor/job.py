@@ -554,13 +554,36 @@ class Executor:
         return started, streamer
 
     def _start(self, job: JobFolder, task: TaskStatus) -> tuple[TaskStatus, LogStreamer]:
+        """Start the task. An engine can refuse a start for a passing reason of its own (runc's
+        network hook failing under load was seen here); a task still PREPARED afterwards provably
+        ran nothing, so it is started once more. A second refusal ends the job (fail-soft)."""
+        try:
+            return self._execute(job, task.name)
+        except BackendUnavailable:
+            raise
+        except Exception:
+            if not self._never_ran(task.name):
+                raise
+            log.warning(
+                "the engine refused to start the job; its task never ran: trying once more",
+                exc_info=True,
+                extra=_job_fields(job, task=task.name),
+            )
+        return self._execute(job, task.name)
+
+    def _execute(self, job: JobFolder, name: str) -> tuple[TaskStatus, LogStreamer]:
         streamer = self._streamer(job)
         try:
-            started = self.backend.execute(task.name, streamer)
+            return self.backend.execute(name, streamer), streamer
         except BaseException:
             streamer.close()
             raise
-        return started, streamer
+
+    def _never_ran(self, name: str) -> bool:
+        try:
+            return self.backend.get_status(name).state is TaskState.PREPARED
+        except BackendUnavailable:
+            return False
 
     def _streamer(self, job: JobFolder) -> LogStreamer:
         return LogStreamer(job.stdout_path, job.stderr_path, self.config.log_max_bytes)
@@ -781,7 +804,7 @@ class Executor:
             state = job.state()
             if state.status in (Status.INBOX, Status.APPROVED, Status.RUNNING):
                 job.finish(DoneMarker(by=self.owner, outcome=Outcome.ERROR, message=message))
-                log.info("job ended with an error", extra=_job_fields(job, message=message))
+                log.info("job ended with an error", extra=_job_fields(job, reason=message))
             if state.approved is not None:
                 self.dirs.remove(job_id(job, state.approved.content_hash))
         except Exception:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import psutil
 import pytest
 
 from syft_runner.executor.backends.swarm import ImageNotOnNodesError, SwarmBackend
@@ -243,8 +245,10 @@ def _node_address(cluster: SwarmCluster, name: str) -> str:
 
 
 def _docker0_gateway() -> str:
-    bridge = docker.from_env().networks.get("bridge")
-    return str(bridge.attrs["IPAM"]["Config"][0]["Gateway"])
+    """The host's address on the main engine's bridge, read from the interface: the bridge
+    network's IPAM record drops `Gateway` after the engine restarts (the suite restarts it)."""
+    [address] = [a.address for a in psutil.net_if_addrs()["docker0"] if a.family == socket.AF_INET]
+    return address
 
 
 def test_terminate_is_fast(

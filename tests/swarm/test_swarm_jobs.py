@@ -198,7 +198,10 @@ def test_jobs_spread_over_both_workers(
         box, OWNER, config, main_client, backend=make_backend(config, main_client)
     )
     service.run(threading.Event(), once=True)
-    assert all(wait_done(job, 1).outcome is Outcome.SUCCEEDED for job in jobs)
+    ended = {job.relpath: wait_done(job, 1) for job in jobs}
+    assert all(done.outcome is Outcome.SUCCEEDED for done in ended.values()), {
+        name: (done.outcome, done.message) for name, done in ended.items()
+    }
     assert {results_of(job).node for job in jobs} == set(swarm_cluster.worker_sockets)
 
 

@@ -63,6 +63,7 @@ class FakeBackend:
     def __init__(self, behaviour: Callable[[TaskSpec], FakeRun] = lambda spec: FakeRun()) -> None:
         self.behaviour = behaviour
         self.unavailable = False
+        self.refuse_starts = 0  # the next N starts fail as runc's do when a prestart hook fails
         self.started: list[str] = []  # every start, in order: a job run twice shows twice
         self._tasks: dict[str, _Task] = {}
         self._lock = threading.Lock()
@@ -79,6 +80,9 @@ class FakeBackend:
     def execute(self, name: str, logs: LogStreamer) -> TaskStatus:
         with self._reachable():
             task = self._require(name)
+            if task.state is TaskState.PREPARED and self.refuse_starts > 0:
+                self.refuse_starts -= 1  # the task stays PREPARED: nothing of it ran
+                raise RuntimeError(f"the engine refused to start {name}")
             if task.state is TaskState.PREPARED:
                 self._start(name, task)
                 self._stream(task, logs)
