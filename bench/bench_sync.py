@@ -21,6 +21,8 @@ stat'ed) and idle passes of a client without a watcher.
 
 Run: .venv/bin/python bench/bench_sync.py [--small-files N] [--large-mib N] [--repeat N]
                                           [--work-dir DIR] [--skip-s3] [--skip-tmpfs]
+                                          [--skip-peers]
+(--small-files 0 or --large-mib 0 leaves that workload out.)
 """
 
 from __future__ import annotations
@@ -442,12 +444,13 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("rsync") is None:
         raise SystemExit("rsync is needed (apt-get install -y rsync, or make setup)")
-    workloads = {
-        f"{args.small_files:,} small files": lambda d: make_small(
+    workloads: dict[str, Callable[[Path], int]] = {}
+    if args.small_files > 0:  # 0: only the large file
+        workloads[f"{args.small_files:,} small files"] = lambda d: make_small(
             d, args.small_files, random.Random(7)
-        ),
-        f"1 x {args.large_mib} MiB": lambda d: make_large(d, args.large_mib),
-    }
+        )
+    if args.large_mib > 0:  # 0: only the small files
+        workloads[f"1 x {args.large_mib} MiB"] = lambda d: make_large(d, args.large_mib)
     drop = can_drop_caches()
     began = time.perf_counter()
     rows: list[Row | Limit] = []

@@ -56,6 +56,7 @@ from syft_core.sync import (
 )
 from syft_core.sync.apply import install
 from syft_core.sync.channel import Channel
+from syft_core.sync.hashing import digest_bytes, digest_file
 from syft_core.sync.messages import MAX_MANIFEST_BYTES
 from syft_core.sync.scope import is_syncable
 from tests.fuzzing import (
@@ -64,7 +65,6 @@ from tests.fuzzing import (
     changes,
     describe,
     example_dir,
-    file_sha256,
     fuzz_settings,
     hostile_text,
     known_finding,
@@ -80,7 +80,16 @@ OTHER = "carol@example.org"  # accepted too; sends one good change per example
 STRANGER = "eve@example.org"  # not accepted
 JOB = f"jobs/{SCI}/j1"
 BLOBS = [b"print('hostile')\n", b"", b"name: x\ntype: bash\n", b"\x00\xff" * 40]
-SHAS = [hashlib.sha256(b).hexdigest() for b in BLOBS]
+SHAS = [digest_bytes(b) for b in BLOBS]  # the sync's digests (BLAKE3) of each blob
+# A blob's digest -> its sha256, the content fingerprint of tests.fuzzing's snapshots.
+FINGERPRINT = {digest_bytes(b): hashlib.sha256(b).hexdigest() for b in BLOBS}
+
+
+def _fingerprints(declared: set[str | None]) -> set[str | None]:
+    """Declared digests as snapshot fingerprints (None, a deletion, stays None)."""
+    return {FINGERPRINT.get(d, d) if d is not None else None for d in declared}
+
+
 GOOD_PATH = f"jobs/{OTHER}/ok/run.sh"
 GOOD_BODY = b"echo carol\n"
 
@@ -252,7 +261,7 @@ def _sha_field(how: str, current: str | None, blob: int) -> str | None:
         return current
     if how == "blob":
         return SHAS[blob]
-    return hashlib.sha256(f"{how}{blob}".encode()).hexdigest()  # a content nobody has
+    return digest_bytes(f"{how}{blob}".encode())  # a content nobody has
 
 
 def _size_field(how: str, blob: int) -> int:
@@ -266,7 +275,7 @@ def _manifest(
 ) -> bytes:
     """The manifest bytes: well-formed, or with the one defect `spec` names."""
     body: dict[str, Any] = {
-        "format": 1,
+        "format": 2,
         "datasite": datasite,
         "sender": sender,
         "recipient": recipient,
@@ -274,8 +283,8 @@ def _manifest(
         "changes": [
             {
                 "path": c["path"],
-                "old_sha256": _sha_field(c["old"], current.get(c["path"]), c["blob"]),
-                "new_sha256": _sha_field(c["new"], None, c["blob"]),
+                "old_digest": _sha_field(c["old"], current.get(c["path"]), c["blob"]),
+                "new_digest": _sha_field(c["new"], None, c["blob"]),
                 "size": _size_field(c["size"], c["blob"]),
             }
             for c in spec["changes"]
@@ -289,7 +298,7 @@ def _manifest(
     if defect == "raw_json":
         body = {"junk": spec["junk"]} if isinstance(spec["junk"], dict) else spec["junk"]
     elif defect == "format":
-        body["format"] = 2
+        body["format"] = 1  # sha256-era manifests are refused
     elif defect == "created":
         body["created"] = "yesterday"
     elif defect == "extra_field":
@@ -299,7 +308,7 @@ def _manifest(
     elif defect == "path_type" and first:
         first["path"] = spec["junk"] if not isinstance(spec["junk"], str) else 7
     elif defect in ("old_sha", "new_sha") and first:
-        first[f"{defect.removesuffix('_sha')}_sha256"] = "ZZ" + SHAS[0][2:]
+        first[f"{defect.removesuffix('_sha')}_digest"] = "ZZ" + SHAS[0][2:]
     elif defect == "negative_size" and first:
         first["size"] = -1
     elif defect == "surrogates" and first:
@@ -321,10 +330,10 @@ def put_message(
     """Write one hostile message (manifest and blobs) straight into the transport folder."""
     data = _manifest(spec, current, self_email, peer_email, datasite)
     sent.ns += 1
-    digest = hashlib.sha256(data).hexdigest()
+    digest = digest_bytes(data)
     message_id = {
         "ok": f"{sent.ns:020d}-{digest}",
-        "bad_digest": f"{sent.ns:020d}-{hashlib.sha256(data + b'x').hexdigest()}",
+        "bad_digest": f"{sent.ns:020d}-{digest_bytes(data + b'x')}",
         "not_an_id": f"{sent.ns}-{digest[:10]}",
         "other_case": f"{sent.ns:020d}-{digest.upper()}",
     }[spec["id"]]
@@ -394,11 +403,17 @@ def _regular_files(root: Path) -> dict[str, str]:
     return found
 
 
+def _digests(root: Path) -> dict[str, str]:
+    """relpath -> the sync's digest of every regular file under `root`: what a sender names as
+    the old content of a change."""
+    return {rel: digest_file(root / rel) for rel in _regular_files(root)}
+
+
 # -- the owner receives ----------------------------------------------------------------------
 @dataclass
 class OwnerTemplate:
     root: Path  # holds box/, shared/, outside/
-    current: dict[str, str]  # the owner's files: datasite relpath -> sha256
+    current: dict[str, str]  # the owner's files: datasite relpath -> digest
     perms: SyftPermContext
 
 
@@ -438,7 +453,7 @@ def _owner_template(root: Path) -> OwnerTemplate:
     shutil.rmtree(shared / OWNER / "outbox")
     perms = SyftPermContext(ds.root)
     perms.reload()
-    return OwnerTemplate(root, _regular_files(ds.root), perms)
+    return OwnerTemplate(root, _digests(ds.root), perms)
 
 
 def test_hostile_messages_to_the_owner_change_only_what_the_sender_may_write(
@@ -510,7 +525,7 @@ def _good_change() -> dict[str, Any]:
 
 def _good_in_place(box: Path) -> bool:
     path = box / OWNER / GOOD_PATH
-    return path.is_file() and file_sha256(path) == SHAS[0]
+    return path.is_file() and digest_file(path) == SHAS[0]
 
 
 def _sync(box: Path, me: str, shared: Path, tally: Tally) -> SyncReport | None:
@@ -549,14 +564,16 @@ def _check_owner_changes(
             assert None in declared.get(rel, set()), f"{rel!r} deleted, no sender deleted it"
             continue
         assert stat.S_ISREG(new[0]), f"{rel!r}: mode {new[0]:o} created"
-        assert new[1] in declared.get(rel, set()), f"{rel!r}: content no sender declared"
+        assert new[1] in _fingerprints(declared.get(rel, set())), (
+            f"{rel!r}: content no sender declared"
+        )
 
 
 # -- the scientist receives ------------------------------------------------------------------
 @dataclass
 class WatcherTemplate:
     root: Path
-    copy: dict[str, str]  # bob's copy of the owner's datasite: relpath -> sha256
+    copy: dict[str, str]  # bob's copy of the owner's datasite: relpath -> digest
 
 
 def _watcher_template(root: Path) -> WatcherTemplate:
@@ -582,7 +599,7 @@ def _watcher_template(root: Path) -> WatcherTemplate:
     (copy / JOB / "code" / "edited.py").write_bytes(b"print('unsent edit')\n")
     (copy / "public" / "link").symlink_to(outside / "dir", target_is_directory=True)
     shutil.rmtree(shared / OWNER)
-    return WatcherTemplate(root, _regular_files(copy))
+    return WatcherTemplate(root, _digests(copy))
 
 
 def test_hostile_messages_from_the_owner_stay_in_the_copy_and_lose_nothing(
@@ -640,7 +657,9 @@ def _watcher_case(
             assert on_the_way, f"{rel!r}: an empty folder made"
             continue
         assert stat.S_ISREG(new[0]), f"{rel!r}: mode {new[0]:o} created"
-        assert new[1] in sent.declared.get(rel, set()), f"{rel!r}: content the owner never sent"
+        assert new[1] in _fingerprints(sent.declared.get(rel, set())), (
+            f"{rel!r}: content the owner never sent"
+        )
     _nothing_of_bob_lost(before, after, box, prefix)
 
 
@@ -680,8 +699,8 @@ class Trio:
         """A message from bob changing `path`; its id and its blob's file on the transport."""
         source = self.root / "source"
         source.write_bytes(body)
-        sha = hashlib.sha256(body).hexdigest()
-        change = FileChange(path=path, old_sha256=None, new_sha256=sha, size=len(body))
+        sha = digest_bytes(body)
+        change = FileChange(path=path, old_digest=None, new_digest=sha, size=len(body))
         message = ChangeMessage(datasite=OWNER, sender=SCI, recipient=OWNER, changes=[change])
         channel = Channel(self.shared, OWNER, "inbox", SCI, pool=self.owner._pool)
         message_id = channel.send(message, {sha: source})
@@ -949,7 +968,7 @@ def test_the_owners_version_of_a_file_with_a_name_at_the_limit_keeps_mine_aside(
         put_message(tmp_path / "shared", OWNER, "outbox", SCI, spec, {}, Sent(), OWNER, SCI)
         report = bob.sync_once()
     assert [r.path for r in report.received] == [f"public/{name}"]
-    assert file_sha256(mine) == SHAS[0]
+    assert digest_file(mine) == SHAS[0]
     kept = list((tmp_path / "bob-box" / ".syft-sync" / SCI / "conflicts" / OWNER).rglob("z*"))
     assert [k.read_bytes() for k in kept] == [b"bob's\n"]
     assert len(os.fsencode(kept[0].name)) <= 255

@@ -31,7 +31,7 @@ from syft_core.sync import (
     TransportError,
 )
 from syft_core.sync.channel import Channel
-from syft_core.sync.hashing import HashCache, sha256_bytes
+from syft_core.sync.hashing import HashCache, digest_bytes
 from syft_core.sync.transports.base import ProgressCallback, _no_progress
 
 OWNER = "alice@example.org"
@@ -221,10 +221,10 @@ def test_truncated_message_is_rejected_then_retried(setup: Setup, part: str) -> 
     for _ in range(2):
         report = setup.owner.sync_once()
         assert report.applied == []
-        assert any("sha256" in p or "missing" in p for p in report.problems)
+        assert any("digest" in p or "missing" in p for p in report.problems)
     assert not setup.owner_path(f"jobs/{SCI}/{JOB}").exists()
     corrupt = setup.owner_events("sync.message_corrupt")
-    assert len(corrupt) == 1 and "sha256" in corrupt[0].details["reason"]  # logged once
+    assert len(corrupt) == 1 and "digest" in corrupt[0].details["reason"]  # logged once
 
     path.write_bytes(original)  # the transport recovers (e.g. the share finishes syncing)
     assert len(setup.owner.sync_once().applied) == 4
@@ -276,8 +276,8 @@ def test_a_blob_longer_than_declared_is_never_applied(setup: Setup) -> None:
     body = os.urandom(5000)
     source = setup.tmp / "long"
     source.write_bytes(body)
-    sha = sha256_bytes(body)
-    change = FileChange(path=job_rel("code/data.bin"), old_sha256=None, new_sha256=sha, size=3)
+    sha = digest_bytes(body)
+    change = FileChange(path=job_rel("code/data.bin"), old_digest=None, new_digest=sha, size=3)
     channel.send(
         ChangeMessage(datasite=OWNER, sender=SCI, recipient=OWNER, changes=[change]), {sha: source}
     )
@@ -348,10 +348,10 @@ def test_message_claiming_another_sender_is_refused(setup: Setup) -> None:
     source = setup.tmp / "src"
     source.write_bytes(body)
     change = FileChange(
-        path=job_rel("run.sh", who=OTHER), old_sha256=None, new_sha256=sha256_bytes(body)
+        path=job_rel("run.sh", who=OTHER), old_digest=None, new_digest=digest_bytes(body)
     )
     message = ChangeMessage(datasite=OWNER, sender=OTHER, recipient=OWNER, changes=[change])
-    channel.send(message, {sha256_bytes(body): source})
+    channel.send(message, {digest_bytes(body): source})
     report = setup.owner.sync_once()
     assert report.applied == []
     assert not setup.owner_path(f"jobs/{OTHER}").exists()
@@ -427,8 +427,8 @@ def test_crafted_paths_are_rejected(setup: Setup) -> None:
     body = b"evil\n"
     source = setup.tmp / "evil"
     source.write_bytes(body)
-    sha = sha256_bytes(body)
-    changes = [FileChange(path=p, old_sha256=None, new_sha256=sha) for p in CRAFTED]
+    sha = digest_bytes(body)
+    changes = [FileChange(path=p, old_digest=None, new_digest=sha) for p in CRAFTED]
     changes.append(changes[0])  # the same path twice in one message
     channel.send(
         ChangeMessage(datasite=OWNER, sender=SCI, recipient=OWNER, changes=changes), {sha: source}

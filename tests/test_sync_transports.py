@@ -4,7 +4,6 @@ is specific to each: symlinks and a missing share (folder), outages and per-peer
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from syft_core.sync import (
     transport_from_url,
 )
 from syft_core.sync.errors import InvalidKeyError, OversizeError, PeerConfigError
-from syft_core.sync.hashing import sha256_bytes
+from syft_core.sync.hashing import digest_bytes
 from tests.fixtures_s3 import OWNER, SCIENTISTS, S3Server
 
 BOB, CAROL = SCIENTISTS
@@ -92,7 +91,7 @@ def test_malformed_keys_are_refused(transport: Transport, key: str) -> None:
 def test_put_file_verifies_content(transport: Transport, tmp_path: Path) -> None:
     source = tmp_path / "f.bin"
     source.write_bytes(os.urandom(3 << 20))
-    good = hashlib.sha256(source.read_bytes()).hexdigest()
+    good = digest_bytes(source.read_bytes())
     seen: list[int] = []
     transport.put_file("blobs/f", source, good, seen.append)
     assert sum(seen) == 3 << 20  # progress is reported
@@ -113,7 +112,7 @@ def test_get_file_refuses_a_value_longer_than_allowed(
     with pytest.raises(OversizeError, match="more than"):
         transport.get_file("blobs/long", tmp_path / "short", max_bytes=size - 1)
     exact = tmp_path / "exact"
-    assert transport.get_file("blobs/long", exact, max_bytes=size) == sha256_bytes(data)
+    assert transport.get_file("blobs/long", exact, max_bytes=size) == digest_bytes(data)
     assert exact.read_bytes() == data
 
 

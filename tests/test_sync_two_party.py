@@ -24,7 +24,7 @@ from syft_core.release import release_permissions
 from syft_core.sync import S3Transport, SyncClient, TransportError
 from syft_core.sync import owner as owner_module
 from syft_core.sync.apply import install
-from syft_core.sync.hashing import sha256_file
+from syft_core.sync.hashing import digest_file
 from syft_core.sync.transports.base import ProgressCallback, _no_progress
 from syft_runner.cli import _register_all, app
 from tests.fixtures_s3 import OWNER, S3Server, start_weed, stop_process
@@ -183,7 +183,7 @@ def test_large_file_streams_with_bounded_memory(parties: Parties) -> None:
     with big.open("wb") as fh:
         for i in range(LARGE_BYTES >> 20):
             fh.write(hashlib.sha256(str(i).encode()).digest() * (1 << 15))
-    expected = sha256_file(big)
+    expected = digest_file(big)
 
     tracemalloc.start()
     try:
@@ -194,7 +194,7 @@ def test_large_file_streams_with_bounded_memory(parties: Parties) -> None:
         tracemalloc.stop()
     arrived = parties.owner_job() / "code" / "weights.bin"
     assert arrived.stat().st_size == LARGE_BYTES
-    assert sha256_file(arrived) == expected
+    assert digest_file(arrived) == expected
     print(f"peak traced memory {peak / 2**20:.1f} MiB for a {LARGE_BYTES >> 20} MiB file")
     assert peak < MEMORY_BOUND_BYTES
 

@@ -3,6 +3,7 @@ the watcher's manifest logic, state files, and the live loop."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -25,12 +26,13 @@ from syft_core.sync import (
     SyncError,
 )
 from syft_core.sync.errors import SourceChangedError
-from syft_core.sync.hashing import HashCache, sha256_as_scanned, sha256_bytes
+from syft_core.sync.hashing import HashCache, digest_as_scanned, digest_bytes
 from syft_core.sync.live import run_forever
 from syft_core.sync.messages import decode_message
 from syft_core.sync.peers import PeerBook
 from syft_core.sync.report import SyncReport
 from syft_core.sync.scope import is_syncable, safe_target, scan_datasite
+from syft_core.sync.state import SyncState, WatchLink
 
 OWNER, SCI = "alice@example.org", "bob@example.org"
 
@@ -74,7 +76,7 @@ def test_scan_skips_symlinks_private_and_dotfiles(tmp_path: Path) -> None:
 
 
 def _message() -> ChangeMessage:
-    change = FileChange(path="public/a", old_sha256=None, new_sha256="a" * 64, size=3)
+    change = FileChange(path="public/a", old_digest=None, new_digest="a" * 64, size=3)
     return ChangeMessage(
         datasite=OWNER,
         sender=SCI,
@@ -87,9 +89,9 @@ def _message() -> ChangeMessage:
 def test_message_ids_are_content_addressed_and_verified() -> None:
     message_id, data = _message().encode()
     assert message_id == _message().encode()[0]  # deterministic: re-sending is idempotent
-    assert message_id.endswith(sha256_bytes(data))
+    assert message_id.endswith(digest_bytes(data))
     assert decode_message(message_id, data, where="m") == _message()
-    with pytest.raises(CorruptMessageError, match="sha256"):
+    with pytest.raises(CorruptMessageError, match="digest"):
         decode_message(message_id, data[:-5], where="m")
     with pytest.raises(InvalidMessageError):
         decode_message("not-an-id", data, where="m")
@@ -97,9 +99,29 @@ def test_message_ids_are_content_addressed_and_verified() -> None:
 
 def test_intact_but_malformed_message_is_invalid_not_corrupt() -> None:
     data = b'{"format": 1, "datasite": "not an email"}'
-    message_id = f"{0:020d}-{sha256_bytes(data)}"
+    message_id = f"{0:020d}-{digest_bytes(data)}"
     with pytest.raises(InvalidMessageError, match="malformed manifest"):
         decode_message(message_id, data, where="m")
+
+
+def test_digests_are_blake3_and_sha256_era_data_is_refused(tmp_path: Path) -> None:
+    assert digest_bytes(b"abc") == (
+        "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"  # BLAKE3 test vector
+    )
+    # A format-1 manifest (sha256 digests, *_sha256 fields) is malformed, not misread.
+    old = _message().model_dump(mode="json")
+    old["format"] = 1
+    data = json.dumps(old).encode()
+    with pytest.raises(InvalidMessageError, match="malformed manifest"):
+        decode_message(f"{0:020d}-{digest_bytes(data)}", data, where="m")
+    # A link file written before BLAKE3 (no "digests" marker) is refused, never misread.
+    state = SyncState(tmp_path, "me@example.org")
+    state.save_watch_link("owner@example.org", WatchLink())
+    assert state.watch_link("owner@example.org").digests == "blake3"
+    stale = state.mine / "watch" / "owner@example.org.json"
+    stale.write_text('{"inbound": {}, "files": {}, "in_flight": null}')
+    with pytest.raises(SyncError, match="sha256"):
+        state.watch_link("owner@example.org")
 
 
 def test_hash_cache_reuses_only_settled_files(tmp_path: Path) -> None:
@@ -109,13 +131,13 @@ def test_hash_cache_reuses_only_settled_files(tmp_path: Path) -> None:
     past = time.time() - 60
     os.utime(settled, (past, past))
     cache = HashCache(tmp_path / "cache.json")
-    assert cache.digest("old", settled) == sha256_bytes(b"one")
-    assert cache.digest("new", fresh) == sha256_bytes(b"two")
+    assert cache.digest("old", settled) == digest_bytes(b"one")
+    assert cache.digest("new", fresh) == digest_bytes(b"two")
     cache.save()
     reloaded = HashCache(tmp_path / "cache.json")
     assert set(reloaded._entries) == {"old"}  # a just-written file is never cached
     settled.write_text("ONE")  # a change moves the stamp, so the digest is recomputed
-    assert reloaded.digest("old", settled) == sha256_bytes(b"ONE")
+    assert reloaded.digest("old", settled) == digest_bytes(b"ONE")
 
 
 def test_a_vouched_digest_serves_its_stamp_for_one_pass_only(tmp_path: Path) -> None:
@@ -125,20 +147,20 @@ def test_a_vouched_digest_serves_its_stamp_for_one_pass_only(tmp_path: Path) -> 
     cache.vouch("received", path.stat(), "vouched-digest")
     assert cache.digest("received", path) == "vouched-digest"  # not read again
     cache.save()
-    assert HashCache(tmp_path / "cache.json").digest("received", path) == sha256_bytes(b"verified")
+    assert HashCache(tmp_path / "cache.json").digest("received", path) == digest_bytes(b"verified")
     path.write_bytes(b"edited!!")  # another stamp: the vouched digest no longer applies
     os.utime(path, ns=(1, 1))
-    assert cache.digest("received", path) == sha256_bytes(b"edited!!")
+    assert cache.digest("received", path) == digest_bytes(b"edited!!")
 
 
 def test_a_digest_must_cover_exactly_the_scanned_size(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"12345")
     scanned = path.stat()
-    assert sha256_as_scanned(path, scanned) == sha256_bytes(b"12345")
+    assert digest_as_scanned(path, scanned) == digest_bytes(b"12345")
     path.write_bytes(b"1234567")  # grew after the scan saw it
     with pytest.raises(SourceChangedError, match="changed while it was being read"):
-        sha256_as_scanned(path, scanned)
+        digest_as_scanned(path, scanned)
     with pytest.raises(SourceChangedError):
         HashCache(tmp_path / "cache.json").digest("f", path, scanned)
 
@@ -146,7 +168,7 @@ def test_a_digest_must_cover_exactly_the_scanned_size(tmp_path: Path) -> None:
 def test_damaged_hash_cache_is_just_rebuilt(tmp_path: Path) -> None:
     (tmp_path / "cache.json").write_text("{not json")
     (tmp_path / "f").write_text("x")
-    assert HashCache(tmp_path / "cache.json").digest("f", tmp_path / "f") == sha256_bytes(b"x")
+    assert HashCache(tmp_path / "cache.json").digest("f", tmp_path / "f") == digest_bytes(b"x")
 
 
 def test_malformed_peers_file_names_the_file(tmp_path: Path) -> None:

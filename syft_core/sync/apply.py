@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from syft_core.sync.hashing import sha256_file
+from syft_core.sync.hashing import digest_file
 
 
 class Staging:
@@ -104,8 +104,8 @@ def fsync_files(paths: list[Path], folder: Path) -> None:
 
 
 def current_sha(target: Path) -> str | None:
-    """The sha256 of the file at `target` (exact, never cached), or None if there is none."""
+    """The digest of the file at `target` (exact, never cached), or None if there is none."""
     try:
-        return sha256_file(target)
+        return digest_file(target)
     except FileNotFoundError:
         return None

@@ -124,7 +124,7 @@ class Channel:
             ) from exc
         if actual != sha:
             dest.unlink(missing_ok=True)
-            raise CorruptMessageError(f"{where} does not match its sha256 (truncated?)")
+            raise CorruptMessageError(f"{where} does not match its blake3 digest (truncated?)")
 
     def remove(self, message_id: str) -> None:
         """Delete a processed message: manifest first, so no reader sees it without its blobs."""

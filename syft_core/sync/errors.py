@@ -75,7 +75,7 @@ class InvalidKeyError(SyncError, ValueError):
 
 
 class CorruptMessageError(SyncError):
-    """A message or one of its blobs does not match its sha256 (truncated or damaged in transit)."""
+    """A message or one of its blobs does not match its digest (truncated or damaged in transit)."""
 
 
 class NoSpaceError(SyncError):

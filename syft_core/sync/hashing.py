@@ -1,4 +1,10 @@
-"""sha256 of files, streamed, with a stat-keyed cache so an unchanged file is not read again.
+"""Content digests (BLAKE3-256, 64 hex digits) of files, streamed, with a stat-keyed cache so
+an unchanged file is not read again.
+
+BLAKE3 names every content the sync moves (blob keys, message ids, the digests in manifests and
+in the sync's state): a cryptographic hash like sha256, with the same 256-bit output and the same
+collision and preimage resistance, but ~4x faster on one core here (SIMD over independent
+chunks), which matters because every byte is hashed by the sender and again by the receiver.
 
 The cache is an optimisation only: an entry is used when size, mtime and inode all match, and a
 file modified within the last `RACY_SECONDS` is never cached (its mtime could tick again without
@@ -7,37 +13,65 @@ changing, the "racy git" problem), so a cached digest is always the file's curre
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from pathlib import Path
+from typing import BinaryIO
+
+from blake3 import blake3
 
 from syft_core.atomic import atomic_write_text
 from syft_core.sync.errors import SourceChangedError
 
 RACY_SECONDS = 2.0
+DIGEST_NAME = "blake3"  # what the digests in messages and state are
+_READ_BYTES = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+def new_hasher() -> blake3:
+    """A streaming hasher for content digests: `.update(bytes)`, `.hexdigest()`."""
+    return blake3()
 
 
-def sha256_as_scanned(path: Path, st: os.stat_result) -> str:
-    """The sha256 of `path`, which a scan found with stat `st`. SourceChangedError if the
+def _digest_stream(fh: BinaryIO) -> tuple[str, int]:
+    """The digest of `fh` from its position to EOF, and how many bytes that was. Read through one
+    reused buffer (never mmap'ed: a file truncated under a mapping kills the reader with SIGBUS)."""
+    hasher = blake3()
+    buffer = bytearray(_READ_BYTES)
+    view = memoryview(buffer)
+    total = 0
+    while n := fh.readinto(view):  # type: ignore[attr-defined]
+        hasher.update(view[:n])
+        total += n
+    return hasher.hexdigest(), total
+
+
+def digest_file(path: Path) -> str:
+    with open(path, "rb", buffering=0) as fh:
+        return _digest_stream(fh)[0]
+
+
+def digest_fd(fd: int) -> str:
+    """The digest of the open file `fd` from offset 0 (its offset is left at EOF)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    with open(fd, "rb", buffering=0, closefd=False) as fh:
+        return _digest_stream(fh)[0]
+
+
+def digest_as_scanned(path: Path, st: os.stat_result) -> str:
+    """The digest of `path`, which a scan found with stat `st`. SourceChangedError if the
     content read is not `st.st_size` bytes long: the file is being written, and a digest that
     disagrees with the size a message declares would make the receiver refuse the message."""
-    with path.open("rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256")
-        size = fh.tell()  # read from 0 to EOF: the bytes the digest covers
+    with open(path, "rb", buffering=0) as fh:
+        digest, size = _digest_stream(fh)  # read from 0 to EOF: the bytes the digest covers
     if size != st.st_size:
         raise SourceChangedError(f"{path} changed while it was being read")
-    return digest.hexdigest()
+    return digest
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def digest_bytes(data: bytes) -> str:
+    return blake3(data).hexdigest()
 
 
 def _stamp(st: os.stat_result) -> list[int]:
@@ -67,7 +101,7 @@ class HashCache:
         cached = self._vouched.get(rel) or self._entries.get(rel)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        digest = sha256_as_scanned(path, st)
+        digest = digest_as_scanned(path, st)
         if time.time() - st.st_mtime_ns / 1e9 > RACY_SECONDS:
             self._entries[rel] = (stamp, digest)
             self._dirty = True

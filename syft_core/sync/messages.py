@@ -1,8 +1,9 @@
 """What travels: a message is a JSON manifest (these models) plus one blob per new file content.
 
-Messages are content-addressed: a message's id is `<created-ns>-<sha256 of its manifest bytes>`
-and each blob's key ends in the sha256 of its content, so a reader can prove that what it got is
-what was sent, and re-delivering the same message changes nothing.
+Messages are content-addressed: a message's id is `<created-ns>-<digest of its manifest bytes>`
+and each blob's key ends in the digest of its content (BLAKE3-256 in hex, see
+syft_core.sync.hashing), so a reader can prove that what it got is what was sent, and
+re-delivering the same message changes nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from syft_core.events import utcnow
 from syft_core.identity import validate_email
 from syft_core.sync.errors import CorruptMessageError, InvalidMessageError
-from syft_core.sync.hashing import sha256_bytes
+from syft_core.sync.hashing import digest_bytes
 
 Email = Annotated[str, AfterValidator(validate_email)]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]  # BLAKE3-256, hex
 MAX_MANIFEST_BYTES = 64 << 20
 _ID_RE = re.compile(r"^(?P<ns>[0-9]{20})-(?P<sha>[0-9a-f]{64})$")
 
@@ -29,20 +30,20 @@ class _Model(BaseModel):
 
 
 class FileChange(_Model):
-    """One proposed or published change: a new content (`new_sha256`) or a deletion (None).
+    """One proposed or published change: a new content (`new_digest`) or a deletion (None).
 
-    `old_sha256` is the content the sender believes the recipient has (None: no file); the owner
+    `old_digest` is the content the sender believes the recipient has (None: no file); the owner
     treats a mismatch with its actual file as a conflict.
     """
 
     path: str
-    old_sha256: Sha256 | None
-    new_sha256: Sha256 | None
+    old_digest: Digest | None
+    new_digest: Digest | None
     size: int = Field(default=0, ge=0)
 
     @property
     def is_deletion(self) -> bool:
-        return self.new_sha256 is None
+        return self.new_digest is None
 
 
 RejectionKind = Literal["denied", "conflict", "invalid"]
@@ -55,11 +56,13 @@ class Rejection(_Model):
     kind: RejectionKind
     reason: str
     message_id: str
-    owner_sha256: Sha256 | None = None  # what the owner actually has, when the sender may know
+    owner_digest: Digest | None = None  # what the owner actually has, when the sender may know
 
 
 class ChangeMessage(_Model):
-    format: Literal[1] = 1
+    # 2: digests are BLAKE3 (1 was sha256, with fields named *_sha256): a format-1 message is
+    # refused as malformed, never read with the wrong hash.
+    format: Literal[2] = 2
     datasite: Email  # whose datasite the paths are relative to
     sender: Email
     recipient: Email
@@ -71,7 +74,7 @@ class ChangeMessage(_Model):
         """The message id and the exact manifest bytes it names."""
         data = self.model_dump_json().encode("utf-8")
         ns = int(self.created.timestamp() * 1_000_000) * 1000
-        return f"{ns:020d}-{sha256_bytes(data)}", data
+        return f"{ns:020d}-{digest_bytes(data)}", data
 
 
 class PeerRequest(_Model):
@@ -97,8 +100,10 @@ def decode_message(message_id: str, data: bytes, *, where: str) -> ChangeMessage
     match = _ID_RE.fullmatch(message_id)
     if match is None:
         raise InvalidMessageError(f"{where}: {message_id!r} is not a message id")
-    if sha256_bytes(data) != match["sha"]:
-        raise CorruptMessageError(f"{where}: manifest does not match its sha256 (truncated?)")
+    if digest_bytes(data) != match["sha"]:
+        raise CorruptMessageError(
+            f"{where}: manifest does not match its blake3 digest (truncated?)"
+        )
     try:
         return ChangeMessage.model_validate_json(data)
     except ValidationError as exc:

@@ -4,7 +4,7 @@ Every proposed change is screened before any byte of it is fetched: its path mus
 syncable path with no symlink on the way, and the sender must have write access to it under the
 permission files as they are on disk now (reloaded for each message). Allowed changes are then
 fetched, verified and applied one by one, each only if the owner's file is still what the sender
-based it on (its old sha256); anything else is rejected, logged in the owner's event log with the
+based it on (its old digest); anything else is rejected, logged in the owner's event log with the
 reason, and reported back to the sender in the next published message. A change the file system
 refuses for a reason of its own (say a file where its folder belongs, appeared since it was
 screened) is rejected as `invalid` too: one change never fails the pass. Only a failure of the
@@ -90,7 +90,7 @@ def _file_key(path: Path) -> _FileKey:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """My datasite's syncable files at one moment: path -> (sha256, size, absolute path)."""
+    """My datasite's syncable files at one moment: path -> (digest, size, absolute path)."""
 
     files: dict[str, tuple[str, int, Path]]
     unsettled: set[str]  # found, but changing while read: left as the peers have them
@@ -275,10 +275,10 @@ class OwnerSyncer:
                 rejections.append((change, refused))
             seen.add(change.path)
         with Staging(self.state.staging, message_id) as staging:
-            blobs = {c.new_sha256: c.size for c in allowed if c.new_sha256 is not None}
+            blobs = {c.new_digest: c.size for c in allowed if c.new_digest is not None}
             self.limits.require_room(staging.folder, sum(blobs.values()))
             channel.fetch(message_id, blobs, staging.path_for)
-            uses = Counter(c.new_sha256 for c in allowed if c.new_sha256 is not None)
+            uses = Counter(c.new_digest for c in allowed if c.new_digest is not None)
             for change in sorted(allowed, key=_apply_order):
                 outcome = self._apply_one(peer, message_id, change, staging, uses)
                 if isinstance(outcome, Rejection):
@@ -287,7 +287,7 @@ class OwnerSyncer:
                 if outcome == "changed":
                     self._record_applied(peer, message_id, change)
                     report.applied.append(Applied(peer, change.path, change.is_deletion))
-                _believe(link, change.path, change.new_sha256)
+                _believe(link, change.path, change.new_digest)
         for change, rejection in rejections:
             self._reject(peer, change, rejection, link, report)
 
@@ -308,7 +308,7 @@ class OwnerSyncer:
         verdict = self.perms.explain(peer, change.path, AccessLevel.WRITE)
         if not verdict.allowed:
             return reject("denied", f"{peer} may not write {change.path}: {verdict.detail}")
-        too_large = change.new_sha256 is not None and self.limits.too_large(change.size)
+        too_large = change.new_digest is not None and self.limits.too_large(change.size)
         if too_large:
             return reject("invalid", f"{change.path} not accepted: {too_large}")
         return None
@@ -348,34 +348,34 @@ class OwnerSyncer:
                 path=change.path, kind="invalid", reason=str(exc), message_id=message_id
             )
         current = current_sha(target)
-        if current == change.new_sha256:
+        if current == change.new_digest:
             return "unchanged"  # already in place (a re-delivery, or both sides made this change)
-        if current != change.old_sha256:
+        if current != change.old_digest:
             readable = self.perms.check(peer, change.path, AccessLevel.READ)
             return Rejection(
                 path=change.path,
                 kind="conflict",
                 reason=f"{change.path} changed on {self.me}'s side since {peer} last saw it",
                 message_id=message_id,
-                owner_sha256=current if readable else None,
+                owner_digest=current if readable else None,
             )
-        if change.new_sha256 is None:
+        if change.new_digest is None:
             target.unlink()
         else:
-            uses[change.new_sha256] -= 1
-            staged = staging.path_for(change.new_sha256)
+            uses[change.new_digest] -= 1
+            staged = staging.path_for(change.new_digest)
             verified = staged.stat()  # the rename below keeps this inode, size and mtime
-            install(staged, target, consume=uses[change.new_sha256] == 0)
+            install(staged, target, consume=uses[change.new_digest] == 0)
             # The snapshot this pass publishes from need not read it again (200 MiB: 0.14 s).
-            self.hashes.vouch(change.path, verified, change.new_sha256)
+            self.hashes.vouch(change.path, verified, change.new_digest)
         return "changed"
 
     def _record_applied(self, peer: str, message_id: str, change: FileChange) -> None:
-        if change.new_sha256 is None:
+        if change.new_digest is None:
             self.datasite.events.append(peer, "sync.deleted", change.path, message_id=message_id)
         else:
             self.datasite.events.append(
-                peer, "sync.applied", change.path, sha256=change.new_sha256, message_id=message_id
+                peer, "sync.applied", change.path, blake3=change.new_digest, message_id=message_id
             )
 
     def _reject(
@@ -399,7 +399,7 @@ class OwnerSyncer:
         if rejection.kind != "invalid":
             # The peer still holds its own version: publishing then reverts it to mine wherever
             # they may read (e.g. a forged `approved` marker is withdrawn from their copy).
-            _believe(link, change.path, change.new_sha256)
+            _believe(link, change.path, change.new_digest)
 
     def _note_unknown(self, accepted: list[str], report: SyncReport) -> None:
         """Log (once) messages waiting from senders I have not accepted; they stay unapplied."""
@@ -491,12 +491,12 @@ class OwnerSyncer:
         if link.in_flight is not None:
             channel.discard(link.in_flight)
         changes = [
-            FileChange(path=rel, old_sha256=link.published.get(rel), new_sha256=sha, size=size)
+            FileChange(path=rel, old_digest=link.published.get(rel), new_digest=sha, size=size)
             for rel, (sha, size, _) in sorted(readable.items())
             if link.published.get(rel) != sha
         ]
         changes += [
-            FileChange(path=rel, old_sha256=sha, new_sha256=None)
+            FileChange(path=rel, old_digest=sha, new_digest=None)
             for rel, sha in sorted(link.published.items())
             if rel not in readable and rel not in snapshot.unsettled
         ]
@@ -514,14 +514,14 @@ class OwnerSyncer:
         message_id, _ = message.encode()
         link.in_flight = message_id
         self._save_link(peer, link)
-        blobs = {c.new_sha256: readable[c.path][2] for c in changes if c.new_sha256 is not None}
+        blobs = {c.new_digest: readable[c.path][2] for c in changes if c.new_digest is not None}
         try:
             channel.send(message, blobs)
         except SourceChangedError as exc:
             report.problems.append(f"publishing to {peer}: {exc}; retried next sync")
             return
         for change in changes:
-            _believe(link, change.path, change.new_sha256)
+            _believe(link, change.path, change.new_digest)
         link.pending_rejections = []
         link.in_flight = None
         self.memory.settled[peer] = self._save_link(peer, link)

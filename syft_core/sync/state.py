@@ -4,7 +4,7 @@ Everything lives under `<syftbox>/.syft-sync/` (a dot-folder of the syftbox, nev
     config.yaml                 this syftbox's email and transport URL (set by the CLI)
     lock                        held by the one sync running on this syftbox
     staging/                    blobs being received (same filesystem: renamed into place)
-    <me>/hashes.json            digest cache of my own datasite
+    <me>/hashes-blake3.json     digest cache of my own datasite
     <me>/owner/<peer>.json      OwnerLink: what I published to a peer, notices owed to them
     <me>/watch/<peer>.json      WatchLink: my manifest of a peer's datasite (the source of truth)
     <me>/unknown.json           messages from not-yet-accepted peers already logged
@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from syft_core.atomic import atomic_write_text
 from syft_core.sync.errors import SyncBusyError, SyncError
-from syft_core.sync.messages import Rejection, Sha256
+from syft_core.sync.messages import Digest, Rejection
 from syft_core.sync.scope import NAME_MAX
 
 STATE_DIR = ".syft-sync"
@@ -49,23 +49,29 @@ class InboundLog(_State):
         self.failing.pop(message_id, None)
 
 
-class OwnerLink(_State):
+class _Digests(_State):
+    # The digests this file holds are BLAKE3. Written into every file; a file without it was
+    # written when they were sha256, and is refused by `_load` rather than misread.
+    digests: Literal["blake3"] = "blake3"
+
+
+class OwnerLink(_Digests):
     """My side of a link where I own the datasite and `peer` proposes changes to it."""
 
     inbound: InboundLog = Field(default_factory=InboundLog)
-    published: dict[str, Sha256] = Field(default_factory=dict)  # path -> what the peer holds
+    published: dict[str, Digest] = Field(default_factory=dict)  # path -> what the peer holds
     pending_rejections: list[Rejection] = Field(default_factory=list)
     in_flight: str | None = None  # an outbox message whose send may have been interrupted
 
 
 class WatchEntry(_State):
-    remote: Sha256 | None  # what the owner holds, as far as I know (None: no file)
-    local: Sha256  # my file's content when I last looked at or sent it
+    remote: Digest | None  # what the owner holds, as far as I know (None: no file)
+    local: Digest  # my file's content when I last looked at or sent it
     stamp: tuple[int, int, int]  # size, mtime_ns, inode when `local` was computed
-    theirs: Sha256 | None = None  # the content the owner last sent me here (None: never)
+    theirs: Digest | None = None  # the content the owner last sent me here (None: never)
 
 
-class WatchLink(_State):
+class WatchLink(_Digests):
     """My side of a link where `peer` owns the datasite and I propose changes to it."""
 
     inbound: InboundLog = Field(default_factory=InboundLog)
@@ -115,7 +121,7 @@ class SyncState:
 
     @property
     def hash_cache_file(self) -> Path:
-        return self.mine / "hashes.json"
+        return self.mine / "hashes-blake3.json"  # sha256 caches (hashes.json) are ignored
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -134,11 +140,17 @@ class SyncState:
 
 def _load(path: Path, model: type[M]) -> M:
     try:
-        return model.model_validate_json(path.read_bytes())
+        loaded = model.model_validate_json(path.read_bytes())
     except FileNotFoundError:
         return model()
     except (OSError, ValidationError) as exc:
         raise SyncError(f"sync state file {path} is unreadable or damaged: {exc}") from exc
+    if isinstance(loaded, _Digests) and "digests" not in loaded.model_fields_set:
+        raise SyncError(
+            f"sync state file {path} names contents by sha256 (written before the sync moved to "
+            f"BLAKE3); move {path.parents[2]} aside and let the sync start afresh"
+        )
+    return loaded
 
 
 def _save(path: Path, value: BaseModel) -> None:

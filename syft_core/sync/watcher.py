@@ -1,11 +1,11 @@
 """The scientist's side: propose my local changes to a peer's datasite, apply what they publish.
 
-My copy of `<syftbox>/<owner>/` is compared with a manifest of sha256s (the source of truth; a
-stat stamp only avoids re-reading unchanged files). Each entry remembers what the owner holds
+My copy of `<syftbox>/<owner>/` is compared with a manifest of content digests (the source of truth;
+a stat stamp only avoids re-reading unchanged files). Each entry remembers what the owner holds
 (`remote`) and what my file held when I last looked (`local`): a file is proposed when its content
-differs from `local`, with `remote` as the old hash the owner checks against. Rejection notices
-move `remote` to what the owner says it has, so a refused change is not proposed again until I
-edit the file again.
+differs from `local`, with `remote` as the old hash the owner checks against. Rejection notices move
+`remote` to what the owner says it has, so a refused change is not proposed again until I edit the
+file again.
 
 Published changes from the owner are trusted for content (the owner decides what its datasite
 holds) but not for paths: they must stay inside my copy of that datasite, with no symlink on the
@@ -28,7 +28,7 @@ from syft_core.errors import UnsafePathError
 from syft_core.sync.apply import Staging, current_sha, install
 from syft_core.sync.channel import Channel
 from syft_core.sync.errors import MalformedValueError, SourceChangedError, is_environmental
-from syft_core.sync.hashing import sha256_as_scanned
+from syft_core.sync.hashing import digest_as_scanned
 from syft_core.sync.inbound import Parties, drain
 from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import ChangeMessage, FileChange, Rejection
@@ -98,7 +98,7 @@ class WatcherSyncer:
         message = ChangeMessage(datasite=owner, sender=self.me, recipient=owner, changes=changes)
         link.in_flight, _ = message.encode()
         self.state.save_watch_link(owner, link)
-        blobs = {c.new_sha256: scan.files[c.path].path for c in changes if c.new_sha256}
+        blobs = {c.new_digest: scan.files[c.path].path for c in changes if c.new_digest}
         try:
             message_id = channel.send(message, blobs)
         except SourceChangedError as exc:
@@ -127,7 +127,7 @@ class WatcherSyncer:
             if entry is not None and entry.stamp == stamp:
                 continue
             try:
-                sha = sha256_as_scanned(found.path, found.stat)
+                sha = digest_as_scanned(found.path, found.stat)
             except FileNotFoundError:
                 continue  # deleted while scanning; the next scan proposes the deletion
             except SourceChangedError:
@@ -135,14 +135,14 @@ class WatcherSyncer:
             remote = entry.remote if entry is not None else None
             if (entry is None or sha != entry.local) and sha != remote:
                 changes.append(
-                    FileChange(path=rel, old_sha256=remote, new_sha256=sha, size=stamp[0])
+                    FileChange(path=rel, old_digest=remote, new_digest=sha, size=stamp[0])
                 )
                 remote = sha
             theirs = entry.theirs if entry is not None else None
             updates[rel] = WatchEntry(remote=remote, local=sha, stamp=stamp, theirs=theirs)
         for rel, entry in sorted(link.files.items()):
             if rel not in files and entry.remote is not None:
-                changes.append(FileChange(path=rel, old_sha256=entry.remote, new_sha256=None))
+                changes.append(FileChange(path=rel, old_digest=entry.remote, new_digest=None))
         return changes, updates
 
     # -- receiving ---------------------------------------------------------------------------
@@ -193,7 +193,7 @@ class WatcherSyncer:
         kept = self.state.conflict_copy(owner, rel)
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(target, kept)
-        self._record(owner, "sync.conflict_kept", f"{owner}/{rel}", sha256=current, kept=str(kept))
+        self._record(owner, "sync.conflict_kept", f"{owner}/{rel}", blake3=current, kept=str(kept))
         report.problems.append(
             f"{owner}/{rel}: {owner}'s version replaced yours; yours is kept at {kept}"
         )
@@ -215,7 +215,7 @@ class WatcherSyncer:
             entry = link.files.get(rejection.path)
             if entry is not None:
                 link.files[rejection.path] = entry.model_copy(
-                    update={"remote": rejection.owner_sha256}
+                    update={"remote": rejection.owner_digest}
                 )
 
     def _apply(
@@ -235,16 +235,16 @@ class WatcherSyncer:
             except UnsafePathError as exc:
                 self._refuse(owner, str(exc), report)
                 continue
-            too_large = change.new_sha256 is not None and self.limits.too_large(change.size)
+            too_large = change.new_digest is not None and self.limits.too_large(change.size)
             if too_large:
                 self._refuse(owner, f"{owner}/{change.path} not taken: {too_large}", report)
                 continue
             accepted.append(change)
         with Staging(self.state.staging, message_id) as staging:
-            blobs = {c.new_sha256: c.size for c in accepted if c.new_sha256 is not None}
+            blobs = {c.new_digest: c.size for c in accepted if c.new_digest is not None}
             self.limits.require_room(staging.folder, sum(blobs.values()))
             channel.fetch(message_id, blobs, staging.path_for)
-            uses = Counter(c.new_sha256 for c in accepted if c.new_sha256 is not None)
+            uses = Counter(c.new_digest for c in accepted if c.new_digest is not None)
             for change in accepted:
                 try:
                     self._put_in_place(owner, root, change, staging, uses, link, report)
@@ -273,18 +273,18 @@ class WatcherSyncer:
         target = safe_target(root, change.path, what=f"path published by {owner}")
         current = current_sha(target)
         kept = None
-        if current not in (change.new_sha256, None):
+        if current not in (change.new_digest, None):
             kept = self._keep_mine(owner, change.path, target, current, link, report)
         try:
-            if change.new_sha256 is None:
+            if change.new_digest is None:
                 target.unlink(missing_ok=True)
                 link.files.pop(change.path, None)
                 return
-            if current != change.new_sha256:
-                uses[change.new_sha256] -= 1
-                staged = staging.path_for(change.new_sha256)
-                install(staged, target, consume=uses[change.new_sha256] == 0)
-            sha = change.new_sha256
+            if current != change.new_digest:
+                uses[change.new_digest] -= 1
+                staged = staging.path_for(change.new_digest)
+                install(staged, target, consume=uses[change.new_digest] == 0)
+            sha = change.new_digest
             link.files[change.path] = WatchEntry(
                 remote=sha, local=sha, stamp=stamp_of(target.stat()), theirs=sha
             )

@@ -7,7 +7,6 @@ dot-led segments (dot names are reserved for a transport's own temporary files).
 
 from __future__ import annotations
 
-import hashlib
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from syft_core.sync.errors import (
     OversizeError,
     SourceChangedError,
 )
+from syft_core.sync.hashing import new_hasher
 
 CHUNK_SIZE = 1 << 20
 ProgressCallback = Callable[[int], None]
@@ -55,7 +55,7 @@ class HashingReader(io.RawIOBase):
 
     def __init__(self, inner: BinaryIO) -> None:
         self._inner = inner
-        self._digest = hashlib.sha256()
+        self._digest = new_hasher()
 
     def readable(self) -> bool:
         return True
@@ -133,9 +133,9 @@ class Transport(ABC):
     def get_file(
         self, key: str, dest: Path, callback: ProgressCallback = _no_progress, *, max_bytes: int
     ) -> str:
-        """Write the value at `key` to the new file `dest` in chunks; return its sha256.
+        """Write the value at `key` to the new file `dest` in chunks; return its content digest.
         OversizeError as soon as it turns out longer than `max_bytes`."""
-        digest = hashlib.sha256()
+        digest = new_hasher()
         total = 0
         with self.get(key) as stream, dest.open("xb") as out:
             while chunk := stream.read(CHUNK_SIZE):

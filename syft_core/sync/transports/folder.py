@@ -14,13 +14,13 @@ missing, permission denied, an I/O error) are a plain TransportError: retried ne
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import secrets
 import shutil
 import stat
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -32,7 +32,7 @@ from syft_core.sync.errors import (
     SourceChangedError,
     TransportError,
 )
-from syft_core.sync.hashing import sha256_bytes, sha256_file
+from syft_core.sync.hashing import digest_bytes, new_hasher
 from syft_core.sync.transports.base import (
     CHUNK_SIZE,
     ProgressCallback,
@@ -44,10 +44,12 @@ from syft_core.sync.transports.base import (
 )
 
 SMALL_FILE_BYTES = 1 << 20  # below this, one read and write beat a kernel copy's set-up
+PIPELINE_BYTES = 8 << 20  # a large value is copied and hashed in steps of this many bytes
 
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-# A temporary value: read back through the same descriptor to hash what landed.
+# A temporary value or a large received one: read back through the same descriptor to hash what
+# landed.
 _NEW_TEMPORARY = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # What these mean on a share whose layout only this code creates (regular files in folders): a
 # link (ELOOP), a file where a folder belongs (ENOTDIR, EEXIST), a folder where a file belongs
@@ -88,6 +90,41 @@ def _create_temporary(target: Path) -> tuple[str, int]:
             return tmp, os.open(tmp, _NEW_TEMPORARY, 0o644)
         except FileExistsError:
             continue
+
+
+def _copy_digesting(source: int, dest: int, limit: int) -> tuple[int, str]:
+    """Copy from `source` to `dest` (kernel copies, as copy_capped) until end of file or `limit`
+    bytes, and return how many were copied with the digest of what landed in `dest`: each step is
+    read back from `dest` (through the page cache) and hashed on a second thread while the next
+    step is copied, so copying and hashing overlap instead of taking turns."""
+    hasher = new_hasher()
+    buffer = bytearray(PIPELINE_BYTES)
+
+    def digest_landed(offset: int, length: int) -> None:
+        view = memoryview(buffer)[:length]
+        done = 0
+        while done < length:  # a short read: the copy was cut short under us; the digest shows it
+            got = os.preadv(dest, [view[done:]], offset + done)
+            if got == 0:
+                break
+            done += got
+        hasher.update(view[:done])
+
+    copied = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-landed") as worker:
+        step: Future[None] | None = None
+        while copied < limit:
+            moved = copy_capped(source, dest, min(PIPELINE_BYTES, limit - copied))
+            if step is not None:
+                step.result()  # one buffer: the previous step is hashed before it is reused
+            if moved == 0:
+                step = None
+                break
+            step = worker.submit(digest_landed, copied, moved)
+            copied += moved
+        if step is not None:
+            step.result()
+    return copied, hasher.hexdigest()
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -177,7 +214,7 @@ class FolderTransport(Transport):
             self._put_large(key, path, expected_sha)
         else:
             # Hashed before anything is written: a changed source leaves no trace at all.
-            if sha256_bytes(data) != expected_sha:
+            if digest_bytes(data) != expected_sha:
                 raise SourceChangedError(f"{path} changed while it was being sent")
             # One write through the descriptor that created the temporary file.
             self._commit(key, lambda fd: _write_all(fd, data))
@@ -185,14 +222,13 @@ class FolderTransport(Transport):
 
     def _put_large(self, key: str, path: Path, expected_sha: str) -> None:
         def fill(fd: int) -> None:
-            # A kernel copy (copy_file_range/sendfile: no bytes pass through Python), then the
-            # copy is hashed from the page cache, read back through the same descriptor.
+            # Kernel copies (copy_file_range/sendfile: no bytes pass through Python), each
+            # hashed from the page cache, read back through the same descriptor, while the next
+            # is copied.
             with open(path, "rb", buffering=0) as source:
-                copy_capped(source.fileno(), fd, sys.maxsize)
-            os.lseek(fd, 0, os.SEEK_SET)
-            with open(fd, "rb", closefd=False) as landed:
-                if hashlib.file_digest(landed, "sha256").hexdigest() != expected_sha:
-                    raise SourceChangedError(f"{path} changed while it was being sent")
+                _, landed = _copy_digesting(source.fileno(), fd, sys.maxsize)
+            if landed != expected_sha:
+                raise SourceChangedError(f"{path} changed while it was being sent")
 
         self._commit(key, fill)
 
@@ -219,15 +255,15 @@ class FolderTransport(Transport):
                     with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
                         out.write(data)
                     callback(len(data))
-                    return sha256_bytes(data)
-                # A kernel copy, then the sha256 of what landed (from the page cache): about
-                # twice as fast as hashing chunk by chunk while copying through Python.
-                with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
-                    copied = copy_capped(fd, out.fileno(), max_bytes + 1)
+                    return digest_bytes(data)
+                # Kernel copies, each hashed as it landed (from the page cache) while the next
+                # is copied: faster than hashing chunk by chunk while copying through Python.
+                with open(os.open(dest, _NEW_TEMPORARY, 0o644), "wb", buffering=0) as out:
+                    copied, landed = _copy_digesting(fd, out.fileno(), max_bytes + 1)
             if copied > max_bytes:
                 raise oversize(key, max_bytes)
             callback(copied)
-            return sha256_file(dest)
+            return landed
 
     def list_keys(self, prefix: str = "") -> list[str]:
         check_prefix(prefix)

@@ -9,7 +9,6 @@ followed by a hashing pass); nothing is ever held whole in memory.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from syft_core.sync.errors import MissingKeyError, SourceChangedError, TransportError
-from syft_core.sync.hashing import sha256_file
+from syft_core.sync.hashing import digest_bytes, digest_file
 from syft_core.sync.transports.base import (
     CHUNK_SIZE,
     ProgressCallback,
@@ -147,7 +146,7 @@ class S3Transport(Transport):
             # One read, hashed from memory, one PUT: a managed transfer's set-up costs more
             # than the upload itself for small files.
             data = path.read_bytes()
-            if hashlib.sha256(data).hexdigest() != expected_sha:
+            if digest_bytes(data) != expected_sha:
                 raise SourceChangedError(f"{path} changed while it was being sent")
             with _s3_errors(f"writing S3 key {key!r}"):
                 self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
@@ -155,11 +154,11 @@ class S3Transport(Transport):
             return
         # upload_file reads the parts in parallel (fast, memory-bounded) but out of order, so
         # the content cannot be hashed on the way. It is hashed beside the upload instead (both
-        # read the page cache; hashlib and the transfer threads release the GIL), and the
+        # read the page cache; blake3 and the transfer threads release the GIL), and the
         # file's stat compared before and after, so a file edited while it was being sent is
         # never left as a blob whose key lies about its content.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-verify") as verifier:
-            digest = verifier.submit(sha256_file, path)
+            digest = verifier.submit(digest_file, path)
             with _s3_errors(f"writing S3 key {key!r}"):
                 self.client.upload_file(
                     str(path), self.bucket, self._key(key), Config=self.transfer, Callback=callback
