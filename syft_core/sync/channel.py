@@ -6,12 +6,12 @@ Layout (keys relative to the transport root):
     <datasite>/inbox/<sender>/blobs/<id>/<sha>   their contents
     <datasite>/outbox/<peer>/msgs/<id>.json      the owner's published changes and notices
     <datasite>/outbox/<peer>/blobs/<id>/<sha>
-    <datasite>/.../blobs/<id>/pack-<n>           many small blobs in one value (syft_core.sync.packs)
+    <datasite>/.../blobs/<id>/pack-<n>           many small blobs in one value (sync.packs)
 Blobs are written before their manifest, so a manifest a reader can see always has its blobs;
 blobs live under their message so that removing a processed message can never take away a blob
-another message still needs. On a transport where each value costs system calls of its own (a
-shared folder: `pack_small_blobs`), a message's small blobs travel in packs. With per-peer S3 credentials, each prefix can be confined to the
-two parties of its link.
+another message still needs. With per-peer S3 credentials, each prefix can be confined to the
+two parties of its link. On a transport where each value costs system calls of its own (a shared
+folder: `pack_small_blobs`), a message's many small blobs travel in packs.
 """
 
 from __future__ import annotations
