@@ -92,12 +92,9 @@ class Folders:
             fd = self._open_dir(name, parent_fd, create=create)
         except OSError as exc:
             shown = os.path.join(self.root, folder)
-            if exc.errno == errno.ELOOP:
-                raise UnsafePathError(
-                    f"{self.what} {rel!r}: {shown} is a symlink; refused"
-                ) from None
-            if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-                raise UnsafePathError(f"{self.what} {rel!r}: {shown} is not a folder") from None
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+                what = "is a symlink; refused" if _is_link(name, parent_fd) else "is not a folder"
+                raise UnsafePathError(f"{self.what} {rel!r}: {shown} {what}") from None
             if is_environmental(exc):
                 raise
             raise UnsafePathError(f"{self.what} {_shown(rel)}: {exc.strerror}; refused") from exc
@@ -165,6 +162,15 @@ class Folders:
                 stale.append(folder)
         for folder in stale:
             os.close(self._fds.pop(folder))
+
+
+def _is_link(name: str, parent_fd: int) -> bool:
+    """Whether `name` in the folder `parent_fd` is a link (O_NOFOLLOW | O_DIRECTORY refuses one
+    with ELOOP or ENOTDIR alike): only to say so in the refusal."""
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def sha_at(fd: int, name: str) -> str | None:
