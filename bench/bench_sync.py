@@ -19,6 +19,7 @@ must reach that peer, and no other, within one pass.
 
 Run: .venv/bin/python bench/bench_sync.py [--small-files N] [--large-mib N] [--repeat N]
                                           [--work-dir DIR] [--skip-s3] [--skip-tmpfs]
+                                          [--skip-peers] [--skip-large]
 """
 
 from __future__ import annotations
@@ -419,6 +420,7 @@ def main() -> None:
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--skip-tmpfs", action="store_true")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--skip-large", action="store_true", help="only the small-file rows")
     args = parser.parse_args()
     if shutil.which("rsync") is None:
         raise SystemExit("rsync is needed (apt-get install -y rsync, or make setup)")
@@ -428,6 +430,8 @@ def main() -> None:
         ),
         f"1 x {args.large_mib} MiB": lambda d: make_large(d, args.large_mib),
     }
+    if args.skip_large:
+        del workloads[f"1 x {args.large_mib} MiB"]
     drop = can_drop_caches()
     began = time.perf_counter()
     rows: list[Row | Limit] = []
