@@ -73,8 +73,15 @@ class Channel:
     def _pack_key(self, message_id: str, index: int) -> str:
         return f"{self.prefix}/blobs/{message_id}/{packs.pack_name(index)}"
 
-    def send(self, message: ChangeMessage, blobs: Mapping[str, Path]) -> str:
+    def send(
+        self,
+        message: ChangeMessage,
+        blobs: Mapping[str, Path],
+        contents: Mapping[str, bytes] | None = None,
+    ) -> str:
         """Write `message` with the content for each sha in `blobs`; return the message id.
+        `contents` may hold some of those contents already read (and hashed to their sha) by the
+        caller: packed as they are, not read again.
 
         If anything fails (transport down, a source file changed), the blobs written so far are
         left for `discard` and the manifest is never written: readers see nothing.
@@ -84,7 +91,7 @@ class Channel:
         with self.progress.transfer(f"sending to {self.prefix}", sum(sizes.values())) as advance:
             packed: set[str] = set()
             if self.transport.pack_small_blobs:
-                packed = self._send_packs(message_id, blobs, sizes, advance)
+                packed = self._send_packs(message_id, blobs, sizes, contents or {}, advance)
             self._transfer_all(
                 [
                     partial(
@@ -102,13 +109,18 @@ class Channel:
         message_id: str,
         blobs: Mapping[str, Path],
         sizes: Mapping[str, int],
+        known: Mapping[str, bytes],
         advance: Advance,
     ) -> set[str]:
-        """Write the small blobs of `blobs` in packs; return their shas. Each content is read
-        once and checked against its sha before its pack is written (SourceChangedError)."""
+        """Write the small blobs of `blobs` in packs; return their shas. Each content not
+        `known` is read once and checked against its sha before its pack is written
+        (SourceChangedError)."""
         packed: set[str] = set()
         for index, shas in enumerate(packs.group(sizes)):
-            contents = {sha: packs.read_source(blobs[sha], sha) for sha in shas}
+            contents = {
+                sha: known[sha] if sha in known else packs.read_source(blobs[sha], sha)
+                for sha in shas
+            }
             pack = packs.build(contents)
             if len(pack) > packs.MAX_PACK_BYTES:  # grown since they were measured
                 raise SourceChangedError(f"files sent to {self.prefix} changed while being sent")
@@ -134,20 +146,21 @@ class Channel:
         """Download each blob (sha -> declared size) to its new file `dest_for(sha)`, prove it
         matches its sha and is no longer than declared; then make them all durable (installing
         one is then a bare rename)."""
+        dests = {sha: dest_for(sha) for sha in sizes}
         with self.progress.transfer(
             f"receiving from {self.prefix}", sum(sizes.values())
         ) as advance:
             left = dict(sizes)
             if self.transport.pack_small_blobs and left:
-                self._fetch_packs(message_id, left, dest_for, advance)
+                self._fetch_packs(message_id, left, dests.__getitem__, advance)
             self._transfer_all(
                 [
-                    partial(self._fetch_one, message_id, sha, size, dest_for(sha), advance)
+                    partial(self._fetch_one, message_id, sha, size, dests[sha], advance)
                     for sha, size in left.items()
                 ]
             )
-        if sizes:
-            fsync_files([dest_for(sha) for sha in sizes], dest_for(next(iter(sizes))).parent)
+        if dests:
+            fsync_files(list(dests.values()), next(iter(dests.values())).parent)
 
     def _fetch_packs(
         self, message_id: str, left: dict[str, int], dest_for: DestFor, advance: Advance
