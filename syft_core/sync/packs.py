@@ -54,6 +54,24 @@ def read_source(path: Path, sha: str) -> bytes:
     return data
 
 
+def read_as_scanned(path: Path, st: os.stat_result) -> bytes:
+    """The content of the small file `path`, which a scan found with stat `st`; opened without
+    following a link. SourceChangedError if it is no longer a regular file or not `st.st_size`
+    bytes long: it is being written (hashing.sha256_as_scanned's check). The caller hashes what
+    it got and may send these very bytes in a pack: the blob then is what was hashed."""
+    try:
+        fd = open_regular(path)
+    except NotRegularFileError as exc:
+        raise SourceChangedError(f"{path} changed while it was being read ({exc})") from exc
+    try:
+        data = read_fd_capped(fd, st.st_size + 1)
+    finally:
+        os.close(fd)
+    if len(data) != st.st_size:
+        raise SourceChangedError(f"{path} changed while it was being read")
+    return data
+
+
 def build(blobs: Mapping[str, bytes]) -> bytes:
     """One pack of `blobs` (sha -> content); the caller keeps it within MAX_PACK_BYTES."""
     parts = [MAGIC, _COUNT.pack(len(blobs))]
