@@ -24,6 +24,7 @@ import pytest
 
 from syft_core.datasite import Datasite
 from syft_core.sync import FolderTransport, SyncClient, packs
+from syft_core.sync import watcher as watcher_module
 from syft_core.sync.channel import Channel
 from syft_core.sync.errors import CorruptMessageError
 from syft_core.sync.messages import ChangeMessage, FileChange
@@ -263,3 +264,35 @@ def test_toctou_a_link_swapped_in_above_a_held_folder_is_never_followed(
     assert list((loot / "code").iterdir()) == []
     assert list((moved / "code").iterdir()) == []
     assert report.applied == [] and len(report.rejected) == COUNT
+
+
+def test_exfiltration_a_file_swapped_for_a_link_after_the_scan_is_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between bob's scan and the read that hashes a file, the file becomes a link to a secret
+    of the same size: the secret's bytes must never reach the share (a small file is read
+    without following links, and its blob is the very bytes that were hashed)."""
+    (tmp_path / "shared").mkdir()
+    shared = FolderTransport(tmp_path / "shared")
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"TOP-SECRET-KEY\n")
+    with SyncClient(tmp_path / "bob-box", SCI, shared) as bob:
+        bob.request_peer(OWNER)
+        code = bob.box.root / OWNER / "jobs" / SCI / "j" / "code"
+        code.mkdir(parents=True)
+        for i in range(COUNT):
+            (code / f"f{i}.txt").write_bytes(f"innocent {i:05d}\n".encode())
+        real_scan = watcher_module.scan_datasite
+
+        def scan_then_swap(root: Path) -> Any:
+            found = real_scan(root)
+            (code / "f3.txt").unlink()
+            (code / "f3.txt").symlink_to(secret)
+            return found
+
+        monkeypatch.setattr(watcher_module, "scan_datasite", scan_then_swap)
+        report = bob.sync_once()
+    assert report.proposed == {OWNER: COUNT - 1}
+    for path in (tmp_path / "shared").rglob("*"):
+        if path.is_file():
+            assert b"TOP-SECRET" not in path.read_bytes(), path
