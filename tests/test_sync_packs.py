@@ -24,10 +24,10 @@ import pytest
 
 from syft_core.datasite import Datasite
 from syft_core.sync import FolderTransport, SyncClient, packs
-from syft_core.sync import watcher as watcher_module
 from syft_core.sync.channel import Channel
-from syft_core.sync.errors import CorruptMessageError
+from syft_core.sync.errors import CorruptMessageError, SourceChangedError
 from syft_core.sync.messages import ChangeMessage, FileChange
+from syft_core.sync.scope import scan_datasite
 
 OWNER = "alice@example.org"
 SCI = "bob@example.org"
@@ -102,7 +102,7 @@ def test_a_source_replaced_by_a_link_is_not_packed(tmp_path: Path) -> None:
     secret.write_bytes(GOOD)
     link = tmp_path / "link"
     link.symlink_to(secret)
-    with pytest.raises(packs.SourceChangedError):
+    with pytest.raises(SourceChangedError):
         packs.read_source(link, _sha(GOOD))
 
 
@@ -282,15 +282,14 @@ def test_exfiltration_a_file_swapped_for_a_link_after_the_scan_is_not_sent(
         code.mkdir(parents=True)
         for i in range(COUNT):
             (code / f"f{i}.txt").write_bytes(f"innocent {i:05d}\n".encode())
-        real_scan = watcher_module.scan_datasite
 
         def scan_then_swap(root: Path) -> Any:
-            found = real_scan(root)
+            found = scan_datasite(root)
             (code / "f3.txt").unlink()
             (code / "f3.txt").symlink_to(secret)
             return found
 
-        monkeypatch.setattr(watcher_module, "scan_datasite", scan_then_swap)
+        monkeypatch.setattr("syft_core.sync.watcher.scan_datasite", scan_then_swap)
         report = bob.sync_once()
     assert report.proposed == {OWNER: COUNT - 1}
     for path in (tmp_path / "shared").rglob("*"):
