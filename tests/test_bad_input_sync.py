@@ -54,11 +54,11 @@ from syft_core.sync import (
     SyncReport,
     TransportError,
 )
-from syft_core.sync.apply import install
 from syft_core.sync.channel import Channel
 from syft_core.sync.hashing import digest_bytes, digest_file
 from syft_core.sync.messages import MAX_MANIFEST_BYTES
 from syft_core.sync.scope import is_syncable
+from syft_core.sync.targets import install_at
 from tests.fuzzing import (
     Snapshot,
     Tally,
@@ -913,12 +913,13 @@ def test_a_change_the_file_system_refuses_fails_that_change_only(
 ) -> None:
     failures = [OSError(error, os.strerror(error))]
 
-    def failing_install(staged: Path, target: Path, *, consume: bool) -> None:
-        if target.name == "run.sh" and SCI in target.parts and failures:
+    def failing_install(staged: Path, fd: int, name: str, *, consume: bool) -> None:
+        folder = Path(os.readlink(f"/proc/self/fd/{fd}"))  # the folder it is put in
+        if name == "run.sh" and SCI in folder.parts and failures:
             raise failures.pop()
-        install(staged, target, consume=consume)
+        install_at(staged, fd, name, consume=consume)
 
-    monkeypatch.setattr("syft_core.sync.owner.install", failing_install)
+    monkeypatch.setattr("syft_core.sync.owner.install_at", failing_install)
     trio.bob_sends(f"jobs/{SCI}/j/run.sh")
     carols = trio.carol_proposes()
     bobs = trio.owner.box.root / OWNER / "jobs" / SCI / "j" / "run.sh"

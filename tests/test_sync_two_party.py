@@ -23,8 +23,8 @@ from syft_core.datasite import PERMISSION_FILE, Datasite
 from syft_core.release import release_permissions
 from syft_core.sync import S3Transport, SyncClient, TransportError
 from syft_core.sync import owner as owner_module
-from syft_core.sync.apply import install
 from syft_core.sync.hashing import digest_file
+from syft_core.sync.targets import install_at
 from syft_core.sync.transports.base import ProgressCallback, _no_progress
 from syft_runner.cli import _register_all, app
 from tests.fixtures_s3 import OWNER, S3Server, start_weed, stop_process
@@ -56,15 +56,15 @@ def test_a_job_becomes_a_job_only_once_all_of_it_is_in_place(
     parties.sci.sync_once()
     present_with_config: list[list[str]] = []
 
-    def watching_install(staged: Path, target: Path, *, consume: bool) -> None:
-        if target.name == "config.yaml":
-            job = target.parent
+    def watching_install(staged: Path, fd: int, name: str, *, consume: bool) -> None:
+        if name == "config.yaml":
+            job = Path(os.readlink(f"/proc/self/fd/{fd}"))  # the folder it is put in
             present_with_config.append(
                 sorted(p.relative_to(job).as_posix() for p in job.rglob("*") if p.is_file())
             )
-        install(staged, target, consume=consume)
+        install_at(staged, fd, name, consume=consume)
 
-    monkeypatch.setattr(owner_module, "install", watching_install)
+    monkeypatch.setattr(owner_module, "install_at", watching_install)
     parties.owner.sync_once()
     assert present_with_config == [["code/blob.bin", "code/main.py", "run.sh"]]
 

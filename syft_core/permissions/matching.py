@@ -25,7 +25,17 @@ TEMPLATE_CACHE_SIZE = 8192
 
 
 def has_glob_chars(pattern: str) -> bool:
-    return any(c in pattern for c in GLOB_CHARS)
+    return "*" in pattern or "?" in pattern or "[" in pattern  # GLOB_CHARS, unrolled: hot path
+
+
+@lru_cache(maxsize=TEMPLATE_CACHE_SIZE)
+def template_for(pattern: str, user: str) -> re.Pattern[str] | str | None:
+    """What the template rule `pattern` means for `user`: the regex its paths must match, the
+    literal path they must equal, or None when `user` may not be substituted at all."""
+    if not usable_in_template(user):
+        return None
+    resolved = pattern.replace(USER_EMAIL_TEMPLATE, user)
+    return glob_regex(resolved) if has_glob_chars(resolved) else resolved
 
 
 @lru_cache(maxsize=TEMPLATE_CACHE_SIZE)

@@ -22,7 +22,7 @@ from syft_core.permissions.matching import (
     glob_regex,
     has_glob_chars,
     specificity_key,
-    usable_in_template,
+    template_for,
 )
 from syft_core.permissions.models import (
     USER_EMAIL_TEMPLATE,
@@ -80,12 +80,12 @@ class CompiledRule:
         return self.pattern == rel
 
     def _matches_for(self, rel: str, user: str) -> bool:
-        if not usable_in_template(user):
+        meant = template_for(self.pattern, user)  # resolved once per rule and user, then cached
+        if meant is None:
             return False
-        resolved = self.pattern.replace(USER_EMAIL_TEMPLATE, user)
-        if has_glob_chars(resolved):
-            return glob_regex(resolved).fullmatch(rel) is not None
-        return resolved == rel
+        if isinstance(meant, str):
+            return meant == rel
+        return meant.fullmatch(rel) is not None
 
     def grants(self, user: str, level: AccessLevel) -> bool:
         if level is AccessLevel.READ:

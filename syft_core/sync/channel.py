@@ -6,22 +6,32 @@ Layout (keys relative to the transport root):
     <datasite>/inbox/<sender>/blobs/<id>/<sha>   their contents
     <datasite>/outbox/<peer>/msgs/<id>.json      the owner's published changes and notices
     <datasite>/outbox/<peer>/blobs/<id>/<sha>
+    <datasite>/.../blobs/<id>/pack-<n>           many small blobs in one value (sync.packs)
 Blobs are written before their manifest, so a manifest a reader can see always has its blobs;
 blobs live under their message so that removing a processed message can never take away a blob
 another message still needs. With per-peer S3 credentials, each prefix can be confined to the
-two parties of its link.
+two parties of its link. On a transport where each value costs system calls of its own (a shared
+folder: `pack_small_blobs`), a message's many small blobs travel in packs.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from syft_core.sync import packs
 from syft_core.sync.apply import fsync_files
-from syft_core.sync.errors import CorruptMessageError, MissingKeyError, OversizeError
+from syft_core.sync.errors import (
+    CorruptMessageError,
+    MissingKeyError,
+    OversizeError,
+    SourceChangedError,
+)
 from syft_core.sync.messages import (
     MAX_MANIFEST_BYTES,
     ChangeMessage,
@@ -60,25 +70,64 @@ class Channel:
     def _blob_key(self, message_id: str, sha: str) -> str:
         return f"{self.prefix}/blobs/{message_id}/{sha}"
 
-    def send(self, message: ChangeMessage, blobs: Mapping[str, Path]) -> str:
+    def _pack_key(self, message_id: str, index: int) -> str:
+        return f"{self.prefix}/blobs/{message_id}/{packs.pack_name(index)}"
+
+    def send(
+        self,
+        message: ChangeMessage,
+        blobs: Mapping[str, Path],
+        contents: Mapping[str, bytes] | None = None,
+    ) -> str:
         """Write `message` with the content for each sha in `blobs`; return the message id.
+        `contents` may hold some of those contents already read (and hashed to their sha) by the
+        caller: packed as they are, not read again.
 
         If anything fails (transport down, a source file changed), the blobs written so far are
         left for `discard` and the manifest is never written: readers see nothing.
         """
         message_id, data = message.encode()
-        total = sum(path.stat().st_size for path in blobs.values())
-        with self.progress.transfer(f"sending to {self.prefix}", total) as advance:
+        sizes = {sha: path.stat().st_size for sha, path in blobs.items()}
+        with self.progress.transfer(f"sending to {self.prefix}", sum(sizes.values())) as advance:
+            packed: set[str] = set()
+            if self.transport.pack_small_blobs:
+                packed = self._send_packs(message_id, blobs, sizes, contents or {}, advance)
             self._transfer_all(
                 [
                     partial(
                         self.transport.put_file, self._blob_key(message_id, sha), path, sha, advance
                     )
                     for sha, path in blobs.items()
+                    if sha not in packed
                 ]
             )
         self.transport.put_bytes(self._msg_key(message_id), data)
         return message_id
+
+    def _send_packs(
+        self,
+        message_id: str,
+        blobs: Mapping[str, Path],
+        sizes: Mapping[str, int],
+        known: Mapping[str, bytes],
+        advance: Advance,
+    ) -> set[str]:
+        """Write the small blobs of `blobs` in packs; return their shas. Each content not
+        `known` is read once and checked against its digest before its pack is written
+        (SourceChangedError)."""
+        packed: set[str] = set()
+        for index, shas in enumerate(packs.group(sizes)):
+            contents = {
+                sha: known[sha] if sha in known else packs.read_source(blobs[sha], sha)
+                for sha in shas
+            }
+            pack = packs.build(contents)
+            if len(pack) > packs.MAX_PACK_BYTES:  # grown since they were measured
+                raise SourceChangedError(f"files sent to {self.prefix} changed while being sent")
+            self.transport.put_bytes(self._pack_key(message_id, index), pack)
+            advance(sum(len(c) for c in contents.values()))
+            packed.update(shas)
+        return packed
 
     def pending(self) -> list[str]:
         """Ids of the messages waiting in this channel, oldest first."""
@@ -95,19 +144,45 @@ class Channel:
 
     def fetch(self, message_id: str, sizes: Mapping[str, int], dest_for: DestFor) -> None:
         """Download each blob (sha -> declared size) to its new file `dest_for(sha)`, prove it
-        matches its sha and is no longer than declared; then make them all durable (installing
+        matches its digest and is no longer than declared; then make them all durable (installing
         one is then a bare rename)."""
+        dests = {sha: dest_for(sha) for sha in sizes}
         with self.progress.transfer(
             f"receiving from {self.prefix}", sum(sizes.values())
         ) as advance:
+            left = dict(sizes)
+            if self.transport.pack_small_blobs and left:
+                self._fetch_packs(message_id, left, dests.__getitem__, advance)
             self._transfer_all(
                 [
-                    partial(self._fetch_one, message_id, sha, size, dest_for(sha), advance)
-                    for sha, size in sizes.items()
+                    partial(self._fetch_one, message_id, sha, size, dests[sha], advance)
+                    for sha, size in left.items()
                 ]
             )
-        if sizes:
-            fsync_files([dest_for(sha) for sha in sizes], dest_for(next(iter(sizes))).parent)
+        if dests:
+            fsync_files(list(dests.values()), next(iter(dests.values())).parent)
+
+    def _fetch_packs(
+        self, message_id: str, left: dict[str, int], dest_for: DestFor, advance: Advance
+    ) -> None:
+        """Take what the message's packs hold of `left` (sha -> declared size), each content
+        proven against its digest and size (packs.unpack); what they held is removed from `left`."""
+
+        def write(sha: str, content: bytes) -> None:
+            _write_new(dest_for(sha), content)
+            advance(len(content))
+
+        for index in itertools.count():
+            key = self._pack_key(message_id, index)
+            try:
+                data = self.transport.get_bytes(key, max_size=packs.MAX_PACK_BYTES)
+            except MissingKeyError:
+                return  # no more packs: what is left travels blob by blob
+            where = f"pack {index} of message {self.prefix}/{message_id}"
+            for sha in packs.unpack(data, left, write, where=where):
+                del left[sha]
+            if not left:
+                return
 
     def _fetch_one(
         self, message_id: str, sha: str, size: int, dest: Path, advance: Advance
@@ -147,3 +222,17 @@ class Channel:
         first = next((e for e in errors if e is not None), None)
         if first is not None:
             raise first
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _write_new(dest: Path, data: bytes) -> None:
+    """`data` in the new file `dest` (never an existing one, never through a link)."""
+    fd = os.open(dest, _NEW_FILE, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)

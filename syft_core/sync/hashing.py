@@ -70,7 +70,7 @@ def digest_as_scanned(path: Path, st: os.stat_result) -> str:
     return digest
 
 
-def digest_bytes(data: bytes) -> str:
+def digest_bytes(data: bytes | memoryview) -> str:
     return blake3(data).hexdigest()
 
 

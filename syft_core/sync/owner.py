@@ -28,9 +28,10 @@ from typing import Any, Literal
 
 from syft_core.datasite import Datasite
 from syft_core.errors import UnsafePathError
+from syft_core.events import Event
 from syft_core.identity import is_valid_email
 from syft_core.permissions import AccessLevel, SyftPermContext
-from syft_core.sync.apply import Staging, current_sha, install
+from syft_core.sync.apply import Staging
 from syft_core.sync.channel import Channel, Direction
 from syft_core.sync.errors import MalformedValueError, SourceChangedError, is_environmental
 from syft_core.sync.hashing import RACY_SECONDS, HashCache
@@ -40,8 +41,9 @@ from syft_core.sync.messages import ChangeMessage, FileChange, Rejection, Reject
 from syft_core.sync.peers import PeerBook
 from syft_core.sync.progress import Progress
 from syft_core.sync.report import Applied, Notice, SyncReport
-from syft_core.sync.scope import Scanner, safe_target
+from syft_core.sync.scope import Scanner
 from syft_core.sync.state import OwnerLink, SyncState
+from syft_core.sync.targets import Folders, digest_at, install_at
 from syft_core.sync.transports.base import Transport
 
 
@@ -267,32 +269,43 @@ class OwnerSyncer:
         allowed: list[FileChange] = []
         rejections: list[tuple[FileChange, Rejection]] = []
         seen: set[str] = set()
-        for change in message.changes:
-            refused = self._screen(peer, message_id, change, seen)
-            if refused is None:
-                allowed.append(change)
-            else:
-                rejections.append((change, refused))
-            seen.add(change.path)
-        with Staging(self.state.staging, message_id) as staging:
-            blobs = {c.new_digest: c.size for c in allowed if c.new_digest is not None}
-            self.limits.require_room(staging.folder, sum(blobs.values()))
-            channel.fetch(message_id, blobs, staging.path_for)
-            uses = Counter(c.new_digest for c in allowed if c.new_digest is not None)
-            for change in sorted(allowed, key=_apply_order):
-                outcome = self._apply_one(peer, message_id, change, staging, uses)
-                if isinstance(outcome, Rejection):
-                    rejections.append((change, outcome))
-                    continue
-                if outcome == "changed":
-                    self._record_applied(peer, message_id, change)
-                    report.applied.append(Applied(peer, change.path, change.is_deletion))
-                _believe(link, change.path, change.new_digest)
-        for change, rejection in rejections:
-            self._reject(peer, change, rejection, link, report)
+        events: list[Event] = []
+        with Folders(self.datasite.root, what=f"path from {peer}") as folders:
+            for change in message.changes:
+                refused = self._screen(peer, message_id, change, seen, folders)
+                if refused is None:
+                    allowed.append(change)
+                else:
+                    rejections.append((change, refused))
+                seen.add(change.path)
+            try:
+                with Staging(self.state.staging, message_id) as staging:
+                    blobs = {c.new_digest: c.size for c in allowed if c.new_digest is not None}
+                    self.limits.require_room(staging.folder, sum(blobs.values()))
+                    channel.fetch(message_id, blobs, staging.path_for)
+                    folders.revalidate()  # anything moved or linked while the blobs came
+                    uses = Counter(c.new_digest for c in allowed if c.new_digest is not None)
+                    for change in sorted(allowed, key=_apply_order):
+                        outcome = self._apply_one(peer, message_id, change, staging, uses, folders)
+                        if isinstance(outcome, Rejection):
+                            rejections.append((change, outcome))
+                            continue
+                        if outcome == "changed":
+                            events.append(_applied_event(peer, message_id, change))
+                            report.applied.append(Applied(peer, change.path, change.is_deletion))
+                        _believe(link, change.path, change.new_digest)
+            finally:  # what was put in place is logged, even if the pass stops here
+                self.datasite.events.append_many(events)
+        events = [self._reject(peer, change, r, link, report) for change, r in rejections]
+        self.datasite.events.append_many(events)
 
     def _screen(
-        self, peer: str, message_id: str, change: FileChange, seen: set[str]
+        self,
+        peer: str,
+        message_id: str,
+        change: FileChange,
+        seen: set[str],
+        folders: Folders,
     ) -> Rejection | None:
         """Why `change` may not be applied at all, before anything of it is fetched."""
 
@@ -302,11 +315,12 @@ class OwnerSyncer:
         if change.path in seen:
             return reject("invalid", "the path appears more than once in one message")
         try:
-            safe_target(self.datasite.root, change.path, what=f"path from {peer}")
+            folders.examine(folders.check(change.path))
         except UnsafePathError as exc:
             return reject("invalid", str(exc))
-        verdict = self.perms.explain(peer, change.path, AccessLevel.WRITE)
-        if not verdict.allowed:
+        if not self.perms.check(peer, change.path, AccessLevel.WRITE):
+            # The explanation is produced only for a refusal (it costs as much as the check).
+            verdict = self.perms.explain(peer, change.path, AccessLevel.WRITE)
             return reject("denied", f"{peer} may not write {change.path}: {verdict.detail}")
         too_large = change.new_digest is not None and self.limits.too_large(change.size)
         if too_large:
@@ -320,9 +334,10 @@ class OwnerSyncer:
         change: FileChange,
         staging: Staging,
         uses: Counter[str],
+        folders: Folders,
     ) -> Rejection | Literal["changed", "unchanged"]:
         try:
-            return self._put_in_place(peer, message_id, change, staging, uses)
+            return self._put_in_place(peer, message_id, change, staging, uses, folders)
         except OSError as exc:
             if is_environmental(exc):
                 raise
@@ -340,14 +355,17 @@ class OwnerSyncer:
         change: FileChange,
         staging: Staging,
         uses: Counter[str],
+        folders: Folders,
     ) -> Rejection | Literal["changed", "unchanged"]:
-        try:  # again: a symlink could have appeared while the blobs were fetched
-            target = safe_target(self.datasite.root, change.path, what=f"path from {peer}")
+        # Through the folder descriptors screening opened and `revalidate` proved: a link that
+        # appeared on the way since is never followed, and the file itself is examined again.
+        try:
+            fd, name, _ = folders.examine(change.path)
+            current = digest_at(fd, name) if fd is not None else None
         except UnsafePathError as exc:
             return Rejection(
                 path=change.path, kind="invalid", reason=str(exc), message_id=message_id
             )
-        current = current_sha(target)
         if current == change.new_digest:
             return "unchanged"  # already in place (a re-delivery, or both sides made this change)
         if current != change.old_digest:
@@ -360,23 +378,24 @@ class OwnerSyncer:
                 owner_digest=current if readable else None,
             )
         if change.new_digest is None:
-            target.unlink()
+            assert fd is not None  # there was a file to delete
+            os.unlink(name, dir_fd=fd)
         else:
+            if fd is None:  # its folder is new: made now, through its parents' descriptors
+                try:
+                    fd, name, _ = folders.examine(change.path, create=True)
+                except UnsafePathError as exc:
+                    return Rejection(
+                        path=change.path, kind="invalid", reason=str(exc), message_id=message_id
+                    )
+                assert fd is not None
             uses[change.new_digest] -= 1
             staged = staging.path_for(change.new_digest)
             verified = staged.stat()  # the rename below keeps this inode, size and mtime
-            install(staged, target, consume=uses[change.new_digest] == 0)
+            install_at(staged, fd, name, consume=uses[change.new_digest] == 0)
             # The snapshot this pass publishes from need not read it again (200 MiB: 0.14 s).
             self.hashes.vouch(change.path, verified, change.new_digest)
         return "changed"
-
-    def _record_applied(self, peer: str, message_id: str, change: FileChange) -> None:
-        if change.new_digest is None:
-            self.datasite.events.append(peer, "sync.deleted", change.path, message_id=message_id)
-        else:
-            self.datasite.events.append(
-                peer, "sync.applied", change.path, blake3=change.new_digest, message_id=message_id
-            )
 
     def _reject(
         self,
@@ -385,21 +404,20 @@ class OwnerSyncer:
         rejection: Rejection,
         link: OwnerLink,
         report: SyncReport,
-    ) -> None:
-        self.datasite.events.append(
-            peer,
-            "sync.rejected",
-            change.path,
-            kind=rejection.kind,
-            reason=rejection.reason,
-            message_id=rejection.message_id,
-        )
+    ) -> Event:
+        """Note `rejection` for `peer` and the report; the event to log for it."""
         link.pending_rejections.append(rejection)
         report.rejected.append(Notice(peer, rejection))
         if rejection.kind != "invalid":
             # The peer still holds its own version: publishing then reverts it to mine wherever
             # they may read (e.g. a forged `approved` marker is withdrawn from their copy).
             _believe(link, change.path, change.new_digest)
+        details = {
+            "kind": rejection.kind,
+            "reason": rejection.reason,
+            "message_id": rejection.message_id,
+        }
+        return Event(who=peer, what="sync.rejected", path=change.path, details=details)
 
     def _note_unknown(self, accepted: list[str], report: SyncReport) -> None:
         """Log (once) messages waiting from senders I have not accepted; they stay unapplied."""
@@ -536,6 +554,14 @@ class OwnerSyncer:
             rejections=len(message.rejections),
         )
         report.published[peer] = report.published.get(peer, 0) + len(changes)
+
+
+def _applied_event(peer: str, message_id: str, change: FileChange) -> Event:
+    if change.new_digest is None:
+        details: dict[str, Any] = {"message_id": message_id}
+        return Event(who=peer, what="sync.deleted", path=change.path, details=details)
+    details = {"blake3": change.new_digest, "message_id": message_id}
+    return Event(who=peer, what="sync.applied", path=change.path, details=details)
 
 
 def _apply_order(change: FileChange) -> tuple[bool, str]:

@@ -45,7 +45,7 @@ PATH_MAX = 4096  # bytes in a path handed to the kernel, its final NUL included 
 def is_syncable(rel: str) -> bool:
     """Whether a (normalized, datasite-relative) path may ever be sent to or taken from a peer."""
     parts = rel.split("/")
-    return bool(rel) and parts[0] != PRIVATE_FOLDER and not any(p.startswith(".") for p in parts)
+    return bool(rel) and parts[0] != PRIVATE_FOLDER and rel[0] != "." and "/." not in rel
 
 
 def check_sync_path(rel: str, *, what: str) -> str:

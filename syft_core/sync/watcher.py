@@ -25,10 +25,11 @@ from typing import Any
 
 from syft_core.datasite import Datasite, SyftBox
 from syft_core.errors import UnsafePathError
+from syft_core.sync import packs
 from syft_core.sync.apply import Staging, current_sha, install
 from syft_core.sync.channel import Channel
 from syft_core.sync.errors import MalformedValueError, SourceChangedError, is_environmental
-from syft_core.sync.hashing import digest_as_scanned
+from syft_core.sync.hashing import digest_as_scanned, digest_bytes
 from syft_core.sync.inbound import Parties, drain
 from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import ChangeMessage, FileChange, Rejection
@@ -37,6 +38,8 @@ from syft_core.sync.report import Applied, Notice, SyncReport
 from syft_core.sync.scope import ScannedFile, safe_target, scan_datasite
 from syft_core.sync.state import SyncState, WatchEntry, WatchLink, stamp_of
 from syft_core.sync.transports.base import Transport
+
+KEEP_READ_BYTES = 64 << 20  # small files' contents kept from hashing to sending, in all
 
 
 class WatcherSyncer:
@@ -90,7 +93,7 @@ class WatcherSyncer:
             report.problems.append(f"{owner}/{rel} is a symlink or special file; not sent")
         # Entries of files I deleted that the owner never had need no message: just forget them.
         link.files = {r: e for r, e in link.files.items() if r in scan.files or e.remote}
-        changes, updates = self._local_changes(link, scan.files)
+        changes, updates, contents = self._local_changes(link, scan.files)
         if not changes:
             link.files.update(updates)
             self.state.save_watch_link(owner, link)
@@ -100,7 +103,7 @@ class WatcherSyncer:
         self.state.save_watch_link(owner, link)
         blobs = {c.new_digest: scan.files[c.path].path for c in changes if c.new_digest}
         try:
-            message_id = channel.send(message, blobs)
+            message_id = channel.send(message, blobs, contents)
         except SourceChangedError as exc:
             report.problems.append(f"proposing to {owner}: {exc}; retried next sync")
             return
@@ -117,17 +120,26 @@ class WatcherSyncer:
 
     def _local_changes(
         self, link: WatchLink, files: dict[str, ScannedFile]
-    ) -> tuple[list[FileChange], dict[str, WatchEntry]]:
-        """Changes to propose, and the manifest entries to record once they are sent."""
+    ) -> tuple[list[FileChange], dict[str, WatchEntry], dict[str, bytes]]:
+        """Changes to propose, the manifest entries to record once they are sent, and the
+        contents of small files as read to hash them (sha -> bytes), when the transport packs
+        them: sent as read, within KEEP_READ_BYTES in all."""
         changes: list[FileChange] = []
         updates: dict[str, WatchEntry] = {}
+        contents: dict[str, bytes] = {}
+        budget = KEEP_READ_BYTES if self.transport.pack_small_blobs else 0
         for rel, found in sorted(files.items()):
             entry = link.files.get(rel)
             stamp = stamp_of(found.stat)
             if entry is not None and entry.stamp == stamp:
                 continue
+            data = None
             try:
-                sha = digest_as_scanned(found.path, found.stat)
+                if stamp[0] <= min(budget, packs.PACK_BLOB_BYTES):
+                    data = packs.read_as_scanned(found.path, found.stat)
+                    sha = digest_bytes(data)
+                else:
+                    sha = digest_as_scanned(found.path, found.stat)
             except FileNotFoundError:
                 continue  # deleted while scanning; the next scan proposes the deletion
             except SourceChangedError:
@@ -138,12 +150,15 @@ class WatcherSyncer:
                     FileChange(path=rel, old_digest=remote, new_digest=sha, size=stamp[0])
                 )
                 remote = sha
+                if data is not None:
+                    contents[sha] = data
+                    budget -= len(data)
             theirs = entry.theirs if entry is not None else None
             updates[rel] = WatchEntry(remote=remote, local=sha, stamp=stamp, theirs=theirs)
         for rel, entry in sorted(link.files.items()):
             if rel not in files and entry.remote is not None:
                 changes.append(FileChange(path=rel, old_digest=entry.remote, new_digest=None))
-        return changes, updates
+        return changes, updates, contents
 
     # -- receiving ---------------------------------------------------------------------------
 

@@ -76,6 +76,9 @@ class Transport(ABC):
     # Whether blobs should be moved several at a time: yes where each transfer waits on a network
     # round trip; no where a transfer is a few local system calls and threads only add hand-offs.
     parallel_transfers: ClassVar[bool] = True
+    # Whether a message's small blobs should travel in packs (syft_core.sync.packs): yes where
+    # each value costs system calls of its own and a pack only a few more bytes in one value.
+    pack_small_blobs: ClassVar[bool] = False
 
     @abstractmethod
     def put(self, key: str, stream: BinaryIO, callback: ProgressCallback = _no_progress) -> None:

@@ -149,6 +149,7 @@ def _os_errors(what: str) -> Iterator[None]:
 
 class FolderTransport(Transport):
     parallel_transfers = False  # local system calls: threads only add hand-offs
+    pack_small_blobs = True  # one value per small blob costs a resolve, create and rename each
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
