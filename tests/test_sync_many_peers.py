@@ -24,17 +24,7 @@ PEERS = [f"p{i}@example.org" for i in range(3)]
 
 
 def test_a_pass_sends_a_change_only_to_the_peer_who_may_read_it(tmp_path: Path) -> None:
-    share = tmp_path / "share"
-    share.mkdir()
-    site = Datasite(tmp_path / "owner", OWNER).init()
-    perms = SyftPermContext(site.root)
-    for peer in PEERS:
-        name = peer.split("@")[0]
-        for file in ("a.txt", "b.txt"):
-            path = site.root / "shared" / name / file
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{name} {file}\n")
-        perms.open(f"shared/{name}/").grant_read_access(peer)
+    share, site = _owner_sharing_a_folder_with_each_peer(tmp_path)
     followers = {p: SyncClient(tmp_path / p, p, FolderTransport(share)) for p in PEERS}
     with SyncClient(site.root.parent, OWNER, FolderTransport(share)) as owner:
         for peer, client in followers.items():
@@ -51,7 +41,7 @@ def test_a_pass_sends_a_change_only_to_the_peer_who_may_read_it(tmp_path: Path) 
         assert mirror.read_text() == "changed, and longer than before\n"
 
         # A permission change alone re-decides who may read what.
-        perms.open("shared/p1/").grant_read_access("p2@example.org")
+        SyftPermContext(site.root).open("shared/p1/").grant_read_access("p2@example.org")
         assert owner.sync_once().published == {"p2@example.org": 2}
         (site.root / "shared/p1/b.txt").unlink()  # withdrawn from both readers
         assert owner.sync_once().published == {"p1@example.org": 1, "p2@example.org": 1}
@@ -207,17 +197,7 @@ def test_an_overflow_or_the_backstop_makes_a_full_scan(tmp_path: Path) -> None:
 def test_a_watching_owner_sends_an_edit_in_place_to_its_one_reader_within_one_pass(
     tmp_path: Path,
 ) -> None:
-    share = tmp_path / "share"
-    share.mkdir()
-    site = Datasite(tmp_path / "owner", OWNER).init()
-    perms = SyftPermContext(site.root)
-    for peer in PEERS:
-        name = peer.split("@")[0]
-        for file in ("a.txt", "b.txt"):
-            path = site.root / "shared" / name / file
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{name} {file}\n")
-        perms.open(f"shared/{name}/").grant_read_access(peer)
+    share, site = _owner_sharing_a_folder_with_each_peer(tmp_path)
     followers = {p: SyncClient(tmp_path / p, p, FolderTransport(share)) for p in PEERS}
     with SyncClient(site.root.parent, OWNER, FolderTransport(share), watch=True) as owner:
         for peer, client in followers.items():
@@ -242,7 +222,7 @@ def test_a_watching_owner_sends_an_edit_in_place_to_its_one_reader_within_one_pa
         assert mirror.read_text() == "p1 A.txt\n"
         assert owner.sync_once().published == {}
         # A permission change alone re-decides who may read what, watched or not.
-        perms.open("shared/p1/").grant_read_access("p2@example.org")
+        SyftPermContext(site.root).open("shared/p1/").grant_read_access("p2@example.org")
         assert owner.sync_once().published == {"p2@example.org": 2}
         (site.root / "shared/p2/b.txt").unlink()
         assert owner.sync_once().published == {"p2@example.org": 1}
@@ -251,3 +231,20 @@ def test_a_watching_owner_sends_an_edit_in_place_to_its_one_reader_within_one_pa
         assert scanner.last_full
     for client in followers.values():
         client.close()
+
+
+def _owner_sharing_a_folder_with_each_peer(tmp_path: Path) -> tuple[Path, Datasite]:
+    """A shared folder for the transport, and an owner whose `shared/<peer>/` (two files) only
+    that peer may read."""
+    share = tmp_path / "share"
+    share.mkdir()
+    site = Datasite(tmp_path / "owner", OWNER).init()
+    perms = SyftPermContext(site.root)
+    for peer in PEERS:
+        name = peer.split("@")[0]
+        for file in ("a.txt", "b.txt"):
+            path = site.root / "shared" / name / file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{name} {file}\n")
+        perms.open(f"shared/{name}/").grant_read_access(peer)
+    return share, site
