@@ -18,6 +18,8 @@ import stat
 from pathlib import Path
 
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# A file made here is new: never an existing one, never through a link at its name.
+NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
 _MAX_KERNEL_COPY = 1 << 30  # per call: copy_file_range and sendfile take a size_t, keep it sane
 # copy_file_range cannot copy between these two files (other filesystems, an old kernel): the
@@ -108,3 +110,14 @@ def copy_capped(source: int, dest: int, limit: int) -> int:
             break
         copied += moved
     return copied
+
+
+def write_new(path: Path | str, data: bytes) -> None:
+    """`data` in the new file `path` (NEW_FILE: never an existing one, never through a link)."""
+    fd = os.open(path, NEW_FILE, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
 from syft_core.sync.hashing import digest_file
+from syft_core.sync.targets import install_at
 
 
 class Staging:
@@ -46,32 +45,16 @@ def clear_staging(staging_root: Path) -> None:
 
 
 def install(staged: Path, target: Path, *, consume: bool) -> None:
-    """Make `target` hold the content of `staged`, atomically and durably.
-
-    With `consume`, the staged file itself (already fsynced by Channel.fetch) is renamed into
-    place: the common case, one target per blob; otherwise it is copied first, so it can serve
-    further targets.
-    """
+    """Make `target` hold the content of `staged`, atomically and durably: targets.install_at on
+    the target's folder, for a caller that has checked the path itself (the scientist's side,
+    through safe_target). With `consume` the staged file is renamed into place; otherwise it is
+    copied first, so it can serve further targets."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if consume:
-        try:
-            os.replace(staged, target)
-            return
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-    # Named after the target, cut short: a name near the 255-byte limit leaves no room to add to.
-    prefix = f".{os.fsdecode(os.fsencode(target.name)[:64])}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".sync", dir=target.parent)
-    os.close(fd)
+    fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        shutil.copyfile(staged, tmp)
-        os.chmod(tmp, 0o644)
-        fsync_file(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        install_at(staged, fd, target.name, consume=consume)
+    finally:
+        os.close(fd)
 
 
 def fsync_file(path: Path) -> None:

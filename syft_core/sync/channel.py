@@ -17,13 +17,13 @@ folder: `pack_small_blobs`), a message's many small blobs travel in packs.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from syft_core.safefile import write_new
 from syft_core.sync import packs
 from syft_core.sync.apply import fsync_files
 from syft_core.sync.errors import (
@@ -169,7 +169,7 @@ class Channel:
         proven against its digest and size (packs.unpack); what they held is removed from `left`."""
 
         def write(sha: str, content: bytes) -> None:
-            _write_new(dest_for(sha), content)
+            write_new(dest_for(sha), content)
             advance(len(content))
 
         for index in itertools.count():
@@ -222,17 +222,3 @@ class Channel:
         first = next((e for e in errors if e is not None), None)
         if first is not None:
             raise first
-
-
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _write_new(dest: Path, data: bytes) -> None:
-    """`data` in the new file `dest` (never an existing one, never through a link)."""
-    fd = os.open(dest, _NEW_FILE, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)

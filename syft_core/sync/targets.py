@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from syft_core.errors import UnsafePathError
+from syft_core.safefile import NEW_FILE
 from syft_core.sync.errors import is_environmental
 from syft_core.sync.hashing import digest_fd
 from syft_core.sync.scope import PATH_MAX, _byte_length, _shown, check_sync_path
@@ -186,12 +187,9 @@ def digest_at(fd: int, name: str) -> str | None:
         return digest_fd(fh.fileno())
 
 
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
 def install_at(staged: Path, fd: int, name: str, *, consume: bool) -> None:
     """Make `name` in the folder `fd` hold the content of `staged`, atomically and durably
-    (apply.install, through the folder's descriptor). With `consume`, the staged file itself
+    (apply.install is its path form). With `consume`, the staged file itself
     (already made durable by Channel.fetch) is renamed into place; otherwise it is copied to a
     new file beside the target first, flushed, then renamed, so it can serve further targets."""
     if consume:
@@ -206,7 +204,7 @@ def install_at(staged: Path, fd: int, name: str, *, consume: bool) -> None:
     while True:
         tmp = f"{prefix}{secrets.token_hex(6)}.sync"
         try:
-            out = os.open(tmp, _NEW_FILE, 0o644, dir_fd=fd)
+            out = os.open(tmp, NEW_FILE, 0o644, dir_fd=fd)
             break
         except FileExistsError:
             continue

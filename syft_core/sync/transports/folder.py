@@ -25,7 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from syft_core.safefile import NotRegularFileError, copy_capped, open_regular, read_fd_capped
+from syft_core.safefile import (
+    NotRegularFileError,
+    copy_capped,
+    open_regular,
+    read_fd_capped,
+    write_new,
+)
 from syft_core.sync.errors import (
     MalformedValueError,
     MissingKeyError,
@@ -47,7 +53,6 @@ SMALL_FILE_BYTES = 1 << 20  # below this, one read and write beat a kernel copy'
 PIPELINE_BYTES = 8 << 20  # a large value is copied and hashed in steps of this many bytes
 
 
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # A temporary value or a large received one: read back through the same descriptor to hash what
 # landed.
 _NEW_TEMPORARY = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -253,8 +258,7 @@ class FolderTransport(Transport):
                     data = read_fd_capped(stream.fileno(), max_bytes + 1)  # +1: "too long"
                     if len(data) > max_bytes:  # it grew since
                         raise oversize(key, max_bytes)
-                    with open(os.open(dest, _NEW_FILE, 0o644), "wb", buffering=0) as out:
-                        out.write(data)
+                    write_new(dest, data)
                     callback(len(data))
                     return digest_bytes(data)
                 # Kernel copies, each hashed as it landed (from the page cache) while the next
