@@ -248,6 +248,7 @@ class RunnerService:
         if _lexists(f"{key}/done"):
             return None
         if _lexists(f"{key}/running"):
+            JobFolder(folder)  # a folder that names no job (a submitter that is no email) raises
             return RESUME
         try:
             st = os.lstat(f"{key}/approved")

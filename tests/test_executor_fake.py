@@ -18,8 +18,9 @@ from syft_core.jobs import CancelMarker, JobFolder, Outcome, Status
 from syft_core.jobs.markers import write_marker
 from syft_core.policies import policies_dir
 from syft_runner.executor.backends.fake import FakeBackend, FakeRun
-from syft_runner.executor.contract import TaskSpec, TaskState
+from syft_runner.executor.contract import TaskSpec, TaskState, TaskStatus
 from syft_runner.executor.job import ExecState, Executor, RunResult
+from syft_runner.executor.labels import LABEL_JOB_ID
 from syft_runner.service import RunnerService
 from tests.fixtures_runner import (
     OWNER,
@@ -208,6 +209,41 @@ def test_a_start_refused_twice_ends_the_job_an_error_and_leaves_nothing_behind(
     assert backend.started == [] and backend.tasks({}) == []
     assert ex.dirs.job_ids() == set(), "the job's runner folders were left behind"
     assert "could not" not in caplog.text  # the error path itself ran to its end
+
+
+def test_a_running_marker_in_a_folder_that_names_no_job_starts_no_worker(
+    syftbox: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Planted gateway state: a `running` marker under a submitter folder that is no email is
+    not a job to re-attach to (it used to start a worker that failed on every rescan)."""
+    planted = syftbox / OWNER / "jobs" / "not-an-email" / "x"
+    planted.mkdir(parents=True)
+    (planted / "running").write_text("{}")
+    service = RunnerService(
+        syftbox, OWNER, runner_config(), None, backend=FakeBackend(), images=fake_images
+    )
+    service.run(threading.Event(), once=True)
+    assert "unexpected error in a job worker" not in caplog.text
+    assert not service.active
+
+
+def test_a_task_label_naming_no_job_never_reaches_other_jobs_folders(syftbox: Path) -> None:
+    """Engine metadata is not the runner's alone: a task whose job-id label is missing, empty or
+    a path must not turn `cleanup` into a removal of every job's runner folder."""
+    backend = FakeBackend(lambda spec: FakeRun(seconds=60))
+    job = approve(write_job(syftbox, "bystander", "sleep 60\n"))
+    ex = executor(syftbox, backend)
+    thread, _ = run_in_thread(ex, job)
+    wait_for(lambda: job.state().status is Status.RUNNING, what="running")
+    held = ex.dirs.job_ids()
+    assert held
+    for bad in ("", "..", "../..", "scratch"):
+        ex.cleanup(
+            [TaskStatus(name="syft-job-x", state=TaskState.EXECUTED, labels={LABEL_JOB_ID: bad})]
+        )
+    assert ex.dirs.job_ids() == held
+    ex.cleanup(backend.tasks({}))
+    thread.join(10)
 
 
 def test_the_serve_loop_runs_at_most_its_concurrency_at_once(syftbox: Path) -> None:

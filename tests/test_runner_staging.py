@@ -106,11 +106,12 @@ def test_job_mounts_are_the_staged_copy_and_outputs(syftbox: Path) -> None:
 
 def test_runner_dirs_remove_and_list(syftbox: Path) -> None:
     dirs = RunnerDirs.for_owner(syftbox / RUNNER_STATE_DIR, OWNER)
-    dirs.staging("abc").mkdir(parents=True)
-    dirs.outputs("def").mkdir(parents=True)
-    assert dirs.job_ids() == {"abc", "def"}
-    dirs.remove("abc")
-    dirs.remove("def")
+    abc, def_ = "abc".ljust(20, "0"), "def".ljust(20, "0")  # ids as job_id makes them
+    dirs.staging(abc).mkdir(parents=True)
+    dirs.outputs(def_).mkdir(parents=True)
+    assert dirs.job_ids() == {abc, def_}
+    dirs.remove(abc)
+    dirs.remove(def_)
     assert dirs.job_ids() == set()
     assert oct(dirs.root.parent.stat().st_mode & 0o777) == "0o700"
 

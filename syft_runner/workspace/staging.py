@@ -94,7 +94,23 @@ def job_id(job: JobFolder, content_hash: str) -> str:
     the same syftbox keeps its one name, the lock against running it twice."""
     syftbox = os.path.realpath(job.datasite_root.parent)
     key = f"{syftbox}\0{job.owner}\0{job.submitter}\0{job.name}\0{content_hash}"
-    return hashlib.sha256(key.encode()).hexdigest()[:20]
+    return hashlib.sha256(key.encode()).hexdigest()[:JOB_ID_LENGTH]
+
+
+JOB_ID_LENGTH = 20
+
+
+def is_job_id(text: str) -> bool:
+    """What job_id makes: ids also come back from engine labels, which are not ours alone."""
+    return len(text) == JOB_ID_LENGTH and all(c in "0123456789abcdef" for c in text)
+
+
+def _checked(jid: str) -> str:
+    """Every runner path of a job is built from its id: one that is empty or `..` would name
+    the folder of all jobs (or one above it), which RunnerDirs.remove would delete."""
+    if not is_job_id(jid):
+        raise ValueError(f"{jid!r} is not a job id")
+    return jid
 
 
 JOB_NOTE = "job"  # in scratch/<id>/: the job relpath the id belongs to
@@ -116,7 +132,7 @@ class RunnerDirs:
         return cls(root)
 
     def scratch(self, jid: str) -> Path:
-        return self.root / "scratch" / jid
+        return self.root / "scratch" / _checked(jid)
 
     def jobfs(self, jid: str) -> Path:
         """The job's own filesystem (or plain folder): the staged job and its outputs."""
@@ -124,7 +140,7 @@ class RunnerDirs:
 
     def volume(self, jid: str) -> Path:
         """The image file backing `jobfs(jid)` when it is a mounted filesystem."""
-        return self.root / "volumes" / f"{jid}.img"
+        return self.root / "volumes" / f"{_checked(jid)}.img"
 
     def staging(self, jid: str) -> Path:
         return self.jobfs(jid) / "job"
@@ -164,6 +180,10 @@ class RunnerDirs:
             return None
 
     def remove(self, jid: str) -> None:
+        """Unmount and delete the folders of `jid`; nothing when it is not a job id (a task's
+        label that names none: no runner folder can be named that)."""
+        if not is_job_id(jid):
+            return
         unmount_jobfs(self.volume(jid), self.jobfs(jid))
         remove_tree(self.scratch(jid))
 

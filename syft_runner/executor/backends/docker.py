@@ -33,6 +33,7 @@ from syft_runner.executor.contract import (
     TaskState,
     TaskStatus,
 )
+from syft_runner.executor.outcome import Usage
 from syft_runner.sandbox.container import container_kwargs, create_container
 from syft_runner.workspace.logs import LogStreamer, socket_closer
 
@@ -196,7 +197,7 @@ class DockerBackend:
             and self._signalled_through_engine(container, started)
         )
         self._terminated.discard(name)
-        usage = live.sampler.usage if live is not None else _Usage()
+        usage = live.sampler.usage if live is not None else Usage()
         return TaskResult(
             exit_code=exit_code,
             oom_killed=bool(state.get("OOMKilled")),
@@ -299,12 +300,6 @@ def _nothing() -> None:
 
 
 @dataclass
-class _Usage:
-    peak_memory_bytes: int | None = None
-    cpu_seconds: float | None = None
-
-
-@dataclass
 class _Live:
     """A started container being waited for: `docker wait` in its own thread, so the runner can
     tick meanwhile, and the cgroup sampled on every tick."""
@@ -334,7 +329,7 @@ class CgroupSampler:
     it are missed. Absent (None) when the cgroup is not visible, e.g. a runner in a container."""
 
     def __init__(self, pid: int) -> None:
-        self.usage = _Usage()
+        self.usage = Usage()
         self._memory: Path | None = None
         self._cpu: Path | None = None
         self._cpu_scale = 1e9  # cgroup v1 cpuacct.usage is in ns
