@@ -182,6 +182,30 @@ def test_a_forged_pack_applies_nothing_and_is_retried(pair: Pair) -> None:
     assert "does not match its digest" in pair.events("sync.message_corrupt")[0]["reason"]
 
 
+def test_pack_flood_a_peer_cannot_make_every_pass_read_unbounded_packs(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resource exhaustion: packs of nothing the message asked for, put ahead of its real one.
+    A sender's packs each hold at least one of the message's blobs, so no more packs than
+    blobs are ever read; the message stays unapplied (and is retried) without reading the rest."""
+    _, blobs = pair.send(f"jobs/{SCI}/j/code")
+    flood = COUNT + 5
+    (blobs / "pack-0").rename(blobs / f"pack-{flood}")
+    for index in range(flood):
+        (blobs / f"pack-{index}").write_bytes(packs.build({_sha(b"%d" % index): b"%d" % index}))
+    read: list[str] = []
+    get_bytes = pair.shared.get_bytes
+
+    def counted(key: str, max_size: int) -> bytes:
+        read.append(key)
+        return get_bytes(key, max_size=max_size)
+
+    monkeypatch.setattr(pair.shared, "get_bytes", counted)
+    report = pair.owner.sync_once()
+    assert report.applied == [] and pair.arrived(f"jobs/{SCI}/j/code") == []
+    assert len([key for key in read if "/pack-" in key]) == COUNT
+
+
 @pytest.mark.parametrize("hazard", ["link", "fifo", "folder"])
 def test_anything_but_a_file_as_a_pack_refuses_that_message_only(pair: Pair, hazard: str) -> None:
     _, blobs = pair.send(f"jobs/{SCI}/j/code")

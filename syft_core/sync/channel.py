@@ -16,7 +16,6 @@ folder: `pack_small_blobs`), a message's many small blobs travel in packs.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from functools import partial
@@ -166,13 +165,16 @@ class Channel:
         self, message_id: str, left: dict[str, int], dest_for: DestFor, advance: Advance
     ) -> None:
         """Take what the message's packs hold of `left` (sha -> declared size), each content
-        proven against its digest and size (packs.unpack); what they held is removed from `left`."""
+        proven against its digest and size (packs.unpack); what they held is removed from `left`.
+        What no pack held travels blob by blob (a blob that is missing: the message is corrupt)."""
 
         def write(sha: str, content: bytes) -> None:
             write_new(dest_for(sha), content)
             advance(len(content))
 
-        for index in itertools.count():
+        # A sender's packs each hold at least one blob of the message: more packs than blobs
+        # asked for is a flood, and the ones past that are never read.
+        for index in range(len(left)):
             key = self._pack_key(message_id, index)
             try:
                 data = self.transport.get_bytes(key, max_size=packs.MAX_PACK_BYTES)

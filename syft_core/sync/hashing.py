@@ -25,7 +25,6 @@ from syft_core.atomic import atomic_write_text
 from syft_core.sync.errors import SourceChangedError
 
 RACY_SECONDS = 2.0
-DIGEST_NAME = "blake3"  # what the digests in messages and state are
 _READ_BYTES = 1 << 20
 
 

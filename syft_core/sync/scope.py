@@ -245,7 +245,6 @@ class Scanner:
         self.root = root
         self.watch = watch
         self.full_scan_seconds = full_scan_seconds
-        self.full_scans = 0  # how many scans stat'ed every file (watching or not)
         self.last_full = False
         self._listings: dict[str, _Listing] = {}
         self._files: dict[str, ScannedFile] = {}
@@ -332,8 +331,6 @@ class Scanner:
         self._files = result.files
         self._dirty.clear()
         self.last_full = not quick
-        if not quick:
-            self.full_scans += 1
         return result
 
     # -- watches ---------------------------------------------------------------------------
