@@ -9,8 +9,9 @@ from typing import Any
 
 import docker
 
-from syft_runner.executor.backends.swarm import SwarmBackend, _parse_time, _task_template
-from syft_runner.executor.contract import TaskSpec, TaskState
+from syft_runner.executor.backends.engine_calls import parse_moment, parse_time
+from syft_runner.executor.backends.swarm import SwarmBackend, _task_template
+from syft_runner.executor.contract import TaskResult, TaskSpec, TaskState
 from syft_runner.sandbox.container import Limits, Mount
 
 
@@ -107,6 +108,28 @@ def test_ended_and_pending_tasks() -> None:
 
 
 def test_docker_times_with_nanoseconds() -> None:
-    parsed = _parse_time("2024-05-01T10:20:30.123456789Z")
+    parsed = parse_time("2024-05-01T10:20:30.123456789Z")
     assert parsed == datetime(2024, 5, 1, 10, 20, 30, 123456, tzinfo=UTC)
-    assert _parse_time("2024-05-01T10:20:30Z").second == 30
+    assert parse_time("2024-05-01T10:20:30Z").second == 30
+    assert parse_moment("0001-01-01T00:00:00Z") is None  # Docker's "never"
+    assert parse_moment(None) is None and parse_moment("2024-05-01T10:20:30Z") == parsed.replace(
+        microsecond=0
+    )
+
+
+def test_a_task_never_reads_as_starting_after_it_finished() -> None:
+    # Docker stamps StartedAt after its start call returns and FinishedAt from the exit event:
+    # a process ending within a millisecond reads as finishing first (seen on a swarm worker).
+    finished = datetime(2026, 12, 3, 18, 49, 10, 490300, tzinfo=UTC)
+    result = TaskResult(
+        exit_code=3,
+        oom_killed=False,
+        started_at=finished + timedelta(microseconds=981),
+        finished_at=finished,
+        image_id="sha256:x",
+    )
+    assert result.started_at == finished
+    later = TaskResult(
+        exit_code=0, oom_killed=False, started_at=None, finished_at=finished, image_id="x"
+    )
+    assert later.started_at is None

@@ -41,7 +41,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from syft_runner.sandbox.container import Limits, Mount
 from syft_runner.workspace.logs import LogStreamer
@@ -114,6 +114,15 @@ class TaskResult(BaseModel):
     node: str | None = None
     peak_memory_bytes: int | None = None
     cpu_seconds: float | None = None
+
+    @model_validator(mode="after")
+    def _started_before_finished(self) -> TaskResult:
+        # Docker stamps StartedAt when its start call returns but FinishedAt from the exit
+        # event, so a process that ends within a millisecond reads as finishing before it
+        # started. It cannot have started later than it ended: the start is clamped to the end.
+        if self.started_at is not None and self.started_at > self.finished_at:
+            object.__setattr__(self, "started_at", self.finished_at)
+        return self
 
 
 class Backend(Protocol):

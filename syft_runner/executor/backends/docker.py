@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
@@ -25,6 +25,7 @@ import requests
 from docker.models.containers import Container
 from docker.utils.socket import frames_iter
 
+from syft_runner.executor.backends.engine_calls import engine_calls, parse_moment, stop_container
 from syft_runner.executor.contract import (
     BackendUnavailable,
     TaskExists,
@@ -40,7 +41,6 @@ from syft_runner.workspace.logs import LogStreamer, socket_closer
 # Exit codes of a container whose init was ended by SIGTERM (143) or SIGKILL (137).
 SIGNALLED_EXIT_CODES = (137, 143)
 ENGINE_STOP_SLACK_SECONDS = 5.0  # the engine stops containers just before its socket closes
-_NEVER = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
 _STREAMS = {1: "stdout", 2: "stderr"}  # the attach protocol's stream ids
 
 
@@ -75,7 +75,7 @@ class DockerBackend:
             limits=spec.limits,
             user=spec.user,
         )
-        with _engine():
+        with engine_calls("the Docker engine"):
             try:
                 container = create_container(self.client, **kwargs)
             except docker.errors.APIError as exc:
@@ -92,7 +92,7 @@ class DockerBackend:
     def execute(self, name: str, logs: LogStreamer) -> TaskStatus:
         with self._lock:
             container = self._created.pop(name, None)
-        with _engine():
+        with engine_calls("the Docker engine"):
             if container is None:
                 container = self._require(name)
             if _state(container) is not TaskState.PREPARED:
@@ -118,7 +118,7 @@ class DockerBackend:
 
     def follow(self, name: str, logs: LogStreamer) -> None:
         """The daemon's own copy of the output (bounded by the container's log options)."""
-        with _engine():
+        with engine_calls("the Docker engine"):
             container = self._require(name)
             for stream in ("stdout", "stderr"):
                 chunks: Iterator[bytes] = container.logs(
@@ -146,7 +146,7 @@ class DockerBackend:
             live = self._live.get(name)
         if live is not None:
             return live
-        with _engine():
+        with engine_calls("the Docker engine"):
             container = self._require(name)
             live = _Live(container, CgroupSampler(int(container.attrs["State"].get("Pid") or 0)))
         live.start()
@@ -154,7 +154,7 @@ class DockerBackend:
             return self._live.setdefault(name, live)
 
     def get_status(self, name: str) -> TaskStatus:
-        with _engine():
+        with engine_calls("the Docker engine"):
             container = self._container(name)
         return (
             TaskStatus(name=name, state=TaskState.ABSENT)
@@ -164,7 +164,7 @@ class DockerBackend:
 
     def tasks(self, selector: Mapping[str, str]) -> list[TaskStatus]:
         labels = [f"{k}={v}" for k, v in {**selector, **dict([self._runner_label])}.items()]
-        with _engine():
+        with engine_calls("the Docker engine"):
             found = self.client.containers.list(
                 all=True, ignore_removed=True, filters={"label": labels}
             )
@@ -175,25 +175,22 @@ class DockerBackend:
         """SIGTERM, then SIGKILL after the grace period; the container's init dies and with it
         every process of the job (its own pid namespace)."""
         self._terminated.add(name)
-        with _engine(), contextlib.suppress(docker.errors.NotFound):
-            container = self._require(name)
-            container.stop(timeout=grace_seconds)
-            container.reload()
-            if container.status == "running":
-                container.kill()
+        with engine_calls("the Docker engine"), contextlib.suppress(docker.errors.NotFound):
+            stop_container(self._require(name), grace_seconds)
 
     def finalize(self, name: str) -> TaskResult:
         with self._lock:
             live = self._live.pop(name, None)
-        with _engine():
+        with engine_calls("the Docker engine"):
             container = self._require(name)
         state = container.attrs["State"]
-        started = _parse_time(state["StartedAt"])
-        finished = _parse_time(state["FinishedAt"])
+        started = parse_moment(state["StartedAt"])
+        finished = parse_moment(state["FinishedAt"]) or datetime.now(UTC)
         exit_code = int(state["ExitCode"])
         external = self._stopped_by_engine(name, finished) or (
             name not in self._terminated
             and exit_code in SIGNALLED_EXIT_CODES
+            and started is not None
             and self._signalled_through_engine(container, started)
         )
         self._terminated.discard(name)
@@ -201,7 +198,7 @@ class DockerBackend:
         return TaskResult(
             exit_code=exit_code,
             oom_killed=bool(state.get("OOMKilled")),
-            started_at=started if started > _NEVER else None,
+            started_at=started,
             finished_at=finished,
             image_id=str(container.attrs.get("Image")),
             stopped_externally=external,
@@ -213,7 +210,7 @@ class DockerBackend:
         with self._lock:
             self._live.pop(name, None)
             self._created.pop(name, None)
-        with _engine(), contextlib.suppress(docker.errors.NotFound):
+        with engine_calls("the Docker engine"), contextlib.suppress(docker.errors.NotFound):
             self.client.api.remove_container(name, force=True)
 
     # -- evidence -----------------------------------------------------------------------------
@@ -262,15 +259,6 @@ class DockerBackend:
             return False
 
 
-@contextlib.contextmanager
-def _engine() -> Iterator[None]:
-    """The engine not answering is BackendUnavailable: the runner retries, deciding nothing."""
-    try:
-        yield
-    except requests.exceptions.ConnectionError as exc:
-        raise BackendUnavailable(str(exc)) from exc
-
-
 def _state(container: Container) -> TaskState:
     status = container.status
     if status == "created":
@@ -282,17 +270,12 @@ def _state(container: Container) -> TaskState:
 
 def _status(container: Container) -> TaskStatus:
     state = _state(container)
-    started = _parse_time(container.attrs["State"]["StartedAt"])
     return TaskStatus(
         name=str(container.name),
         state=state,
         labels=container.labels,
-        started_at=started if started > _NEVER else None,
+        started_at=parse_moment(container.attrs["State"]["StartedAt"]),
     )
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00")
 
 
 def _nothing() -> None:

@@ -32,11 +32,12 @@ the extra masked paths of the local backend (Docker's default list applies) and
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import docker
@@ -55,8 +56,13 @@ from docker.types import (
 from docker.types import Mount as DockerMount
 
 from syft_core.errors import JobError
+from syft_runner.executor.backends.engine_calls import (
+    engine_calls,
+    parse_moment,
+    parse_time,
+    stop_container,
+)
 from syft_runner.executor.contract import (
-    BackendUnavailable,
     TaskExists,
     TaskLost,
     TaskResult,
@@ -96,6 +102,9 @@ ENDED_STATES = frozenset({"complete", "failed", "rejected", "shutdown", "remove"
 ON_NODE_STATES = frozenset({"assigned", "accepted", "preparing", "ready", "starting", "running"})
 # Docker's code for "the container could not be run at all" (`docker run` exit 125).
 NOT_RUN_EXIT_CODE = 125
+# The manager not answering, or failing inside (5xx: about the cluster, not the job), is
+# BackendUnavailable: decide nothing.
+_manager = functools.partial(engine_calls, "the swarm manager", server_errors=True)
 
 
 class ImageNotOnNodesError(JobError):
@@ -422,7 +431,7 @@ class SwarmBackend:
         labels = _own_labels(service["Spec"].get("Labels") or {})
         task = _latest(tasks)
         if task is None:
-            age = time.time() - _parse_time(service["CreatedAt"]).timestamp()
+            age = time.time() - parse_time(service["CreatedAt"]).timestamp()
             if age < NO_TASK_GRACE_SECONDS:
                 return TaskStatus(name=name, state=TaskState.EXECUTING, labels=labels)
             return TaskStatus(
@@ -480,7 +489,8 @@ class SwarmBackend:
                 return
             container = self._task_container(name)
             if container is not None:
-                _stop(container, grace_seconds)
+                with contextlib.suppress(docker.errors.APIError):
+                    stop_container(container, grace_seconds)
             time.sleep(POLL_SECONDS)
 
     def finalize(self, name: str) -> TaskResult:
@@ -505,13 +515,13 @@ class SwarmBackend:
         exit_code = state.get("ExitCode") if exited else None
         if exit_code is None:
             exit_code = status.get("ContainerStatus", {}).get("ExitCode")
-        started = _parse_time(state["StartedAt"]) if state.get("StartedAt") else None
-        finished = _parse_time(state.get("FinishedAt") or status["Timestamp"])
+        started = parse_moment(state.get("StartedAt"))
+        finished = parse_moment(state.get("FinishedAt")) or parse_time(status["Timestamp"])
         image = (container or {}).get("Image") or task["Spec"]["ContainerSpec"]["Image"]
         return TaskResult(
             exit_code=NOT_RUN_EXIT_CODE if exit_code is None else int(exit_code),
             oom_killed=bool(state.get("OOMKilled")),
-            started_at=started if started and started.year > 1 else None,
+            started_at=started,
             finished_at=finished,
             image_id=str(image),
             # Shut down by Swarm itself (node drained, service removed by an administrator).
@@ -726,27 +736,6 @@ def _ulimits(limits: Limits) -> list[dict[str, Any]]:
     ]
 
 
-def _stop(container: Container, grace_seconds: float) -> None:
-    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-        container.stop(timeout=int(grace_seconds))
-        container.reload()
-        if container.status == "running":
-            container.kill()
-
-
-@contextlib.contextmanager
-def _manager() -> Iterator[None]:
-    """The manager not answering (or failing inside) is BackendUnavailable: decide nothing."""
-    try:
-        yield
-    except requests.exceptions.ConnectionError as exc:
-        raise BackendUnavailable(f"the swarm manager cannot be reached: {exc}") from exc
-    except docker.errors.APIError as exc:
-        if exc.status_code is not None and exc.status_code >= 500:
-            raise BackendUnavailable(f"the swarm manager failed: {exc.explanation}") from exc
-        raise
-
-
 def _latest(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(tasks, key=lambda t: (t["Version"]["Index"], t["CreatedAt"]), default=None)
 
@@ -776,7 +765,7 @@ def _down_for(node: dict[str, Any]) -> float | None:
     """Seconds since a node that is not ready changed state (its UpdatedAt); None if ready."""
     if node["Status"].get("State") == "ready":
         return None
-    return max(0.0, time.time() - _parse_time(node["UpdatedAt"]).timestamp())
+    return max(0.0, time.time() - parse_time(node["UpdatedAt"]).timestamp())
 
 
 def _own_labels(labels: Mapping[str, str]) -> dict[str, str]:
@@ -787,15 +776,7 @@ def _spec_labels(network: dict[str, Any]) -> dict[str, str]:
     return _own_labels(network.get("Labels") or {})
 
 
-def _parse_time(text: str) -> datetime:
-    """Docker's RFC 3339 times with nanoseconds (Python reads microseconds at most)."""
-    head, _, rest = text.rstrip("Z").partition(".")
-    fraction = "".join(c for c in rest if c.isdigit())[:6]
-    stamp = f"{head}.{fraction or '0'}"
-    return datetime.fromisoformat(stamp).replace(tzinfo=UTC)
-
-
 def _started_at(task: dict[str, Any]) -> datetime | None:
     """When a running task started: its status changes last when it becomes `running`."""
     status = task["Status"]
-    return _parse_time(status["Timestamp"]) if status["State"] == "running" else None
+    return parse_time(status["Timestamp"]) if status["State"] == "running" else None
