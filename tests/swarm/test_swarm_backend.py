@@ -340,6 +340,12 @@ def test_missing_image_and_unplaceable_task_are_reported(
     assert status.detail is not None and "no suitable node" in status.detail, status
     backend.terminate(spec.name, 1)  # the job's timeout: it never ran, nothing is left
     assert backend.get_status(spec.name).state is TaskState.ABSENT
+    assert backend.wait(spec.name, 5)
+    # ... and it is finalized as a task that ended without starting, not as a missing one
+    # (which would end the job as the runner's own failure instead of its timeout or cancel).
+    result = backend.finalize(spec.name)
+    assert result.started_at is None and result.exit_code != 0 and result.image_id == image
+    backend.cleanup(spec.name)
     run.logs.close()
 
 

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
@@ -150,6 +150,7 @@ class SwarmBackend:
         self._watching = False
         self._manager_asked: dict[str, float] = {}  # task name -> when wait() last asked
         self._images_seen: dict[tuple[str, str], float] = {}  # (node, image) -> when found
+        self._ended_unstarted: dict[str, TaskResult] = {}  # terminated before reaching a node
 
     # -- prepare / execute --------------------------------------------------------------------
     def prepare(self, spec: TaskSpec) -> TaskStatus:
@@ -183,10 +184,7 @@ class SwarmBackend:
         created: TaskSpec | None = None
         with _manager():
             if self._service(name) is None:
-                network = self._network(name)
-                if network is None:
-                    raise docker.errors.NotFound(f"no task {name} (never prepared, or cleaned up)")
-                spec = TaskSpec.model_validate_json((network.get("Labels") or {})[LABEL_SPEC])
+                spec = self._prepared_spec(name)
                 self._check_image(spec.image)
                 self._create_service(spec)
                 created = spec
@@ -198,6 +196,18 @@ class SwarmBackend:
         self._manager_asked[name] = time.monotonic()
         self._stream_logs(name, logs, fresh=True)
         return TaskStatus(name=name, state=TaskState.EXECUTING, labels=self._labels(created.labels))
+
+    def _prepared_spec(self, name: str) -> TaskSpec:
+        """The spec `prepare` left on the job's network (made by this runner: `_claim`)."""
+        network = self._network(name)
+        if network is None:
+            raise docker.errors.NotFound(f"no task {name} (never prepared, or cleaned up)")
+        return TaskSpec.model_validate_json((network.get("Labels") or {})[LABEL_SPEC])
+
+    def _spec_image(self, name: str) -> str:
+        with _manager(), contextlib.suppress(docker.errors.NotFound, KeyError, ValueError):
+            return self._prepared_spec(name).image
+        return ""
 
     def follow(self, name: str, logs: LogStreamer) -> None:
         """The container's log on its worker, from its first byte (bounded by LOG_MAX_SIZE)."""
@@ -477,7 +487,8 @@ class SwarmBackend:
     def terminate(self, name: str, grace_seconds: float) -> None:
         """Stop the task's container through its worker (SIGTERM, SIGKILL after the grace): the
         manager sees the task fail within a second. A task that never reached a node has nothing
-        to stop: its service and network are removed (ABSENT: it provably never ran)."""
+        to stop: its service and network are removed, and `finalize` then reports it ended
+        without starting (kept in memory only: after a crash the job has no task, an error)."""
         deadline = time.monotonic() + grace_seconds + TERMINATE_WAIT_SECONDS
         while time.monotonic() < deadline:
             status = self.get_status(name)
@@ -485,7 +496,15 @@ class SwarmBackend:
                 return
             task = self._latest_task(name)
             if status.state is TaskState.PREPARED or task is None or _unplaced(task):
+                image = task["Spec"]["ContainerSpec"]["Image"] if task else self._spec_image(name)
                 self.cleanup(name)
+                self._ended_unstarted[name] = TaskResult(
+                    exit_code=NOT_RUN_EXIT_CODE,
+                    oom_killed=False,
+                    started_at=None,
+                    finished_at=datetime.now(UTC),
+                    image_id=image,
+                )
                 return
             container = self._task_container(name)
             if container is not None:
@@ -494,6 +513,9 @@ class SwarmBackend:
             time.sleep(POLL_SECONDS)
 
     def finalize(self, name: str) -> TaskResult:
+        unstarted = self._ended_unstarted.pop(name, None)
+        if unstarted is not None:  # stopped before it reached a node
+            return unstarted
         with _manager():  # one read of the service and its tasks serves the status and result
             service = self._service(name)
             if service is None:
