@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from syft_core.datasite import Datasite
 from syft_core.dependencies import PackageIndex
 from syft_core.errors import SyftError
+from syft_core.filestamp import Stamp, stamp
 from syft_core.jobs import ApprovedMarker, JobFolder
 from syft_core.jobs.markers import read_marker
 from syft_core.policies import apply_policies, load_policies
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Identity of an `approved` marker file: a new approval (a new file) has a new identity.
-MarkerIdentity = tuple[int, int, int]
+MarkerIdentity = Stamp
 STOP_POLL_SECONDS = 0.5
 DETACH_SECONDS = 5.0  # how long a stopping runner waits for its workers to let go
 RESUME = "resume"
@@ -260,7 +261,7 @@ class RunnerService:
             st = os.lstat(f"{key}/approved")
         if _lexists(f"{key}/rejected"):
             return None
-        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        identity = stamp(st)
         if self._stale.get(key) == identity:
             return None
         approved = read_marker(folder / "approved", ApprovedMarker)

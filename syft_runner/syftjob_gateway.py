@@ -46,6 +46,7 @@ from syft_core.atomic import atomic_write_bytes, atomic_write_text
 from syft_core.datasite import Datasite
 from syft_core.dependencies import PackageIndex, resolve_lock
 from syft_core.errors import JobError, SyftError
+from syft_core.filestamp import Stamp, lstamp, stamp
 from syft_core.jobs import ApprovedMarker, DoneMarker, JobFolder, Outcome, Status
 from syft_core.jobs.config import SYFT_JOB_PROTOCOL, JobConfig
 from syft_core.jobs.lock import (
@@ -145,7 +146,7 @@ class SyftJobGateway:
     _seen: dict[str, Signature] = field(default_factory=dict)
     # Per job, their state.yaml as last parsed, keyed by the file's identity (inode, mtime,
     # size: every write replaces the file): a finished job costs one lstat per pass, not a parse.
-    _states: dict[str, tuple[FileIdentity, SyftJobState]] = field(default_factory=dict)
+    _states: dict[str, tuple[Stamp | None, SyftJobState]] = field(default_factory=dict)
     _scanner: Scanner | None = None
     # Jobs whose state is done or failed: terminal (only this owner's tools write their state.yaml,
     # and never after that), so a pass skips them without even an lstat. Dropped every
@@ -191,10 +192,10 @@ class SyftJobGateway:
         review rule) written for a new job."""
         path = ref.review / STATE_FILE
         cached = self._states.get(ref.key)
-        if cached is not None and cached[0] == _identity(path):
+        if cached is not None and cached[0] == lstamp(path):
             return cached[1]
         state = write_received(ref)
-        self._states[ref.key] = (_identity(path), state)
+        self._states[ref.key] = (lstamp(path), state)
         return state
 
     # -- before approval ----------------------------------------------------------------------
@@ -376,16 +377,7 @@ def _refuse_links(folder: Path) -> None:
                 )
 
 
-Signature = tuple[tuple[str, int, int, int], ...]
-FileIdentity = tuple[int, int, int] | None
-
-
-def _identity(path: Path) -> FileIdentity:
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+Signature = tuple[tuple[str, Stamp], ...]
 
 
 def _signature(ref: SyftJobRef) -> Signature:
@@ -393,7 +385,7 @@ def _signature(ref: SyftJobRef) -> Signature:
     found = []
     for rel, path in submission_files(ref):
         st = path.lstat()
-        found.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+        found.append((rel, stamp(st)))
     return tuple(found)
 
 

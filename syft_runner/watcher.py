@@ -8,8 +8,8 @@ events (a full queue, a folder moved in by sync, the watch limit), so the period
 the runner relies on.
 
 The rescan (`PendingScanner`) costs one `lstat` per submitter folder and one per live job: a
-submitter folder whose identity (inode, mtime: adding, removing or renaming an entry changes it)
-is unchanged (and not changed in the last two seconds: mtime ticks are coarse) is not listed
+submitter folder whose stamp (syft_core.filestamp: adding, removing or renaming an entry changes
+it) is unchanged (and not changed in the last two seconds: mtime ticks are coarse) is not listed
 again, and its finished jobs are not looked at. A changed folder is listed again and each of its
 jobs looked at once more (O(jobs of that submitter), once per change). The memory is only a
 cache of what the folder says: a new runner (after a crash too) starts with none and looks at
@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from syft_core.filestamp import Stamp, is_racy, stamp
 from syft_core.inotify import (
     IN_CLOSE_WRITE,
     IN_CREATE,
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 WATCHED_MARKERS = frozenset({"approved", "cancel"})
 DONE = "done"
 VERIFY_SECONDS = 600.0  # the rescan looks at every finished job again this often
-RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its mtime tick
 POLL_SECONDS = 0.2  # how often the watcher thread checks for a stop request
 
 
@@ -70,7 +70,7 @@ class _Submitter:
     __slots__ = ("identity", "live")
 
     def __init__(self) -> None:
-        self.identity: tuple[int, int] | None = None
+        self.identity: Stamp | None = None
         self.live: list[str] = []  # the listed job folders not yet seen with `done`
 
 
@@ -113,7 +113,7 @@ class PendingScanner:
             return []
         try:
             st = os.fstat(fd)
-            identity = (st.st_ino, st.st_mtime_ns)
+            identity = stamp(st)
             state = self._submitters.get(entry.name)
             if state is None:
                 state = self._submitters[entry.name] = _Submitter()
@@ -123,8 +123,7 @@ class PendingScanner:
                 # one changed within the last RACY_NS may change again within the same mtime
                 # tick, so it is not trusted: listed again next pass.
                 state.live = _job_dirs(fd)
-                racy = time.time_ns() - st.st_mtime_ns < RACY_NS
-                state.identity = None if racy else identity
+                state.identity = None if is_racy(st) else identity
             pending: list[str] = []
             live: list[str] = []
             for name in state.live:  # a pass walks the live jobs only, never the finished ones

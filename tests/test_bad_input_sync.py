@@ -504,6 +504,9 @@ def _owner_case(
     _check_owner_changes(inside, template.perms, sent, good)
     if report is not None:
         assert _good_in_place(box), ("carol's good change was not applied", report.problems)
+        # A rejection goes back to the sender: it names datasite paths, never the owner's disk.
+        leaked = [n.rejection.reason for n in report.rejected if str(box) in n.rejection.reason]
+        assert not leaked, f"the owner's own paths sent to a peer: {leaked[:2]}"
     assert not any((box / ".syft-sync" / "staging").glob("*")), "blobs left staged"
 
 

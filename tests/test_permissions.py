@@ -14,10 +14,10 @@ import yaml
 from syft_permissions import AccessLevel as RefLevel
 from syft_permissions import ACLRequest, ACLService, User
 
+from syft_core import filestamp
 from syft_core.datasite import Datasite
 from syft_core.errors import InvalidEmailError, PermissionFileError, SyftError, UnsafePathError
 from syft_core.permissions import AccessLevel, Outcome, SyftPermContext
-from syft_core.permissions import tree as tree_module
 
 OWNER = "do@example.org"
 BOB = "bob@x.org"
@@ -395,7 +395,7 @@ def test_reload_picks_up_changes_additions_and_removals(tmp_path: Path) -> None:
 def test_reload_reads_nothing_when_nothing_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tree_module, "RACY_WINDOW_NS", 0)
+    monkeypatch.setattr(filestamp, "RACY_NS", 0)
     datasite = make_datasite(tmp_path, {f"d{i}": perm(rule("**", read=[BOB])) for i in range(5)})
     ctx = SyftPermContext(datasite)
     report = ctx.reload()
@@ -405,7 +405,7 @@ def test_reload_reads_nothing_when_nothing_changed(
 def test_same_size_rewrite_with_old_mtime_is_still_seen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tree_module, "RACY_WINDOW_NS", 0)
+    monkeypatch.setattr(filestamp, "RACY_NS", 0)
     datasite = make_datasite(tmp_path, {"": perm(rule("**", read=[BOB]))})
     ctx = SyftPermContext(datasite)
     file = datasite / "syft.pub.yaml"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from syft_core import filestamp
 from syft_runner.watcher import (
     GatewayWatcher,
     PendingScanner,
     job_folder_of,
     pending_job_folders,
 )
-from tests.fixtures_runner import OTHER_SCIENTIST, OWNER, SCIENTIST, approve, write_job
+from tests.fixtures_runner import OTHER_SCIENTIST, OWNER, approve, write_job
 
 
 def test_rescan_skips_done_jobs_and_stray_entries(syftbox: Path) -> None:
@@ -62,18 +64,22 @@ def test_watcher_reports_an_approval_quickly(syftbox: Path) -> None:
     assert when - written < 0.25
 
 
-def settle(folder: Path) -> None:
-    """Date a folder's last change back: one changed in the last seconds is always listed again
-    (its mtime tick is coarse), so a test of the cache needs one that settled."""
-    os.utime(folder, (time.time() - 10, time.time() - 10))
+def settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the folders settle: one changed in the last RACY_NS is always listed again (its mtime
+    tick is coarse), so a test of the cache needs ones that settled. Dating them back with utime
+    would not do: that moves their ctime, which no one can set."""
+    monkeypatch.setattr(filestamp, "RACY_NS", 50_000_000)
+    time.sleep(0.1)
 
 
-def test_scanner_skips_finished_jobs_and_never_hides_a_new_one(syftbox: Path) -> None:
+def test_scanner_skips_finished_jobs_and_never_hides_a_new_one(
+    syftbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     jobs = syftbox / OWNER / "jobs"
     finished = write_job(syftbox, "finished", "echo\n")
     finished.marker_path("done").write_text("by: x\n")
     open_job = write_job(syftbox, "open", "echo\n")
-    settle(jobs / SCIENTIST)
+    settle(monkeypatch)
     scanner = PendingScanner(jobs)
     assert scanner.scan() == [open_job.path]
     # Seen finished: not looked at again while its folder (same name, same inode) is listed.
@@ -92,11 +98,13 @@ def test_scanner_skips_finished_jobs_and_never_hides_a_new_one(syftbox: Path) ->
     assert sorted(scanner.scan()) == sorted([replaced.path, newer.path])
 
 
-def test_scanner_looks_at_everything_again_every_verify_seconds(syftbox: Path) -> None:
+def test_scanner_looks_at_everything_again_every_verify_seconds(
+    syftbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     jobs = syftbox / OWNER / "jobs"
     job = write_job(syftbox, "j", "echo\n")
     job.marker_path("done").write_text("by: x\n")
-    settle(jobs / SCIENTIST)
+    settle(monkeypatch)
     scanner = PendingScanner(jobs, verify_seconds=0.2)
     assert scanner.scan() == []
     job.marker_path("done").unlink()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from syft_core import filestamp
 from syft_core.datasite import Datasite
 from syft_core.permissions import SyftPermContext
 from syft_core.sync import FolderTransport, SyncClient, scope
@@ -55,7 +56,7 @@ def test_the_scanner_finds_what_a_fresh_scan_finds(
 ) -> None:
     # Trust every listing at once (no racy window), so that reused listings are what is tested;
     # each change then comes a clock tick after the scan before it.
-    monkeypatch.setattr(scope, "RACY_FOLDER_NS", 0)
+    monkeypatch.setattr(filestamp, "RACY_NS", 0)
     root = tmp_path / "site"
     (root / "a" / "b").mkdir(parents=True)
     (root / "a" / "b" / "f.txt").write_text("1")

@@ -103,6 +103,29 @@ def test_put_file_verifies_content(transport: Transport, tmp_path: Path) -> None
     assert transport.list_keys("blobs/g") == []  # nothing stored under a lying key
 
 
+@pytest.mark.parametrize("size", [100, 3 << 20])  # one read; a kernel copy or multipart upload
+def test_a_link_swapped_in_after_the_scan_is_never_read(
+    transport: Transport, tmp_path: Path, size: int
+) -> None:
+    # Scanned and hashed as a published file, then replaced by a link to a private one before
+    # the send: the private bytes must not reach the channel, not even as a blob refused later.
+    secret = tmp_path / "private.csv"
+    secret.write_bytes(os.urandom(size))
+    published = tmp_path / "public.csv"
+    published.write_bytes(os.urandom(size))
+    scanned = digest_bytes(published.read_bytes())
+    published.unlink()
+    published.symlink_to(secret)
+    with pytest.raises(SourceChangedError, match="symlink"):
+        transport.put_file("blobs/p", published, scanned)
+    with pytest.raises(SourceChangedError, match="symlink"):
+        transport.put_file("blobs/q", published, digest_bytes(secret.read_bytes()))
+    assert transport.list_keys("blobs") == []
+    if isinstance(transport, FolderTransport):  # not even a temporary file of it in the share
+        held = [f.read_bytes() for f in transport.root.rglob("*") if f.is_file()]
+        assert secret.read_bytes() not in held
+
+
 @pytest.mark.parametrize("size", [100, 3 << 20])  # one read; a kernel copy on the folder
 def test_get_file_refuses_a_value_longer_than_allowed(
     transport: Transport, tmp_path: Path, size: int

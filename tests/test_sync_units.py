@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from syft_core import filestamp
 from syft_core.datasite import Datasite
 from syft_core.errors import UnsafePathError
 from syft_core.sync import (
@@ -124,12 +125,14 @@ def test_digests_are_blake3_and_sha256_era_data_is_refused(tmp_path: Path) -> No
         state.watch_link("owner@example.org")
 
 
-def test_hash_cache_reuses_only_settled_files(tmp_path: Path) -> None:
+def test_hash_cache_reuses_only_settled_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filestamp, "RACY_NS", 50_000_000)
     settled, fresh = tmp_path / "old", tmp_path / "new"
     settled.write_text("one")
+    time.sleep(0.1)
     fresh.write_text("two")
-    past = time.time() - 60
-    os.utime(settled, (past, past))
     cache = HashCache(tmp_path / "cache.json")
     assert cache.digest("old", settled) == digest_bytes(b"one")
     assert cache.digest("new", fresh) == digest_bytes(b"two")
@@ -138,6 +141,33 @@ def test_hash_cache_reuses_only_settled_files(tmp_path: Path) -> None:
     assert set(reloaded._entries) == {"old"}  # a just-written file is never cached
     settled.write_text("ONE")  # a change moves the stamp, so the digest is recomputed
     assert reloaded.digest("old", settled) == digest_bytes(b"ONE")
+
+
+def test_a_rewrite_that_puts_the_old_mtime_back_is_hashed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cp -p`, `rsync -t`, `tar x`, `touch -d`: same size, same mtime, new content. Only ctime
+    # (which no one can set) moves; a cache keyed without it would publish the old digest forever.
+    monkeypatch.setattr(filestamp, "RACY_NS", 50_000_000)
+    path = tmp_path / "published.csv"
+    path.write_text("a,1\n")
+    before = path.stat()
+    time.sleep(0.1)
+    cache = HashCache(tmp_path / "cache.json")
+    assert cache.digest("published.csv", path) == digest_bytes(b"a,1\n")
+    cache.save()
+    path.write_text("a,9\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    time.sleep(0.1)
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+    assert HashCache(tmp_path / "cache.json").digest("published.csv", path) == digest_bytes(
+        b"a,9\n"
+    )
 
 
 def test_a_vouched_digest_serves_its_stamp_for_one_pass_only(tmp_path: Path) -> None:

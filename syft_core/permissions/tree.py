@@ -4,7 +4,7 @@ A trie keyed by folder segments finds the governing file of a path in one walk. 
 uses stat signatures (inode, size, mtime_ns, ctime_ns): a file is re-read only when its signature
 changed, and a folder is re-listed (to find new or removed permission files and subfolders) only
 when its own signature changed, since creating, deleting or renaming an entry updates the folder's
-mtime. Timestamps are coarse (a clock tick), so an entry modified within RACY_WINDOW_NS of being
+mtime. Timestamps are coarse (a clock tick), so an entry modified within filestamp.RACY_NS of being
 looked at could change again without its signature changing: such entries are re-checked on the
 next reload regardless (the "racy" rule git uses for its index).
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from syft_core.datasite import PERMISSION_FILE
+from syft_core.filestamp import Stamp, is_racy, stamp
 from syft_core.permissions.ruleset import (
     CompiledRuleSet,
     broken_ruleset,
@@ -31,18 +32,9 @@ from syft_core.permissions.ruleset import (
     ruleset_from_bytes,
 )
 
-RACY_WINDOW_NS = 2_000_000_000
 OUTPUTS = "outputs"
 
-Signature = tuple[int, int, int, int]
-
-
-def _signature(st: os.stat_result) -> Signature:
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _is_racy(st: os.stat_result, now_ns: int) -> bool:
-    return now_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_WINDOW_NS
+Signature = Stamp
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -149,7 +141,7 @@ class PermissionTree:
             st = self._stat_dir(folder)
             if st is None:
                 self._drop_dir(folder, report)
-            elif state.racy or _signature(st) != state.signature:
+            elif state.racy or stamp(st) != state.signature:
                 self._list_dirs(folder, st, now, report, synced)
         if "" not in self._dirs:
             st = self._stat_dir("")
@@ -204,9 +196,7 @@ class PermissionTree:
             subdirs, has_file = self._listing(current)
             old = self._dirs.get(current)
             old_subdirs = old.subdirs if old is not None else frozenset()
-            self._dirs[current] = _DirState(
-                _signature(current_st), _is_racy(current_st, now), subdirs
-            )
+            self._dirs[current] = _DirState(stamp(current_st), is_racy(current_st, now), subdirs)
             if has_file or current in self._files:
                 self._sync_file(current, now, report)
                 synced.add(current)
@@ -254,7 +244,7 @@ class PermissionTree:
         if st is None:
             self._remove_file(folder, report)
             return
-        if known is not None and not known.racy and known.signature == _signature(st):
+        if known is not None and not known.racy and known.signature == stamp(st):
             return
         try:
             read_st, data = read_permission_file(Path(path))
@@ -262,15 +252,15 @@ class PermissionTree:
             # Unreadable: keep re-checking it (racy) but log only when the reason changes.
             if known is None or known.data is not None or known.ruleset.error != str(exc):
                 ruleset = broken_ruleset(folder, Path(path), str(exc))
-                self._store(folder, _FileState(_signature(st), True, None, ruleset))
+                self._store(folder, _FileState(stamp(st), True, None, ruleset))
                 report.files_loaded += 1
             return
-        racy = _is_racy(read_st, now)
+        racy = is_racy(read_st, now)
         if known is not None and known.data == data:
-            known.signature, known.racy = _signature(read_st), racy
+            known.signature, known.racy = stamp(read_st), racy
             return
         ruleset = ruleset_from_bytes(data, folder, Path(path))
-        self._store(folder, _FileState(_signature(read_st), racy, data, ruleset))
+        self._store(folder, _FileState(stamp(read_st), racy, data, ruleset))
         report.files_loaded += 1
 
     def _store(self, folder: str, state: _FileState) -> None:

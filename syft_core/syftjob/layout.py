@@ -22,6 +22,7 @@ from typing import Literal
 
 from syft_core.datasite import PERMISSION_FILE
 from syft_core.errors import JobError
+from syft_core.filestamp import Stamp, is_racy, stamp
 from syft_core.identity import is_valid_email
 from syft_core.names import name_problem, visible
 from syft_core.permissions.matching import escape_literal
@@ -118,12 +119,13 @@ def scan(datasite_root: Path) -> list[SyftJobRef]:
 
 class Scanner:
     """`scan` for a caller that scans again and again (the runner, every few seconds): a folder
-    whose identity (inode, mtime: adding, removing or renaming an entry changes it) is what it
-    was is not listed again, nor are its jobs' refs rebuilt. Memory only."""
+    whose stamp (adding, removing or renaming an entry changes it) is what it was is not listed
+    again, nor are its jobs' refs rebuilt; one listed within RACY_NS of its last change is (an
+    entry added in the same clock tick would leave the stamp as it was). Memory only."""
 
     def __init__(self, datasite_root: Path) -> None:
         self.root = datasite_root
-        self._listed: dict[Path, tuple[tuple[int, int], list[str]]] = {}
+        self._listed: dict[Path, tuple[Stamp, list[str]]] = {}
         self._refs: dict[tuple[str, int, str], SyftJobRef | None] = {}
 
     def scan(self) -> list[SyftJobRef]:
@@ -145,12 +147,14 @@ class Scanner:
             st = path.lstat()
         except OSError:
             return []
-        identity = (st.st_ino, st.st_mtime_ns)
         cached = self._listed.get(path)
-        if cached is not None and cached[0] == identity:
+        if cached is not None and cached[0] == stamp(st):
             return cached[1]
         names = _folders(path)
-        self._listed[path] = (identity, names)
+        if is_racy(st):
+            self._listed.pop(path, None)
+        else:
+            self._listed[path] = (stamp(st), names)
         return names
 
     def _refs_of(self, submitter: str, protocol: Protocol, names: list[str]) -> list[SyftJobRef]:

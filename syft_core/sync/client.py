@@ -8,16 +8,15 @@ follow, pushes my local changes and applies what its owner published to me.
 from __future__ import annotations
 
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
 from syft_core.datasite import SyftBox
+from syft_core.filestamp import is_racy, stamp
 from syft_core.identity import validate_email
 from syft_core.sync.apply import clear_staging
 from syft_core.sync.errors import PeerConfigError
-from syft_core.sync.hashing import RACY_SECONDS
 from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import PeerRequest
 from syft_core.sync.owner import OwnerMemory, OwnerSyncer
@@ -88,18 +87,18 @@ class SyncClient:
 
     def _peer_list(self) -> PeerList:
         """The peers file, parsed again only when its stat changed (and not within
-        RACY_SECONDS of its last write, when a rewrite could leave the stat as it was)."""
+        RACY_NS of its last write, when a rewrite could leave the stat as it was)."""
         book = self.peer_book
         try:
             st = os.stat(book.path)
         except FileNotFoundError:
             self._peers = None
             return PeerList()
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        key = stamp(st)
         if self._peers is not None and self._peers[0] == key:
             return self._peers[1].model_copy(deep=True)
         peers = book.load()
-        settled = time.time() - st.st_mtime_ns / 1e9 > RACY_SECONDS
+        settled = not is_racy(st)
         self._peers = (key, peers.model_copy(deep=True)) if settled else None
         return peers
 

@@ -6,25 +6,26 @@ in the sync's state): a cryptographic hash like sha256, with the same 256-bit ou
 collision and preimage resistance, but ~4x faster on one core here (SIMD over independent
 chunks), which matters because every byte is hashed by the sender and again by the receiver.
 
-The cache is an optimisation only: an entry is used when size, mtime and inode all match, and a
-file modified within the last `RACY_SECONDS` is never cached (its mtime could tick again without
-changing, the "racy git" problem), so a cached digest is always the file's current digest.
+The cache is an optimisation only: an entry is used when the file's stamp (inode, size, mtime,
+ctime: syft_core.filestamp) matches, and a file modified within the last RACY_NS is never cached
+(its mtime could tick again without changing, the "racy git" problem), so a cached digest is
+always the file's current digest.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import BinaryIO
 
 from blake3 import blake3
 
 from syft_core.atomic import atomic_write_text
+from syft_core.filestamp import Stamp, is_racy, stamp
+from syft_core.safefile import NotRegularFileError, open_regular
 from syft_core.sync.errors import SourceChangedError
 
-RACY_SECONDS = 2.0
 _READ_BYTES = 1 << 20
 
 
@@ -58,11 +59,27 @@ def digest_fd(fd: int) -> str:
         return _digest_stream(fh)[0]
 
 
+def open_to_send(path: Path, st: os.stat_result | None = None) -> int:
+    """A read descriptor of the file a sender is about to hash or send (the caller closes it),
+    opened without following a link and, given the stat `st` a scan found it with, still that
+    very file. SourceChangedError otherwise: a link or another file swapped in since the scan
+    is never read, so its bytes never reach a peer's channel, not even as a refused blob."""
+    try:
+        fd = open_regular(path)
+    except NotRegularFileError as exc:
+        raise SourceChangedError(f"{path} changed since it was scanned ({exc})") from exc
+    now = os.fstat(fd)
+    if st is not None and (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev):
+        os.close(fd)
+        raise SourceChangedError(f"{path} was replaced since it was scanned")
+    return fd
+
+
 def digest_as_scanned(path: Path, st: os.stat_result) -> str:
-    """The digest of `path`, which a scan found with stat `st`. SourceChangedError if the
-    content read is not `st.st_size` bytes long: the file is being written, and a digest that
-    disagrees with the size a message declares would make the receiver refuse the message."""
-    with open(path, "rb", buffering=0) as fh:
+    """The digest of `path`, which a scan found with stat `st` (open_to_send). SourceChangedError
+    if the content read is not `st.st_size` bytes long: the file is being written, and a digest
+    that disagrees with the size a message declares would make the receiver refuse it."""
+    with open(open_to_send(path, st), "rb", buffering=0) as fh:
         digest, size = _digest_stream(fh)  # read from 0 to EOF: the bytes the digest covers
     if size != st.st_size:
         raise SourceChangedError(f"{path} changed while it was being read")
@@ -73,36 +90,32 @@ def digest_bytes(data: bytes | memoryview) -> str:
     return blake3(data).hexdigest()
 
 
-def _stamp(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
 class HashCache:
     """Digests of files under one root, keyed by their relative path and stat stamp."""
 
     def __init__(self, store: Path) -> None:
         self.store = store
-        self._entries: dict[str, tuple[list[int], str]] = {}
-        self._vouched: dict[str, tuple[list[int], str]] = {}
+        self._entries: dict[str, tuple[Stamp, str]] = {}
+        self._vouched: dict[str, tuple[Stamp, str]] = {}
         self._dirty = False
         self._load()
 
     def _load(self) -> None:
         try:
             raw = json.loads(self.store.read_text(encoding="utf-8"))
-            self._entries = {k: (list(v[0]), str(v[1])) for k, v in raw.items()}
+            self._entries = {k: (_as_stamp(v[0]), str(v[1])) for k, v in raw.items()}
         except (OSError, ValueError, TypeError, KeyError, IndexError):
             self._entries = {}  # a lost or damaged cache only costs re-hashing
 
     def digest(self, rel: str, path: Path, st: os.stat_result | None = None) -> str:
         st = st or path.stat()
-        stamp = _stamp(st)
+        now = stamp(st)
         cached = self._vouched.get(rel) or self._entries.get(rel)
-        if cached is not None and cached[0] == stamp:
+        if cached is not None and cached[0] == now:
             return cached[1]
         digest = digest_as_scanned(path, st)
-        if time.time() - st.st_mtime_ns / 1e9 > RACY_SECONDS:
-            self._entries[rel] = (stamp, digest)
+        if not is_racy(st):
+            self._entries[rel] = (now, digest)
             self._dirty = True
         return digest
 
@@ -111,7 +124,7 @@ class HashCache:
         verified it and put that very inode in place. Kept in memory only, so it serves this
         object's lifetime (one sync pass) and a write within the same mtime tick can delay a
         re-hash by one pass at most; the file is hashed afresh by the next pass's cache."""
-        self._vouched[rel] = (_stamp(st), digest)
+        self._vouched[rel] = (stamp(st), digest)
 
     def begin_pass(self) -> None:
         """Forget what was vouched for: a cache kept between passes vouches for one pass only."""
@@ -127,3 +140,10 @@ class HashCache:
         if self._dirty:
             atomic_write_text(self.store, json.dumps(self._entries, separators=(",", ":")))
             self._dirty = False
+
+
+def _as_stamp(raw: object) -> Stamp:
+    """A stored stamp; one of another shape (an older cache's) matches no file: re-hashed."""
+    if isinstance(raw, list) and len(raw) == 4 and all(isinstance(x, int) for x in raw):
+        return (raw[0], raw[1], raw[2], raw[3])
+    return (-1, -1, -1, -1)

@@ -18,7 +18,6 @@ their side). `private/` and dotfiles are excluded before permissions are even co
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -29,12 +28,13 @@ from typing import Any, Literal
 from syft_core.datasite import Datasite
 from syft_core.errors import UnsafePathError
 from syft_core.events import Event
+from syft_core.filestamp import Stamp, is_racy, lstamp
 from syft_core.identity import is_valid_email
 from syft_core.permissions import AccessLevel, SyftPermContext
 from syft_core.sync.apply import Staging
 from syft_core.sync.channel import Channel, Direction
 from syft_core.sync.errors import MalformedValueError, SourceChangedError, is_environmental
-from syft_core.sync.hashing import RACY_SECONDS, HashCache
+from syft_core.sync.hashing import HashCache
 from syft_core.sync.inbound import Parties, drain
 from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import ChangeMessage, FileChange, Rejection, RejectionKind
@@ -61,13 +61,13 @@ class OwnerMemory:
         self.hashes: HashCache | None = None
         self.scanner: Scanner | None = None
         self.snapshot: Snapshot | None = None
-        self.racy: set[str] = set()  # digests taken within RACY_SECONDS of a write: taken again
+        self.racy: set[str] = set()  # digests taken within RACY_NS of a write: taken again
         self.readable: dict[str, dict[str, tuple[str, int, Path]]] = {}
         self.permissions_changed = True  # since the readable sets were computed
         # Per peer: the link as last loaded or saved, by its file's stat; and the stat its file
         # had when a publish last left nothing to send to that peer.
-        self.links: dict[str, tuple[_FileKey, OwnerLink]] = {}
-        self.settled: dict[str, _FileKey] = {}
+        self.links: dict[str, tuple[Stamp | None, OwnerLink]] = {}
+        self.settled: dict[str, Stamp | None] = {}
 
     def forget_links(self) -> None:
         """After a pass that failed: a link may hold changes its file does not."""
@@ -77,17 +77,6 @@ class OwnerMemory:
     def close(self) -> None:
         if self.scanner is not None:
             self.scanner.close()
-
-
-_FileKey = tuple[int, int, int, int] | None  # inode, size, mtime_ns, ctime_ns; None: no file
-
-
-def _file_key(path: Path) -> _FileKey:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -138,7 +127,7 @@ class OwnerSyncer:
         """`peer`'s link, loaded once per pass; parsed again only when its file changed."""
         link = self._links.get(peer)
         if link is None:
-            key = _file_key(self._link_path(peer))
+            key = lstamp(self._link_path(peer))
             kept = self.memory.links.get(peer)
             if kept is not None and key is not None and kept[0] == key:
                 link = kept[1]
@@ -148,9 +137,9 @@ class OwnerSyncer:
             self._links[peer] = link
         return link
 
-    def _save_link(self, peer: str, link: OwnerLink) -> _FileKey:
+    def _save_link(self, peer: str, link: OwnerLink) -> Stamp | None:
         self.state.save_owner_link(peer, link)
-        key = _file_key(self._link_path(peer))
+        key = lstamp(self._link_path(peer))
         self.memory.links[peer] = (key, link)
         return key
 
@@ -185,7 +174,7 @@ class OwnerSyncer:
             self.memory.settled.pop(gone, None)
         for peer in accepted:
             readable, touched = self._readable(peer, snapshot, changed)
-            if not touched and self.memory.settled.get(peer, False) == _file_key(
+            if not touched and self.memory.settled.get(peer, False) == lstamp(
                 self._link_path(peer)
             ):
                 continue  # nothing it may read changed, nor its link since nothing was left
@@ -391,10 +380,14 @@ class OwnerSyncer:
                 assert fd is not None
             uses[change.new_digest] -= 1
             staged = staging.path_for(change.new_digest)
-            verified = staged.stat()  # the rename below keeps this inode, size and mtime
+            verified = staged.stat()
             install_at(staged, fd, name, consume=uses[change.new_digest] == 0)
             # The snapshot this pass publishes from need not read it again (200 MiB: 0.14 s).
-            self.hashes.vouch(change.path, verified, change.new_digest)
+            # A rename keeps the inode, size and mtime (it moves ctime): still the verified file.
+            placed = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            same = (verified.st_ino, verified.st_size, verified.st_mtime_ns)
+            if (placed.st_ino, placed.st_size, placed.st_mtime_ns) == same:
+                self.hashes.vouch(change.path, placed, change.new_digest)
         return "changed"
 
     def _reject(
@@ -446,13 +439,12 @@ class OwnerSyncer:
 
         From a previous snapshot, only the files the scan found changed (appeared, stat changed,
         gone) are looked at again, with those found being written last time and those whose
-        digest was taken within RACY_SECONDS of their last write (a write in the same mtime tick
+        digest was taken within RACY_NS of their last write (a write in the same mtime tick
         leaves the stat as it was: the hash cache keeps no digest for them, and neither does
         this). Without one, every file is (each digest from the cache when its stat is known)."""
         if self.memory.scanner is None:
             self.memory.scanner = Scanner(self.datasite.root, watch=self.memory.watch)
         scan = self.memory.scanner.scan()
-        racy_before = time.time() - RACY_SECONDS
         racy: set[str] = set()
         unsettled: set[str] = set()
         if previous is None or scan.changed is None:
@@ -466,7 +458,7 @@ class OwnerSyncer:
                     unsettled.add(rel)  # being written: published once it holds still
                     continue
                 files[rel] = (sha, found.stat.st_size, found.path)
-                if found.stat.st_mtime_ns / 1e9 >= racy_before:
+                if is_racy(found.stat):
                     racy.add(rel)
             cache.keep_only(set(files) | unsettled)
             self.memory.racy = racy
@@ -480,7 +472,7 @@ class OwnerSyncer:
                 try:
                     sha = cache.digest(rel, now_found.path, now_found.stat)
                     entry = (sha, now_found.stat.st_size, now_found.path)
-                    if now_found.stat.st_mtime_ns / 1e9 >= racy_before:
+                    if is_racy(now_found.stat):
                         racy.add(rel)
                 except FileNotFoundError:
                     pass  # deleted while scanning: it simply is not in this snapshot
@@ -520,7 +512,7 @@ class OwnerSyncer:
         ]
         if not changes and not link.pending_rejections:
             if link.in_flight is None:
-                self.memory.settled[peer] = _file_key(self._link_path(peer))
+                self.memory.settled[peer] = lstamp(self._link_path(peer))
             return
         message = ChangeMessage(
             datasite=self.me,

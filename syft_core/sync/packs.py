@@ -20,9 +20,9 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from syft_core.safefile import NotRegularFileError, open_regular, read_fd_capped
+from syft_core.safefile import read_fd_capped
 from syft_core.sync.errors import CorruptMessageError, SourceChangedError
-from syft_core.sync.hashing import digest_bytes
+from syft_core.sync.hashing import digest_bytes, open_to_send
 
 MAGIC = b"syft-pack/1\n"
 PACK_BLOB_BYTES = 1 << 20  # blobs up to this size are packed; larger ones travel on their own
@@ -42,8 +42,8 @@ def read_source(path: Path, sha: str) -> bytes:
     found), else SourceChangedError: opened without following a link, at most PACK_BLOB_BYTES
     read, so a file replaced or grown since the scan is caught and never sent."""
     try:
-        fd = open_regular(path)
-    except (FileNotFoundError, NotRegularFileError) as exc:
+        fd = open_to_send(path)
+    except FileNotFoundError as exc:
         raise SourceChangedError(f"{path} changed while it was being sent ({exc})") from exc
     try:
         data = read_fd_capped(fd, PACK_BLOB_BYTES + 1)
@@ -59,10 +59,7 @@ def read_as_scanned(path: Path, st: os.stat_result) -> bytes:
     following a link. SourceChangedError if it is no longer a regular file or not `st.st_size`
     bytes long: it is being written (hashing.digest_as_scanned's check). The caller hashes what
     it got and may send these very bytes in a pack: the blob then is what was hashed."""
-    try:
-        fd = open_regular(path)
-    except NotRegularFileError as exc:
-        raise SourceChangedError(f"{path} changed while it was being read ({exc})") from exc
+    fd = open_to_send(path, st)
     try:
         data = read_fd_capped(fd, st.st_size + 1)
     finally:

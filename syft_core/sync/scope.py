@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syft_core.errors import UnsafePathError
+from syft_core.filestamp import is_racy, stamp
 from syft_core.inotify import (
     IN_ATTRIB,
     IN_CLOSE_WRITE,
@@ -175,7 +176,6 @@ def _normal(rel: str) -> bool:
         return False
 
 
-RACY_FOLDER_NS = 2_000_000_000  # a folder changed this recently may change again unseen
 FULL_SCAN_SECONDS = 60.0  # a watching Scanner stats every file at least this often anyway
 _WATCH_MASK = (
     IN_CREATE
@@ -198,7 +198,7 @@ class _Listing:
     """What one scan found directly in a folder: its syncable names, by kind."""
 
     signature: tuple[int, int, int]  # the folder's mtime_ns, inode, device when listed
-    racy: bool  # listed within RACY_FOLDER_NS of its last change: list it again next time
+    racy: bool  # listed within RACY_NS of its last change: list it again next time
     files: list[tuple[str, str]]  # (rel, absolute path) of the regular files
     dirs: list[tuple[str, str]]  # (rel, absolute path) of the folders
     skipped: list[str]
@@ -217,7 +217,7 @@ class Scanner:
     A folder's entries (names and kinds) change only with its mtime: adding, removing, renaming
     or replacing an entry (a file by a link, say) rewrites the folder itself. So a folder whose
     mtime, inode and device are what they were when it was last listed, and which was not changing
-    then (its mtime older than RACY_FOLDER_NS: a change within one clock tick could leave the
+    then (its mtime older than RACY_NS: a change within one clock tick could leave the
     mtime as it was), is not listed again: only its files are stat'ed (a file's content changes
     without touching its folder) and its subfolders visited. Anything a stat finds out of place
     (a file gone, or no longer a regular file) lists that folder again. The result is always what
@@ -378,7 +378,7 @@ class Scanner:
     def _list(self, folder: str, prefix: str, st: os.stat_result, now: int) -> _Listing:
         listing = _Listing(
             signature=(st.st_mtime_ns, st.st_ino, st.st_dev),
-            racy=now - st.st_mtime_ns < RACY_FOLDER_NS,
+            racy=is_racy(st, now),
             files=[],
             dirs=[],
             skipped=[],
@@ -456,7 +456,7 @@ class Scanner:
             if file_st is None or not stat.S_ISREG(file_st.st_mode):
                 break  # the listing is out of date after all
             known = self._files.get(rel)
-            if known is None or not _same(known.stat, file_st):
+            if known is None or stamp(known.stat) != stamp(file_st):
                 known = ScannedFile(rel, Path(path), file_st)
                 self._changed.add(rel)
             found.append(known)
@@ -495,7 +495,7 @@ class Scanner:
         _walk(Path(folder), prefix, plain)
         for rel, found in plain.files.items():
             known = self._files.get(rel)
-            if known is None or not _same(known.stat, found.stat):
+            if known is None or stamp(known.stat) != stamp(found.stat):
                 known = found
                 self._changed.add(rel)
             result.files[rel] = known
@@ -506,12 +506,3 @@ def _parent(prefix: str) -> str:
     """The folder holding folder `prefix` ("a/b/" -> "a/", "a/" -> "")."""
     head, _, _ = prefix.rstrip("/").rpartition("/")
     return f"{head}/" if head else ""
-
-
-def _same(a: os.stat_result, b: os.stat_result) -> bool:
-    return (
-        a.st_mtime_ns == b.st_mtime_ns
-        and a.st_size == b.st_size
-        and a.st_ino == b.st_ino
-        and a.st_ctime_ns == b.st_ctime_ns
-    )

@@ -24,6 +24,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from syft_core.atomic import atomic_write_text
+from syft_core.filestamp import is_racy, stamp
 from syft_core.sync.errors import SyncBusyError, SyncError
 from syft_core.sync.messages import Digest, Rejection
 from syft_core.sync.scope import NAME_MAX
@@ -67,7 +68,9 @@ class OwnerLink(_Digests):
 class WatchEntry(_State):
     remote: Digest | None  # what the owner holds, as far as I know (None: no file)
     local: Digest  # my file's content when I last looked at or sent it
-    stamp: tuple[int, int, int]  # size, mtime_ns, inode when `local` was computed
+    # syft_core.filestamp when `local` was computed; () when too fresh to trust (racy), and an
+    # older state's stamp of another shape matches nothing: the file is read again.
+    stamp: tuple[int, ...]
     theirs: Digest | None = None  # the content the owner last sent me here (None: never)
 
 
@@ -83,8 +86,9 @@ class UnknownLog(_State):
     logged: list[str] = Field(default_factory=list)
 
 
-def stamp_of(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+def stamp_of(st: os.stat_result) -> tuple[int, ...]:
+    """The stamp a WatchEntry keeps: none for a file changed too recently to trust it."""
+    return () if is_racy(st) else stamp(st)
 
 
 class SyncState:

@@ -92,10 +92,10 @@ class Folders:
         try:
             fd = self._open_dir(name, parent_fd, create=create)
         except OSError as exc:
-            shown = os.path.join(self.root, folder)
             if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
                 what = "is a symlink; refused" if _is_link(name, parent_fd) else "is not a folder"
-                raise UnsafePathError(f"{self.what} {rel!r}: {shown} {what}") from None
+                shown = f"{self.what} {_shown(rel)}: {_shown(folder)}"
+                raise UnsafePathError(f"{shown} {what}") from None
             if is_environmental(exc):
                 raise
             raise UnsafePathError(f"{self.what} {_shown(rel)}: {exc.strerror}; refused") from exc
@@ -133,12 +133,12 @@ class Folders:
             if is_environmental(exc):
                 raise
             raise UnsafePathError(f"{self.what} {_shown(rel)}: {exc.strerror}; refused") from exc
+        # Datasite-relative in the reason: it is sent back to the peer, and the owner's own disk
+        # layout is none of its business.
         if stat.S_ISLNK(st.st_mode):
-            shown = os.path.join(self.root, rel)
-            raise UnsafePathError(f"{self.what} {rel!r}: {shown} is a symlink; refused")
+            raise UnsafePathError(f"{self.what} {_shown(rel)} is a symlink; refused")
         if not stat.S_ISREG(st.st_mode):
-            shown = os.path.join(self.root, rel)
-            raise UnsafePathError(f"{self.what} {rel!r}: {shown} exists and is not a regular file")
+            raise UnsafePathError(f"{self.what} {_shown(rel)} exists and is not a regular file")
         return fd, name, True
 
     def revalidate(self) -> None:

@@ -131,11 +131,11 @@ class WatcherSyncer:
         for rel, found in sorted(files.items()):
             entry = link.files.get(rel)
             stamp = stamp_of(found.stat)
-            if entry is not None and entry.stamp == stamp:
+            if entry is not None and entry.stamp and entry.stamp == stamp:
                 continue
             data = None
             try:
-                if stamp[0] <= min(budget, packs.PACK_BLOB_BYTES):
+                if found.stat.st_size <= min(budget, packs.PACK_BLOB_BYTES):
                     data = packs.read_as_scanned(found.path, found.stat)
                     sha = digest_bytes(data)
                 else:
@@ -147,7 +147,7 @@ class WatcherSyncer:
             remote = entry.remote if entry is not None else None
             if (entry is None or sha != entry.local) and sha != remote:
                 changes.append(
-                    FileChange(path=rel, old_digest=remote, new_digest=sha, size=stamp[0])
+                    FileChange(path=rel, old_digest=remote, new_digest=sha, size=found.stat.st_size)
                 )
                 remote = sha
                 if data is not None:

@@ -19,7 +19,7 @@ from syft_core.sync.errors import (
     OversizeError,
     SourceChangedError,
 )
-from syft_core.sync.hashing import new_hasher
+from syft_core.sync.hashing import new_hasher, open_to_send
 
 CHUNK_SIZE = 1 << 20
 ProgressCallback = Callable[[int], None]
@@ -126,7 +126,7 @@ class Transport(ABC):
         The content is hashed as it is sent, so a file modified since it was scanned is caught
         (SourceChangedError) instead of becoming a blob whose key lies about its content.
         """
-        with path.open("rb") as fh:
+        with open(open_to_send(path), "rb") as fh:
             reader = HashingReader(fh)
             self.put(key, io.BufferedReader(reader, CHUNK_SIZE), callback)
         if reader.hexdigest() != expected_sha:

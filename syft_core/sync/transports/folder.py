@@ -38,7 +38,7 @@ from syft_core.sync.errors import (
     SourceChangedError,
     TransportError,
 )
-from syft_core.sync.hashing import digest_bytes, new_hasher
+from syft_core.sync.hashing import digest_bytes, new_hasher, open_to_send
 from syft_core.sync.transports.base import (
     CHUNK_SIZE,
     ProgressCallback,
@@ -80,7 +80,7 @@ def _open_value(path: Path, key: str) -> tuple[int, os.stat_result]:
 def _read_small(path: Path) -> bytes | None:
     """The whole content of `path` if it is a small file, else None (it is copied by the kernel).
     The file may grow while it is read: whatever is read is hashed and checked by the caller."""
-    with open(path, "rb", buffering=0) as stream:
+    with open(open_to_send(path), "rb", buffering=0) as stream:
         size = os.fstat(stream.fileno()).st_size
         if size > SMALL_FILE_BYTES:
             return None
@@ -231,7 +231,7 @@ class FolderTransport(Transport):
             # Kernel copies (copy_file_range/sendfile: no bytes pass through Python), each
             # hashed from the page cache, read back through the same descriptor, while the next
             # is copied.
-            with open(path, "rb", buffering=0) as source:
+            with open(open_to_send(path), "rb", buffering=0) as source:
                 _, landed = _copy_digesting(source.fileno(), fd, sys.maxsize)
             if landed != expected_sha:
                 raise SourceChangedError(f"{path} changed while it was being sent")

@@ -10,6 +10,7 @@ followed by a hashing pass); nothing is ever held whole in memory.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,8 +23,9 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from syft_core.filestamp import stamp
 from syft_core.sync.errors import MissingKeyError, SourceChangedError, TransportError
-from syft_core.sync.hashing import digest_bytes, digest_file
+from syft_core.sync.hashing import digest_bytes, digest_fd, open_to_send
 from syft_core.sync.transports.base import (
     CHUNK_SIZE,
     ProgressCallback,
@@ -141,11 +143,21 @@ class S3Transport(Transport):
     def put_file(
         self, key: str, path: Path, expected_sha: str, callback: ProgressCallback = _no_progress
     ) -> None:
-        before = path.stat()
+        fd = open_to_send(path)
+        try:
+            self._put_open(key, path, fd, expected_sha, callback)
+        finally:
+            os.close(fd)
+
+    def _put_open(
+        self, key: str, path: Path, fd: int, expected_sha: str, callback: ProgressCallback
+    ) -> None:
+        before = os.fstat(fd)
         if before.st_size <= SMALL_FILE_BYTES:
             # One read, hashed from memory, one PUT: a managed transfer's set-up costs more
             # than the upload itself for small files.
-            data = path.read_bytes()
+            with open(fd, "rb", closefd=False) as fh:
+                data = fh.read()
             if digest_bytes(data) != expected_sha:
                 raise SourceChangedError(f"{path} changed while it was being sent")
             with _s3_errors(f"writing S3 key {key!r}"):
@@ -156,18 +168,21 @@ class S3Transport(Transport):
         # the content cannot be hashed on the way. It is hashed beside the upload instead (both
         # read the page cache; blake3 and the transfer threads release the GIL), and the
         # file's stat compared before and after, so a file edited while it was being sent is
-        # never left as a blob whose key lies about its content.
+        # never left as a blob whose key lies about its content. upload_file opens the file
+        # by name for each part: it is given the descriptor's /proc name, which opens the very
+        # file checked by open_to_send, whatever is renamed or linked into `path` meanwhile.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-verify") as verifier:
-            digest = verifier.submit(digest_file, path)
+            digest = verifier.submit(digest_fd, fd)
             with _s3_errors(f"writing S3 key {key!r}"):
                 self.client.upload_file(
-                    str(path), self.bucket, self._key(key), Config=self.transfer, Callback=callback
+                    f"/proc/self/fd/{fd}",
+                    self.bucket,
+                    self._key(key),
+                    Config=self.transfer,
+                    Callback=callback,
                 )
             hashed = digest.result()
-        after = path.stat()
-        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
-            hashed != expected_sha
-        ):
+        if stamp(before) != stamp(os.fstat(fd)) or hashed != expected_sha:
             self.delete(key)
             raise SourceChangedError(f"{path} changed while it was being sent")
 
