@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
+from syft_core import filestamp
 from syft_core.datasite import Datasite
 from syft_core.permissions import SyftPermContext
 from syft_core.sync import FolderTransport, SyncClient, Transport
@@ -279,10 +280,9 @@ def many_peers(work: Path, peers: int, files: int) -> list[Limit]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(rng.randbytes(64))
         perms.open(f"shared/{email.split('@')[0]}/").grant_read_access(email)
-    # Files older than the hash cache's racy window, as an owner's published files would be.
-    old = time.time() - 3600
-    for path in (owner_site.root / "shared").rglob("*"):
-        os.utime(path, (old, old), follow_symlinks=False)
+    # Files older than the hash cache's racy window, as an owner's published files would be
+    # (waited out: dating them back with utime would move their ctime, which counts too).
+    time.sleep(filestamp.RACY_NS / 1e9 + 0.2)
     chosen, other = emails[7], emails[8]
     followers = {e: SyncClient(work / f"peers-{e}", e, FolderTransport(share)) for e in emails}
     # The owner as `sync` and `serve --sync` run it: long-lived, its datasite watched (inotify).
