@@ -69,6 +69,7 @@ from syft_core.dependencies import PackageIndex, uv_binary
 from syft_core.errors import SyftError
 from syft_core.jobs.lock import TARGET, TARGET_PLATFORM, TARGET_PYTHON, EnvLock
 from syft_runner.config import MiB, RunnerConfig
+from syft_runner.executor.labels import LABEL_RUNNER
 from syft_runner.sandbox.container import ENV_DIR, job_user
 from syft_runner.workspace.staging import RUNNER_STATE_DIR
 
@@ -84,7 +85,6 @@ LOCKS = ".locks"
 TRASH = ".trash"
 LABEL_ENV = "org.syft.env"  # on a job container: the key of the environment it mounts
 LABEL_ENV_BUILD = "org.syft.env-build"  # on a build container: the key it builds
-LABEL_RUNNER = "org.syft.runner"  # the same label the executor puts on job containers
 BUILD_INPUTS = "/opt/syft-build"  # in the build container: requirements.txt, ca.pem
 BUILD_UV = "/usr/local/bin/uv"
 BUILD_WHEELS = "/opt/syft-wheels"  # in the build container: the owner's wheelhouse folders
