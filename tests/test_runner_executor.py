@@ -11,7 +11,8 @@ import pytest
 from docker.models.containers import Container
 
 from syft_core.jobs import CancelMarker, JobFolder, Outcome, Status
-from syft_runner.executor.contract import TaskStatus
+from syft_runner.executor.backends.docker import DockerBackend
+from syft_runner.executor.contract import TaskExists, TaskSpec, TaskState, TaskStatus
 from syft_runner.executor.job import ExecState, Executor, RunResult
 from syft_runner.executor.labels import LABEL_OWNER, LABEL_RUNNER, LABEL_SYFTBOX
 from syft_runner.executor.outcome import Ending, Usage, classify
@@ -212,3 +213,35 @@ def _existing(client: docker.DockerClient, containers: list[Container]) -> list[
         with contextlib.suppress(docker.errors.NotFound):
             found.append(client.containers.get(container.id))
     return found
+
+
+def test_a_same_named_container_is_adopted_only_if_it_carries_the_specs_labels(
+    docker_client: docker.DockerClient, job_images: dict[str, str]
+) -> None:
+    # The deterministic name is the lock; a container found under it is taken as made by an
+    # earlier call only if it is this runner's and was made for this very spec (job, content).
+    runner_label = (LABEL_RUNNER, f"adopt-{uuid.uuid4().hex[:8]}")
+    backend = DockerBackend(docker_client, runner_label)
+    name = f"syft-job-adopt-{uuid.uuid4().hex[:12]}"
+    spec = TaskSpec(
+        name=name,
+        image=next(iter(job_images.values())),
+        command=("true",),
+        environment={},
+        mounts=(),
+        workdir="/",
+        limits=Limits(),
+        user=(65532, 65532),
+        labels={"org.syft.content-hash": "approved", runner_label[0]: runner_label[1]},
+    )
+    forged = spec.model_copy(update={"labels": {**spec.labels, "org.syft.content-hash": "other"}})
+    try:
+        backend.prepare(forged)  # under the same name and runner label, for other content
+        with pytest.raises(TaskExists):
+            backend.prepare(spec)
+        backend.cleanup(name)
+        first = backend.prepare(spec)
+        again = DockerBackend(docker_client, runner_label).prepare(spec)  # a restarted runner
+        assert (first.state, again.state) == (TaskState.PREPARED, TaskState.PREPARED)
+    finally:
+        backend.cleanup(name)

@@ -82,7 +82,10 @@ class DockerBackend:
                 if exc.status_code != 409:
                     raise
                 found = self._container(spec.name)
-                if found is None or not self._ours(found):
+                # Taken as made by an earlier call only if it is ours and carries every label
+                # this spec gives (the job, its content hash, limits, image): the container
+                # also carries its image's labels, so it is a superset, never equal.
+                if found is None or not self._ours(found) or not _labelled(found, spec.labels):
                     raise TaskExists(f"{spec.name} exists already: {exc.explanation}") from None
                 container = found
         with self._lock:
@@ -257,6 +260,10 @@ class DockerBackend:
             return True
         except (docker.errors.APIError, requests.exceptions.RequestException):
             return False
+
+
+def _labelled(container: Container, labels: Mapping[str, str]) -> bool:
+    return all(container.labels.get(key) == value for key, value in labels.items())
 
 
 def _state(container: Container) -> TaskState:
