@@ -215,6 +215,7 @@ def _existing(client: docker.DockerClient, containers: list[Container]) -> list[
     return found
 
 
+@pytest.mark.docker
 def test_a_same_named_container_is_adopted_only_if_it_carries_the_specs_labels(
     docker_client: docker.DockerClient, job_images: dict[str, str]
 ) -> None:
