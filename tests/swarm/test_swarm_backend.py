@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from syft_runner.executor.backends.swarm import ImageNotOnNodesError, SwarmBackend
-from syft_runner.executor.contract import TaskResult, TaskSpec, TaskState
+from syft_runner.executor.contract import TaskExists, TaskResult, TaskSpec, TaskState
 from syft_runner.sandbox.container import DEFAULT_ENVIRONMENT, JOB_GID, Limits, Mount
 from syft_runner.sandbox.images import missing_on_nodes, push_to_nodes
 from syft_runner.workspace.logs import LogStreamer
@@ -387,3 +387,23 @@ def test_images_pushed_to_one_node_only_name_the_other(
     backend.prepare(spec)
     with pytest.raises(ImageNotOnNodesError, match=f"missing on node\\(s\\) {second};"):
         backend.execute(spec.name, LogStreamer(folder / "o", folder / "e", 1024))
+
+
+def test_a_same_named_task_is_adopted_only_if_made_for_this_spec(
+    swarm_cluster: SwarmCluster, backend: SwarmBackend, image_id: str, run_label: str
+) -> None:
+    # The job's name is the lock. A network or service under it is taken as made by an earlier
+    # call only if it is this runner's and carries the spec's labels (job, content hash).
+    spec, _ = _spec(swarm_cluster, image_id, "true\n", run_label)
+    forged = spec.model_copy(update={"labels": {**spec.labels, "org.syft.job": "other/job"}})
+    backend.prepare(forged)
+    try:
+        with pytest.raises(TaskExists, match="another spec"):
+            backend.prepare(spec)
+        other_runner = _backend(swarm_cluster, runner_id="someone-else")
+        with pytest.raises(TaskExists, match="not runner"):
+            other_runner.prepare(forged)
+        other_runner.close()
+        assert backend.prepare(forged).state is TaskState.PREPARED  # its own: as it is
+    finally:
+        backend.cleanup(spec.name)

@@ -156,7 +156,7 @@ class SwarmBackend:
     def prepare(self, spec: TaskSpec) -> TaskStatus:
         validate_environment(spec.environment)  # refused now rather than at execute
         with _manager():
-            if self._claim(spec.name):
+            if self._claim(spec):
                 return self.get_status(spec.name)  # made by an earlier call: as it is
             labels = {**self._labels(spec.labels), LABEL_SPEC: spec.model_dump_json()}
             try:
@@ -172,7 +172,7 @@ class SwarmBackend:
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise
-                self._claim(spec.name)  # created meanwhile: by us, or raise TaskExists
+                self._claim(spec)  # created meanwhile: by us, or raise TaskExists
                 return self.get_status(spec.name)
         # Made just now, and no service by this name existed: PREPARED, with no more asking.
         return TaskStatus(
@@ -590,14 +590,17 @@ class SwarmBackend:
     def _labels(self, labels: Mapping[str, str]) -> dict[str, str]:
         return {**labels, LABEL_RUNNER: self.runner_id}
 
-    def _claim(self, name: str) -> bool:
-        """Whether a network or service by this name exists (ours); TaskExists when one is
-        another runner's."""
+    def _claim(self, spec: TaskSpec) -> bool:
+        """Whether a network or service by the spec's name exists, made by this runner for this
+        spec (every label of it: job, content hash, limits); TaskExists otherwise."""
+        name, wanted = spec.name, self._labels(spec.labels)
         found = [item for item in (self._network(name), self._service(name)) if item is not None]
         for item in found:
             labels = item.get("Labels") or item.get("Spec", {}).get("Labels") or {}
             if labels.get(LABEL_RUNNER) != self.runner_id:
                 raise TaskExists(f"{name} exists already and is not runner {self.runner_id}'s")
+            if any(labels.get(key) != value for key, value in wanted.items()):
+                raise TaskExists(f"{name} exists already, made for another spec")
         return bool(found)
 
     def _service(self, name: str) -> dict[str, Any] | None:
