@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 
 from syft_core.sync import (
     FolderTransport,
@@ -205,6 +206,35 @@ def test_s3_each_peer_is_confined_to_its_own_links(s3: S3Server) -> None:
         bob.get_bytes(f"{OWNER}/outbox/{CAROL}/msgs/m.json", max_size=100)
     with pytest.raises(TransportError, match="AccessDenied"):
         bob.put_bytes(f"{OWNER}/outbox/{CAROL}/msgs/n.json", b"forged")
+
+
+def test_s3_large_values_come_in_parallel_ranges_verified_and_capped(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    MiB = 1 << 20
+    small_parts = TransferConfig(multipart_threshold=MiB, multipart_chunksize=MiB)
+    admin = s3.transport("admin")
+    transport = S3Transport(
+        admin.bucket,
+        endpoint_url=s3.endpoint,
+        access_key=s3.credentials["admin"].access_key,
+        secret_key=s3.credentials["admin"].secret_key,
+        transfer=small_parts,
+    )
+    data = os.urandom(5 * MiB + 123)
+    transport.put("blobs/big", io.BytesIO(data))
+    seen: list[int] = []
+    got = tmp_path / "got"
+    assert transport.get_file("blobs/big", got, seen.append, max_bytes=len(data)) == digest_bytes(
+        data
+    )
+    assert got.read_bytes() == data and sum(seen) == len(data)
+    # Longer than the receiver allows: refused from its announced size, nothing fetched.
+    with pytest.raises(OversizeError):
+        transport.get_file("blobs/big", tmp_path / "short", max_bytes=len(data) - 1)
+    assert not (tmp_path / "short").exists()
+    with pytest.raises(FileExistsError):  # never written through an existing name or link
+        transport.get_file("blobs/big", got, max_bytes=len(data))
 
 
 # -- URLs ----------------------------------------------------------------------------------
