@@ -28,6 +28,7 @@ lets it out, a policy's never).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -41,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from syft_core.atomic import atomic_write_text
 from syft_core.errors import JobError
 from syft_core.events import utcnow
-from syft_core.safefile import read_capped
+from syft_core.safefile import open_regular, read_capped
 from syft_core.yamlio import dump_yaml_json, read_untrusted_yaml
 
 logger = logging.getLogger(__name__)
@@ -349,6 +350,34 @@ def check_table(
     )
 
 
+def _acro_checksum(job_path: Path, rel: str) -> OutputCheck:
+    """A file in ACRO's checksums/ passes only if it is what ACRO writes there: the SHA-256 of
+    the output beside it that it is named for (`checksums/<name>.txt` for `<name>`). The job
+    writes this folder too, so anything else in it could carry whatever the job put there."""
+    folder, _, name = rel.partition("/checksums/")
+    target = f"{folder}/{name.removesuffix('.txt')}"
+    written = _read_bytes(job_path / rel, 2 * hashlib.sha256().digest_size + 2)
+    if name.endswith(".txt") and "/" not in name and written is not None:
+        real = _sha256_of(job_path / target)
+        if real is not None and written.strip() == real.encode("ascii"):
+            return OutputCheck(
+                path=rel, kind="acro", status="pass", summary=f"ACRO's checksum of {target}"
+            )
+    return _person(
+        rel, "acro", "in ACRO's checksums/ but not the checksum of an output: a person must look"
+    )
+
+
+def _sha256_of(path: Path) -> str | None:
+    """The SHA-256 of the regular file at `path` (never through a link), None if there is none."""
+    try:
+        fd = open_regular(path)
+    except OSError:
+        return None
+    with open(fd, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def _person(rel: str, kind: Any, summary: str) -> OutputCheck:
     return OutputCheck(
         path=rel,
@@ -393,10 +422,9 @@ def _check_file(
     if path.stat().st_size == 0:
         return OutputCheck(path=rel, kind="empty", status="pass", summary="empty")
     if rel in bookkeeping:
-        what = "ACRO's checksum" if "/checksums/" in rel else "the job's ACRO results"
-        if rel.endswith("/results.json"):
-            return _person(rel, "acro", f"{what} (shown below): a person must look")
-        return OutputCheck(path=rel, kind="acro", status="pass", summary=what)
+        if rel.endswith("/results.json") and "/checksums/" not in rel:
+            return _person(rel, "acro", "the job's ACRO results (shown below): a person must look")
+        return _acro_checksum(job_path, rel)
     if rel.startswith("outputs/") and Path(rel).suffix.lower() in TABLE_SUFFIXES:
         data = _read_bytes(path, MAX_TABLE_BYTES)
         if data is None:

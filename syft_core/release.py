@@ -15,7 +15,9 @@ Real runs are checked first (syft_core.output_checks, `logs/checks.yaml`): an ou
 rule leaves only with an override reason (recorded in the event log), and a policy releases only
 outputs that pass every rule. A release can be partial (`only`, or a policy's): the folder is the
 state. The `released` marker says `scope: partial` with counts; `logs/release.yaml` (ReleaseReport)
-lists every file the job wrote with its decision (released or withheld, and why); the job folder's
+lists each released file and why, and counts the withheld ones by reason without naming them: the
+job chose those names and the check details quote their contents, so they stay in checks.yaml,
+the owner's (`show` lists them from there); the job folder's
 syft.pub.yaml then grants the submitter read of exactly those released files, one rule each, plus
 the submission, the status markers and logs/release.yaml, nothing else (not results.yaml nor
 checks.yaml, which name and describe what was withheld in detail). A later release widens a
@@ -25,6 +27,7 @@ partial one; a full release grants everything, as before.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -67,13 +70,16 @@ class OutputDecision(BaseModel):
 
 
 class ReleaseReport(BaseModel):
-    """`logs/release.yaml`: what the submitter got of each file the job wrote, and why."""
+    """`logs/release.yaml`, which the submitter reads: each file released to them and why, and
+    how many were withheld for each reason. A withheld file is never named here, nor its check
+    detail quoted: both are the job's own writing about data not released."""
 
     at: datetime = Field(default_factory=utcnow)
     by: str
     method: str
     scope: Literal["all", "partial"]
-    outputs: list[OutputDecision]
+    outputs: list[OutputDecision]  # the released files (a report from before: every file)
+    withheld: dict[str, int] = Field(default_factory=dict)  # reason -> how many files
 
     @property
     def released(self) -> list[str]:
@@ -152,7 +158,13 @@ def release_job(
         _decision(report, path, path in released, override if path in failing else None, method)
         for path in everything
     ]
-    release_report = ReleaseReport(by=by, method=method, scope=scope, outputs=decisions)
+    release_report = ReleaseReport(
+        by=by,
+        method=method,
+        scope=scope,
+        outputs=[d for d in decisions if d.decision == "released"],
+        withheld=dict(Counter(d.reason for d in decisions if d.decision == "withheld")),
+    )
     atomic_write_text(
         job.path / RELEASE_REPORT,
         yaml.safe_dump(release_report.model_dump(mode="json", exclude_none=True), sort_keys=False),
@@ -232,7 +244,7 @@ def _decision(
             else f"released by the owner ({_reason(report, path)})"
         )
     elif status == "fail":
-        reason = f"withheld: fails a disclosure rule ({_reason(report, path)})"
+        reason = "withheld: fails a disclosure rule"
     elif status == "review" and method.startswith("policy:"):
         reason = "withheld until the owner looks: it cannot be checked automatically"
     else:

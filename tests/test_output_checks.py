@@ -4,6 +4,7 @@ and the scientist seeing every file's decision."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -119,7 +120,8 @@ def test_the_jobs_own_acro_results_are_read_and_shown(tmp_path: Path) -> None:
     acro = tmp_path / "outputs" / "acro"
     (acro / "checksums").mkdir(parents=True)
     (acro / "output_0_0.csv").write_text(LARGE_CROSSTAB)
-    (acro / "checksums" / "output_0_0.csv.txt").write_text("ab" * 32)
+    real = hashlib.sha256(LARGE_CROSSTAB.encode()).hexdigest()
+    (acro / "checksums" / "output_0_0.csv.txt").write_text(real)
     results = {
         "version": "1.0.2",
         "tool": {"name": "ACRO"},
@@ -143,6 +145,31 @@ def test_the_jobs_own_acro_results_are_read_and_shown(tmp_path: Path) -> None:
     assert table.acro.status == "review"
     assert report.status_of("outputs/acro/checksums/output_0_0.csv.txt") == "pass"
     assert report.status_of("outputs/acro/results.json") == "review"
+
+
+def test_acros_checksums_folder_passes_only_checksums_of_its_outputs(tmp_path: Path) -> None:
+    # The job writes ACRO's folder too: a file there that is not the checksum of an output
+    # beside it (row-level data, a digest of nothing, a second copy) needs a person.
+    acro = tmp_path / "outputs" / "acro"
+    (acro / "checksums").mkdir(parents=True)
+    (acro / "results.json").write_text(json.dumps({"results": {"a": {}}}))
+    (acro / "table.csv").write_text(LARGE_CROSSTAB)
+    real = hashlib.sha256(LARGE_CROSSTAB.encode()).hexdigest()
+    planted = {
+        "patients.csv": "name,diagnosis\nAlice Smith,HIV+\n",
+        "table.csv.txt": "ab" * 32,  # shaped like a checksum, of nothing
+        "missing.csv.txt": real,  # the right digest, named for no output
+        "table.csv": real,  # not named as ACRO names its checksums
+    }
+    for name, text in planted.items():
+        (acro / "checksums" / name).write_text(text)
+    report = check_outputs(tmp_path, RULES)
+    for name in planted:
+        assert report.status_of(f"outputs/acro/checksums/{name}") == "review", name
+    (acro / "checksums" / "table.csv.txt").write_text(real + "\n")
+    assert (
+        check_outputs(tmp_path, RULES).status_of("outputs/acro/checksums/table.csv.txt") == "pass"
+    )
 
 
 # -- release --------------------------------------------------------------------------------------
@@ -176,10 +203,10 @@ def test_partial_release_grants_exactly_the_chosen_files(datasite: Datasite) -> 
     assert SyftPermContext(datasite=datasite.root).check(
         SCIENTIST, f"{job.relpath}/run.sh", AccessLevel.WRITE
     )
-    report = {d.path: d for d in read_release_report(job).outputs}
-    assert report["outputs/totals.csv"].decision == "released"
-    assert report["outputs/crosstab.csv"].decision == "withheld"
-    assert "fails a disclosure rule" in report["outputs/crosstab.csv"].reason
+    decisions = read_release_report(job)
+    assert {d.path: d.decision for d in decisions.outputs} == {"outputs/totals.csv": "released"}
+    assert decisions.withheld["withheld: fails a disclosure rule"] == 1
+    assert sum(decisions.withheld.values()) == 3
     # A later release widens it; the failing table still needs the override.
     release_job(job, OWNER, only=["logs/stdout.txt"])
     assert _can_read(datasite, job, "logs/stdout.txt")
@@ -199,10 +226,31 @@ def test_the_scientist_sees_per_output_decisions_through_the_client(datasite: Da
     mine = Job(job, SCIENTIST)  # the submitter's handle on the same folder
     decisions = mine.release_decisions
     assert decisions is not None and decisions.scope == "partial"
-    by_path = {d.path: d for d in decisions.outputs}
-    assert by_path["outputs/totals.csv"].decision == "released"
-    assert by_path["outputs/crosstab.csv"].decision == "withheld"
-    assert "fails a disclosure rule" in by_path["outputs/crosstab.csv"].reason
+    assert [(d.path, d.decision) for d in decisions.outputs] == [("outputs/totals.csv", "released")]
+    assert decisions.withheld.get("withheld: fails a disclosure rule") == 1
+
+
+def test_a_withheld_output_is_named_nowhere_the_submitter_reads(datasite: Datasite) -> None:
+    # The job picks its outputs' names and headers: on a partial release, a withheld output's
+    # name, and the check detail that quotes its header, are data that was not released.
+    name, header = "Alice Smith 1961-04-02 HIV+", "Bob Jones owes 12000 USD"
+    smuggled = f"sex,{header},B\nF,3,25\nM,40,31\n"  # a cell of 3: fails, withheld
+    outputs = {f"{name}.csv": smuggled, "totals.csv": LARGE_COUNTS}
+    job = _finish(make_job(datasite), outputs, stdout="done\n")
+    checks = read_checks(job.path)
+    assert checks is not None and header in checks.model_dump_json()  # the owner's, not theirs
+    release_job(job, OWNER, only=["totals.csv"])
+    perms = SyftPermContext(datasite=datasite.root)
+    readable = [
+        f
+        for f in job.path.rglob("*")
+        if f.is_file()
+        and perms.check(SCIENTIST, str(f.relative_to(datasite.root)), AccessLevel.READ)
+    ]
+    assert job.path / "logs" / "release.yaml" in readable
+    for path in readable:
+        text = path.read_bytes().decode("utf-8", "replace")
+        assert name not in text and header not in text, path
 
 
 def test_a_policy_releases_only_large_count_tables(datasite: Datasite) -> None:
@@ -263,5 +311,5 @@ def test_show_and_release_print_the_checks_and_decisions(datasite: Datasite) -> 
     partial = CliRunner().invoke(app, ["release", key, "--only", "totals.csv"], env=env)
     assert partial.exit_code == 0, partial.output
     assert "release:      partial (manual" in partial.output
-    assert "WITHHELD  outputs/crosstab.csv: withheld: fails a disclosure rule" in partial.output
+    assert "WITHHELD  outputs/crosstab.csv: " in partial.output  # the owner sees which, and why
     assert "released  outputs/totals.csv: passes every disclosure rule" in partial.output
