@@ -220,6 +220,12 @@ def decide_approval(datasite: Datasite, job: JobFolder) -> ApprovalDecision | No
     _check_datasite(datasite, job)
     if job.state().status is not Status.INBOX:
         return None
+    # Before any hashing: a submitter no auto-approving policy admits costs nothing, however
+    # many jobs they leave in the inbox.
+    if not any(
+        p.auto_approve and p.admits_submitter(job.submitter) for p in load_policies(datasite)[0]
+    ):
+        return None
     try:
         snapshot = Snapshot.take(job.path)
         facts = _JobFacts(job, snapshot.config(), snapshot)

@@ -28,7 +28,7 @@ from syft_core.errors import SyftError
 from syft_core.filestamp import Stamp, stamp
 from syft_core.jobs import ApprovedMarker, JobFolder
 from syft_core.jobs.markers import read_marker
-from syft_core.policies import apply_policies, load_policies
+from syft_core.policies import apply_policies, load_policies, policies_dir
 from syft_runner.config import RunnerConfig
 from syft_runner.executor.contract import Backend
 from syft_runner.executor.job import Executor, RunResult
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # Identity of an `approved` marker file: a new approval (a new file) has a new identity.
 MarkerIdentity = Stamp
+Signature = tuple[tuple[str, Stamp], ...]
+RECHECK_SECONDS = 60.0  # an inbox job no policy approved is evaluated again at least this often
 STOP_POLL_SECONDS = 0.5
 DETACH_SECONDS = 5.0  # how long a stopping runner waits for its workers to let go
 RESUME = "resume"
@@ -97,6 +99,10 @@ class RunnerService:
         self.active: dict[str, threading.Thread] = {}
         self._approvals: dict[str, MarkerIdentity] = {}  # queued/active job → its approval
         self._stale: dict[str, MarkerIdentity] = {}  # approvals found stale: not re-checked
+        # Inbox jobs no policy approved: not evaluated (hashed) again until their files or the
+        # policies change, or POLICY_RECHECK_SECONDS pass (a condition can depend on other
+        # jobs: same_code_as_approved).
+        self._not_by_policy: dict[str, tuple[tuple[Signature, Signature], float]] = {}
         self._finished: queue.Queue[_Finished] = queue.Queue()
         self._hints: set[Path] = set()
         self._hints_lock = threading.Lock()
@@ -256,7 +262,7 @@ class RunnerService:
         except FileNotFoundError:
             if not policies or _lexists(f"{key}/rejected"):
                 return None
-            if not self._approved_by_policy(JobFolder(folder)):
+            if not self._approved_by_policy(folder):
                 return None
             st = os.lstat(f"{key}/approved")
         if _lexists(f"{key}/rejected"):
@@ -270,9 +276,15 @@ class RunnerService:
         self._approvals[key] = identity
         return QueuedJob(approved.at, key, JobFolder(folder).submitter)
 
-    def _approved_by_policy(self, job: JobFolder) -> bool:
+    def _approved_by_policy(self, folder: Path) -> bool:
         """Approve a new job if one of the owner's policies says so. Only jobs never approved: one
         changed after an approval waits for the owner again, whoever approved it first."""
+        key, now = str(folder), time.monotonic()
+        signature = (_tree_signature(folder), _tree_signature(policies_dir(self.datasite)))
+        refused = self._not_by_policy.get(key)
+        if refused is not None and refused[0] == signature and now - refused[1] < RECHECK_SECONDS:
+            return False
+        job = JobFolder(folder)
         try:
             policy = apply_policies(self.datasite, job, self.datasite.email)
         except (SyftError, OSError) as exc:
@@ -281,7 +293,9 @@ class RunnerService:
             )
             return False
         if policy is None:
+            self._not_by_policy[key] = (signature, now)
             return False
+        self._not_by_policy.pop(key, None)
         log.info("job approved by policy", extra={"folder": str(job.path), "policy": policy})
         return True
 
@@ -323,6 +337,28 @@ class RunnerService:
                 self._stale[finished.key] = identity
             else:
                 self._stale.pop(finished.key, None)
+
+
+def _tree_signature(root: Path) -> Signature:
+    """Every entry under `root` with its stamp, links not followed: what changes when any file
+    or folder there does, read with one lstat each and no file opened."""
+    found: list[tuple[str, Stamp]] = []
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            found.append((entry.path, stamp(st)))
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+    return tuple(sorted(found))
 
 
 def _lexists(path: str) -> bool:

@@ -15,6 +15,7 @@ import yaml
 from syft_core.datasite import Datasite
 from syft_core.jobs import ApprovedMarker, JobFolder, Outcome, Status
 from syft_core.jobs.markers import read_marker
+from syft_core.jobs.snapshot import Snapshot
 from syft_core.policies import policies_dir
 from syft_core.release import results_waiting
 from syft_runner.service import RunnerService
@@ -142,3 +143,36 @@ def test_the_job_environment_says_mode_datasite_and_name(
         "SYFT_OUTPUT_DIR=/job/outputs",
         "SYFT_RUN_MODE=mock",
     ]
+
+
+def test_inbox_jobs_no_policy_approves_cost_no_hashing_pass_after_pass(
+    syftbox: Path,
+    docker_client: docker.DockerClient,
+    job_images: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A submitter filling the inbox must not make every rescan hash every job: a submitter no
+    # auto-approving policy admits costs no hashing at all, and an admitted one's job the policy
+    # refused is evaluated again only once its files (or the policies) change.
+    write_policy(syftbox, "proven", auto_approve=True, same_code_as_approved=True)
+    admitted = [write_job(syftbox, f"a{i}", "echo\n") for i in range(4)]
+    others = [write_job(syftbox, f"o{i}", "echo\n", submitter="ds2@example.org") for i in range(4)]
+    hashed: list[Path] = []
+    take = Snapshot.take.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Snapshot], /, folder: Path, **kwargs: Any) -> Snapshot:
+        hashed.append(Path(folder))
+        return take(cls, folder, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Snapshot, "take", classmethod(counting))
+    service = RunnerService(syftbox, OWNER, runner_config(), docker_client)
+    folders = [job.path for job in admitted + others]
+    service._consider(folders)
+    assert sorted(hashed) == sorted(job.path for job in admitted)
+    service._consider(folders)
+    service._consider(folders)
+    assert len(hashed) == len(admitted)  # nothing changed: nothing hashed again
+    (admitted[0].path / "run.sh").write_text("echo changed\n")
+    service._consider(folders)
+    assert hashed[len(admitted) :] == [admitted[0].path]
+    assert all(job.state().status is Status.INBOX for job in admitted + others)
