@@ -976,3 +976,53 @@ def test_the_owners_version_of_a_file_with_a_name_at_the_limit_keeps_mine_aside(
     kept = list((tmp_path / "bob-box" / ".syft-sync" / SCI / "conflicts" / OWNER).rglob("z*"))
     assert [k.read_bytes() for k in kept] == [b"bob's\n"]
     assert len(os.fsencode(kept[0].name)) <= 255
+
+
+def test_a_refusal_tells_a_peer_nothing_about_files_it_may_not_read(trio: Trio) -> None:
+    # Probing paths it may not write (under an existing file, a missing one, a folder), a peer
+    # must get one and the same answer: what exists there, and which rule refused it, is not
+    # its business. The owner's own log keeps the rule.
+    owner_root = trio.owner.box.root / OWNER
+    (owner_root / "api_data" / "merger").mkdir(parents=True)
+    (owner_root / "api_data" / "merger" / "board.pdf").write_bytes(b"secret")
+    probes = ["api_data/merger/board.pdf/x", "api_data/merger/none.pdf/x", "api_data/merger"]
+    for probe in probes:
+        trio.bob_sends(probe)
+    rejected = trio.owner.sync_once().rejected
+    reasons = {n.rejection.path: (n.rejection.kind, n.rejection.reason) for n in rejected}
+    assert reasons == {p: ("denied", f"{SCI} may not write {p}") for p in probes}
+    logged = [e for e in trio.owner.box.datasite(OWNER).events if e.what == "sync.rejected"]
+    assert len(logged) == len(probes) and all(
+        len(str(e.details["reason"])) > len(f"{SCI} may not write {e.path}") for e in logged
+    )
+
+
+def test_a_folder_named_like_a_permission_file_is_refused(trio: Trio) -> None:
+    # A folder named syft.pub.yaml reads as a broken permission file, which grants nothing
+    # below it: made by a peer with a mere write, it would take everyone's access away.
+    trio.bob_sends(f"jobs/{SCI}/j/code/syft.pub.yaml/x")
+    rejected = trio.owner.sync_once().rejected
+    assert [n.rejection.kind for n in rejected] == ["invalid"]
+    assert "syft.pub.yaml" in rejected[0].rejection.reason
+    assert not (trio.owner.box.root / OWNER / "jobs" / SCI / "j" / "code").exists()
+
+
+def test_a_write_right_revoked_while_the_blobs_arrive_is_honoured(
+    trio: Trio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Screened under the old rules, fetched, then applied: a permission revoked in between (a
+    # large blob takes a while) must stop the change, not let it land under rights now gone.
+    jobs_rules = trio.owner.box.root / OWNER / "jobs" / PERMISSION_FILE
+    fetch = Channel.fetch
+
+    def revoking(self: Channel, *args: Any, **kwargs: Any) -> None:
+        fetch(self, *args, **kwargs)
+        jobs_rules.write_text("terminal: true\nrules: []\n")
+
+    monkeypatch.setattr(Channel, "fetch", revoking)
+    trio.bob_sends(f"jobs/{SCI}/j9/run.sh")
+    rejected = trio.owner.sync_once().rejected
+    assert [(n.rejection.path, n.rejection.kind) for n in rejected] == [
+        (f"jobs/{SCI}/j9/run.sh", "denied")
+    ]
+    assert not (trio.owner.box.root / OWNER / "jobs" / SCI / "j9" / "run.sh").exists()

@@ -273,8 +273,12 @@ class OwnerSyncer:
                     self.limits.require_room(staging.folder, sum(blobs.values()))
                     channel.fetch(message_id, blobs, staging.path_for)
                     folders.revalidate()  # anything moved or linked while the blobs came
+                    self._reload_permissions()  # ... or a permission revoked meanwhile
                     uses = Counter(c.new_digest for c in allowed if c.new_digest is not None)
                     for change in sorted(allowed, key=_apply_order):
+                        if not self.perms.check(peer, change.path, AccessLevel.WRITE):
+                            rejections.append((change, self._denied(peer, message_id, change)))
+                            continue
                         outcome = self._apply_one(peer, message_id, change, staging, uses, folders)
                         if isinstance(outcome, Rejection):
                             rejections.append((change, outcome))
@@ -304,17 +308,31 @@ class OwnerSyncer:
         if change.path in seen:
             return reject("invalid", "the path appears more than once in one message")
         try:
-            folders.examine(folders.check(change.path))
+            clean = folders.check(change.path)
         except UnsafePathError as exc:
             return reject("invalid", str(exc))
-        if not self.perms.check(peer, change.path, AccessLevel.WRITE):
-            # The explanation is produced only for a refusal (it costs as much as the check).
-            verdict = self.perms.explain(peer, change.path, AccessLevel.WRITE)
-            return reject("denied", f"{peer} may not write {change.path}: {verdict.detail}")
+        # Permission before anything is looked up on disk, and one reason for every refusal:
+        # what is there, or which rule refused it, would tell the peer about files it may not
+        # read (the owner's log keeps the explanation).
+        if not self.perms.check(peer, clean, AccessLevel.WRITE):
+            return self._denied(peer, message_id, change)
+        try:
+            folders.examine(clean)
+        except UnsafePathError as exc:
+            return reject("invalid", str(exc))
         too_large = change.new_digest is not None and self.limits.too_large(change.size)
         if too_large:
             return reject("invalid", f"{change.path} not accepted: {too_large}")
         return None
+
+    @staticmethod
+    def _denied(peer: str, message_id: str, change: FileChange) -> Rejection:
+        return Rejection(
+            path=change.path,
+            kind="denied",
+            reason=f"{peer} may not write {change.path}",
+            message_id=message_id,
+        )
 
     def _apply_one(
         self,
@@ -405,11 +423,13 @@ class OwnerSyncer:
             # The peer still holds its own version: publishing then reverts it to mine wherever
             # they may read (e.g. a forged `approved` marker is withdrawn from their copy).
             _believe(link, change.path, change.new_digest)
-        details = {
-            "kind": rejection.kind,
-            "reason": rejection.reason,
-            "message_id": rejection.message_id,
-        }
+        reason = rejection.reason
+        if rejection.kind == "denied":
+            # Which rule refused it, for the owner's log only (the peer is told no more than
+            # that it may not). Produced only for a refusal: it costs as much as the check.
+            verdict = self.perms.explain(peer, change.path, AccessLevel.WRITE)
+            reason = f"{reason}: {verdict.detail}"
+        details = {"kind": rejection.kind, "reason": reason, "message_id": rejection.message_id}
         return Event(who=peer, what="sync.rejected", path=change.path, details=details)
 
     def _note_unknown(self, accepted: list[str], report: SyncReport) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from syft_core.datasite import PERMISSION_FILE
 from syft_core.errors import UnsafePathError
 from syft_core.filestamp import is_racy, stamp
 from syft_core.inotify import (
@@ -56,6 +57,10 @@ def check_sync_path(rel: str, *, what: str) -> str:
         raise UnsafePathError(f"{what} {rel!r} is not in normal form (expected {clean!r})")
     if not is_syncable(clean):
         raise UnsafePathError(f"{what} {rel!r} is private or a dotfile; it never syncs")
+    if PERMISSION_FILE in clean.split("/")[:-1]:
+        # A folder by that name would be read as a broken permission file: terminal, granting
+        # nothing below it. Making one would take away everyone's access, with a write only.
+        raise UnsafePathError(f"{what} {_shown(rel)}: a folder cannot be named {PERMISSION_FILE}")
     for part in clean.split("/"):
         size = _byte_length(part, rel, what=what)
         if size > NAME_MAX:
