@@ -24,7 +24,7 @@ import pytest
 from syft_core.datasite import Datasite
 from syft_core.sync import FolderTransport, SyncClient, packs
 from syft_core.sync.channel import Channel
-from syft_core.sync.errors import CorruptMessageError, SourceChangedError
+from syft_core.sync.errors import CorruptMessageError, InvalidMessageError, SourceChangedError
 from syft_core.sync.hashing import digest_bytes
 from syft_core.sync.messages import ChangeMessage, FileChange
 from syft_core.sync.scope import scan_datasite
@@ -41,9 +41,13 @@ def _sha(data: bytes) -> str:
 # -- the pack format ---------------------------------------------------------------------------
 
 
-def _unpack(data: bytes, wanted: dict[str, int]) -> dict[str, bytes]:
+def _unpack(
+    data: bytes, wanted: dict[str, int], declared: dict[str, int] | None = None
+) -> dict[str, bytes]:
     got: dict[str, bytes] = {}
-    packs.unpack(data, wanted, got.__setitem__, where="pack")
+    packs.unpack(
+        data, dict(wanted if declared is None else declared), wanted, got.__setitem__, where="pack"
+    )
     return got
 
 
@@ -51,7 +55,8 @@ def test_a_pack_round_trips_and_skips_what_is_not_wanted() -> None:
     blobs = {_sha(b): b for b in (b"one\n", b"two\n", b"")}
     data = packs.build(blobs)
     wanted = {sha: len(b) for sha, b in blobs.items() if b != b"two\n"}
-    assert _unpack(data, wanted) == {sha: blobs[sha] for sha in wanted}
+    declared = {sha: len(b) for sha, b in blobs.items()}
+    assert _unpack(data, wanted, declared) == {sha: blobs[sha] for sha in wanted}
 
 
 def _forged(entries: list[tuple[str, int]], body: bytes) -> bytes:
@@ -73,7 +78,6 @@ EVIL = b"evil content\n"
         ("truncated", packs.build({_sha(GOOD): GOOD})[:-3], {_sha(GOOD): 13}, "add up"),
         ("padded", packs.build({_sha(GOOD): GOOD}) + b"x", {_sha(GOOD): 13}, "add up"),
         ("index past the end", _forged([(_sha(GOOD), 13)] * 3, b"")[:-20], {}, "index"),
-        ("repeated entry", _forged([(_sha(GOOD), 13)] * 2, GOOD * 2), {_sha(GOOD): 13}, "repeat"),
         ("not a pack", b"PK\x03\x04" + GOOD, {_sha(GOOD): 13}, "not a pack"),
         ("huge count", packs.MAGIC + struct.pack(">I", 2**32 - 1), {}, "index"),
     ],
@@ -85,6 +89,28 @@ def test_a_malformed_pack_is_corrupt(
         _unpack(data, wanted)
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "declared", "error"),
+    [
+        ("repeated entry", _forged([(_sha(GOOD), 13)] * 2, GOOD * 2), {_sha(GOOD): 13}, "more"),
+        ("undeclared", packs.build({_sha(EVIL): EVIL}), {_sha(GOOD): 13}, "does not declare"),
+        (
+            "declared, then again",
+            _forged([(_sha(GOOD), 13), (_sha(GOOD), 13)], GOOD * 2),
+            {_sha(GOOD): 13, _sha(EVIL): 13},
+            "again",
+        ),
+    ],
+)
+def test_a_pack_holding_what_its_message_does_not_declare_is_refused_for_good(
+    name: str, data: bytes, declared: dict[str, int], error: str
+) -> None:
+    # A sender packs each blob of its message once: anything else is a flood, refused at the
+    # index entry that shows it (not retried, and no pack read past it).
+    with pytest.raises(InvalidMessageError, match=error):
+        _unpack(data, {}, declared)
+
+
 def test_a_pack_over_the_size_limit_is_corrupt() -> None:
     with pytest.raises(CorruptMessageError, match="larger than"):
         _unpack(b"\0" * (packs.MAX_PACK_BYTES + 1), {})
@@ -94,7 +120,7 @@ def test_an_oversized_entry_is_corrupt_even_if_unwanted() -> None:
     size = packs.PACK_BLOB_BYTES + 1
     data = _forged([("0" * 64, size)], b"\0" * size)
     with pytest.raises(CorruptMessageError, match="oversized"):
-        _unpack(data, {})
+        _unpack(data, {}, {"0" * 64: size})
 
 
 def test_a_source_replaced_by_a_link_is_not_packed(tmp_path: Path) -> None:
@@ -185,14 +211,17 @@ def test_a_forged_pack_applies_nothing_and_is_retried(pair: Pair) -> None:
 def test_pack_flood_a_peer_cannot_make_every_pass_read_unbounded_packs(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Resource exhaustion: packs of nothing the message asked for, put ahead of its real one.
-    A sender's packs each hold at least one of the message's blobs, so no more packs than
-    blobs are ever read; the message stays unapplied (and is retried) without reading the rest."""
+    """Resource exhaustion: packs of contents the message never declared (or hard links of one
+    huge pack), put ahead of its real one. A sender packs each blob of its message once, so the
+    first such entry refuses the message for good: one pack's index is read, and no later pass
+    reads it again."""
     _, blobs = pair.send(f"jobs/{SCI}/j/code")
     flood = COUNT + 5
     (blobs / "pack-0").rename(blobs / f"pack-{flood}")
-    for index in range(flood):
-        (blobs / f"pack-{index}").write_bytes(packs.build({_sha(b"%d" % index): b"%d" % index}))
+    junk = {_sha(b"%d" % i): b"%d" % i for i in range(1000)}
+    (blobs / "pack-0").write_bytes(packs.build(junk))
+    for index in range(1, flood):
+        os.link(blobs / "pack-0", blobs / f"pack-{index}")
     read: list[str] = []
     get_bytes = pair.shared.get_bytes
 
@@ -201,9 +230,15 @@ def test_pack_flood_a_peer_cannot_make_every_pass_read_unbounded_packs(
         return get_bytes(key, max_size=max_size)
 
     monkeypatch.setattr(pair.shared, "get_bytes", counted)
-    report = pair.owner.sync_once()
-    assert report.applied == [] and pair.arrived(f"jobs/{SCI}/j/code") == []
-    assert len([key for key in read if "/pack-" in key]) == COUNT
+    for _ in range(2):
+        report = pair.owner.sync_once()
+        assert report.applied == [] and pair.arrived(f"jobs/{SCI}/j/code") == []
+    assert len([key for key in read if "/pack-" in key]) == 1
+    assert "than its message declares" in pair.events("sync.message_refused")[0]["reason"]
+    # One junk content among real ones (a count that fits) is refused at its own entry.
+    junk_pack = packs.build({_sha(b"junk"): b"junk"})
+    with pytest.raises(InvalidMessageError, match="does not declare"):
+        packs.unpack(junk_pack, {_sha(b"real"): 4, _sha(b"more"): 4}, {}, print, where="pack")
 
 
 @pytest.mark.parametrize("hazard", ["link", "fifo", "folder"])

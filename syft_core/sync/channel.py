@@ -141,17 +141,24 @@ class Channel:
         data = self.transport.get_bytes(self._msg_key(message_id), max_size=MAX_MANIFEST_BYTES)
         return decode_message(message_id, data, where=f"message {self.prefix}/{message_id}")
 
-    def fetch(self, message_id: str, sizes: Mapping[str, int], dest_for: DestFor) -> None:
+    def fetch(
+        self,
+        message_id: str,
+        sizes: Mapping[str, int],
+        dest_for: DestFor,
+        declared: Mapping[str, int],
+    ) -> None:
         """Download each blob (sha -> declared size) to its new file `dest_for(sha)`, prove it
         matches its digest and is no longer than declared; then make them all durable (installing
-        one is then a bare rename)."""
+        one is then a bare rename). `declared`: every blob the message declares (those of changes
+        refused too), which is all its packs may hold."""
         dests = {sha: dest_for(sha) for sha in sizes}
         with self.progress.transfer(
             f"receiving from {self.prefix}", sum(sizes.values())
         ) as advance:
             left = dict(sizes)
             if self.transport.pack_small_blobs and left:
-                self._fetch_packs(message_id, left, dests.__getitem__, advance)
+                self._fetch_packs(message_id, left, dict(declared), dests.__getitem__, advance)
             self._transfer_all(
                 [
                     partial(self._fetch_one, message_id, sha, size, dests[sha], advance)
@@ -162,7 +169,12 @@ class Channel:
             fsync_files(list(dests.values()), next(iter(dests.values())).parent)
 
     def _fetch_packs(
-        self, message_id: str, left: dict[str, int], dest_for: DestFor, advance: Advance
+        self,
+        message_id: str,
+        left: dict[str, int],
+        declared: dict[str, int],
+        dest_for: DestFor,
+        advance: Advance,
     ) -> None:
         """Take what the message's packs hold of `left` (sha -> declared size), each content
         proven against its digest and size (packs.unpack); what they held is removed from `left`.
@@ -181,7 +193,7 @@ class Channel:
             except MissingKeyError:
                 return  # no more packs: what is left travels blob by blob
             where = f"pack {index} of message {self.prefix}/{message_id}"
-            for sha in packs.unpack(data, left, write, where=where):
+            for sha in packs.unpack(data, declared, left, write, where=where):
                 del left[sha]
             if not left:
                 return

@@ -70,6 +70,15 @@ class ChangeMessage(_Model):
     changes: list[FileChange] = Field(default_factory=list)
     rejections: list[Rejection] = Field(default_factory=list)
 
+    @property
+    def declared(self) -> dict[str, int]:
+        """Every content the message names (digest -> the largest size declared for it)."""
+        sizes: dict[str, int] = {}
+        for change in self.changes:
+            if change.new_digest is not None:
+                sizes[change.new_digest] = max(change.size, sizes.get(change.new_digest, 0))
+        return sizes
+
     def encode(self) -> tuple[str, bytes]:
         """The message id and the exact manifest bytes it names."""
         data = self.model_dump_json().encode("utf-8")

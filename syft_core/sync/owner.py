@@ -271,7 +271,7 @@ class OwnerSyncer:
                 with Staging(self.state.staging, message_id) as staging:
                     blobs = {c.new_digest: c.size for c in allowed if c.new_digest is not None}
                     self.limits.require_room(staging.folder, sum(blobs.values()))
-                    channel.fetch(message_id, blobs, staging.path_for)
+                    channel.fetch(message_id, blobs, staging.path_for, message.declared)
                     folders.revalidate()  # anything moved or linked while the blobs came
                     self._reload_permissions()  # ... or a permission revoked meanwhile
                     uses = Counter(c.new_digest for c in allowed if c.new_digest is not None)

@@ -8,9 +8,11 @@ message like any blob (`blobs/<id>/pack-<n>`), written before the manifest.
 Layout: MAGIC, a 4-byte entry count, then per entry its raw 32-byte BLAKE3 digest and 8-byte length,
 then the contents in that order. Nothing in a pack is trusted: a reader refuses a pack larger
 than MAX_PACK_BYTES, entries longer than PACK_BLOB_BYTES, lengths that do not add up to the
-pack, and repeated entries (CorruptMessageError, like a bad blob), and it still proves every
-content it takes against its digest and the size its message declares. Contents the reader does
-not want (changes it refused) are skipped unread. A blob no pack holds is read as its own value.
+pack (CorruptMessageError, like a bad blob, retried), and entries its message does not declare
+or that an earlier pack of it held (InvalidMessageError: refused for good, as a sender packs
+each blob once); it proves every content it takes against its digest and the size its message
+declares. Contents the reader does not want (changes it refused) are skipped unread. A blob no
+pack holds is read as its own value.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from syft_core.safefile import read_fd_capped
-from syft_core.sync.errors import CorruptMessageError, SourceChangedError
+from syft_core.sync.errors import CorruptMessageError, InvalidMessageError, SourceChangedError
 from syft_core.sync.hashing import digest_bytes, open_to_send
 
 MAGIC = b"syft-pack/1\n"
@@ -98,14 +100,20 @@ def group(sizes: Mapping[str, int]) -> Iterator[list[str]]:
 
 def unpack(
     data: bytes,
+    declared: dict[str, int],
     wanted: Mapping[str, int],
     write: Callable[[str, bytes], None],
     *,
     where: str,
 ) -> set[str]:
     """Verify the pack `data` and `write(sha, content)` each content of `wanted` (sha -> declared
-    size) it holds, after proving it; return those shas. CorruptMessageError for a malformed
-    pack, a content longer than declared or one that does not match its digest."""
+    size) it holds, after proving it; return those shas. `declared`: the contents the message
+    declares that no earlier pack of it held; each entry found is taken out of it.
+
+    InvalidMessageError (refused for good) for an entry the message does not declare, or one an
+    earlier pack held: a sender packs each of its blobs once, so such a pack is a flood, and no
+    more of it is read than its index up to that entry. CorruptMessageError (retried) for a
+    malformed pack, a content longer than declared or one that does not match its digest."""
     if len(data) > MAX_PACK_BYTES:
         raise CorruptMessageError(f"{where} is larger than {MAX_PACK_BYTES:,} bytes")
     head = len(MAGIC) + _COUNT.size
@@ -115,28 +123,38 @@ def unpack(
     body = head + count * _ENTRY.size
     if count > MAX_PACK_ENTRIES or body > len(data):
         raise CorruptMessageError(f"{where}: its index is longer than the pack")
-    entries = [_ENTRY.unpack_from(data, head + i * _ENTRY.size) for i in range(count)]
+    if count > len(declared):
+        raise InvalidMessageError(f"{where} holds more contents than its message declares")
+    entries: list[tuple[str, int]] = []
+    for i in range(count):
+        digest, length = _ENTRY.unpack_from(data, head + i * _ENTRY.size)
+        sha = digest.hex()
+        if length > PACK_BLOB_BYTES:
+            raise CorruptMessageError(f"{where}: an oversized entry")
+        size = declared.pop(sha, None)
+        if size is None:
+            raise InvalidMessageError(
+                f"{where} holds content {sha[:12]} its message does not declare, or again"
+            )
+        if length > size:
+            raise CorruptMessageError(
+                f"{where} blob {sha[:12]} is longer than its declared {size:,} bytes"
+            )
+        entries.append((sha, length))
     if sum(length for _, length in entries) != len(data) - body:
         raise CorruptMessageError(f"{where}: its lengths do not add up to its size")
     taken: set[str] = set()
-    seen: set[bytes] = set()
     view = memoryview(data)
     offset = body
-    for digest, length in entries:
-        if digest in seen or length > PACK_BLOB_BYTES:
-            raise CorruptMessageError(f"{where}: a repeated or oversized entry")
-        seen.add(digest)
+    for sha, length in entries:
         start, offset = offset, offset + length
-        sha = digest.hex()
-        declared = wanted.get(sha)
-        if declared is None:
+        if sha not in wanted:
             continue  # a content this receiver refused: never looked at
-        blob = where + f" blob {sha[:12]}"
-        if length > declared:
-            raise CorruptMessageError(f"{blob} is longer than its declared {declared:,} bytes")
+        if length > wanted[sha]:
+            raise CorruptMessageError(f"{where} blob {sha[:12]} is longer than declared")
         content = view[start:offset]
         if digest_bytes(content) != sha:
-            raise CorruptMessageError(f"{blob} does not match its digest (truncated?)")
+            raise CorruptMessageError(f"{where} blob {sha[:12]} does not match its digest")
         write(sha, bytes(content))
         taken.add(sha)
     return taken

@@ -258,7 +258,7 @@ class WatcherSyncer:
         with Staging(self.state.staging, message_id) as staging:
             blobs = {c.new_digest: c.size for c in accepted if c.new_digest is not None}
             self.limits.require_room(staging.folder, sum(blobs.values()))
-            channel.fetch(message_id, blobs, staging.path_for)
+            channel.fetch(message_id, blobs, staging.path_for, message.declared)
             uses = Counter(c.new_digest for c in accepted if c.new_digest is not None)
             for change in accepted:
                 try:
