@@ -54,6 +54,7 @@ from syft_core.sync import (
     SyncReport,
     TransportError,
 )
+from syft_core.sync import owner as owner_module
 from syft_core.sync.channel import Channel
 from syft_core.sync.hashing import digest_bytes, digest_file
 from syft_core.sync.messages import MAX_MANIFEST_BYTES
@@ -1026,3 +1027,41 @@ def test_a_write_right_revoked_while_the_blobs_arrive_is_honoured(
         (f"jobs/{SCI}/j9/run.sh", "denied")
     ]
     assert not (trio.owner.box.root / OWNER / "jobs" / SCI / "j9" / "run.sh").exists()
+
+
+def test_a_message_of_many_refused_changes_costs_the_owner_a_bounded_reply(trio: Trio) -> None:
+    # Refusals are told back and logged: a message of many forbidden changes must not grow the
+    # owner's memory, event log and reply with it.
+    many = owner_module.MAX_REJECTIONS + 500
+    changes = [
+        FileChange(path=f"api_data/x{i}.csv", old_digest="0" * 64, new_digest=None)
+        for i in range(many)
+    ]
+    message = ChangeMessage(datasite=OWNER, sender=SCI, recipient=OWNER, changes=changes)
+    Channel(trio.shared, OWNER, "inbox", SCI, pool=trio.owner._pool).send(message, {})
+    carols = trio.carol_proposes()
+    report = trio.owner.sync_once()
+    assert carols.read_bytes() == GOOD_BODY
+    assert len(report.rejected) == owner_module.MAX_REJECTIONS + 1
+    assert "more changes" in report.rejected[-1].rejection.reason
+    logged = [e for e in trio.owner.box.datasite(OWNER).events if e.what == "sync.rejected"]
+    assert len(logged) == owner_module.MAX_REJECTIONS + 1
+    assert len(trio.bob.sync_once().notices) == owner_module.MAX_REJECTIONS + 1
+
+
+def test_a_publish_larger_than_one_manifest_travels_in_several(
+    trio: Trio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A receiver refuses a manifest over MAX_MANIFEST_BYTES for good: the owner must never send
+    # one, and what did not fit (a file published in the same pass) must still arrive.
+    monkeypatch.setattr(
+        owner_module, "PUBLISH_MANIFEST_BYTES", 20 * owner_module.ENTRY_OVERHEAD_BYTES
+    )
+    public = trio.owner.box.root / OWNER / "public"
+    for i in range(60):
+        (public / f"f{i:02d}.csv").write_text(f"{i}\n")
+    for _ in range(6):
+        trio.owner.sync_once()
+        trio.bob.sync_once()
+    got = trio.bob.box.root / OWNER / "public"
+    assert sorted(p.name for p in got.glob("f*.csv")) == [f"f{i:02d}.csv" for i in range(60)]

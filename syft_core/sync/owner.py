@@ -37,7 +37,13 @@ from syft_core.sync.errors import MalformedValueError, SourceChangedError, is_en
 from syft_core.sync.hashing import HashCache
 from syft_core.sync.inbound import Parties, drain
 from syft_core.sync.limits import ReceiveLimits
-from syft_core.sync.messages import ChangeMessage, FileChange, Rejection, RejectionKind
+from syft_core.sync.messages import (
+    MAX_MANIFEST_BYTES,
+    ChangeMessage,
+    FileChange,
+    Rejection,
+    RejectionKind,
+)
 from syft_core.sync.peers import PeerBook
 from syft_core.sync.progress import Progress
 from syft_core.sync.report import Applied, Notice, SyncReport
@@ -45,6 +51,10 @@ from syft_core.sync.scope import Scanner
 from syft_core.sync.state import OwnerLink, SyncState
 from syft_core.sync.targets import Folders, digest_at, install_at
 from syft_core.sync.transports.base import Transport
+
+MAX_REJECTIONS = 1000  # refusals of one message told back one by one; the rest in one line
+PUBLISH_MANIFEST_BYTES = MAX_MANIFEST_BYTES // 2  # what one outbound message holds, at most
+ENTRY_OVERHEAD_BYTES = 512  # a change's or rejection's JSON beyond its path and reason
 
 
 class OwnerMemory:
@@ -289,7 +299,10 @@ class OwnerSyncer:
                         _believe(link, change.path, change.new_digest)
             finally:  # what was put in place is logged, even if the pass stops here
                 self.datasite.events.append_many(events)
-        events = [self._reject(peer, change, r, link, report) for change, r in rejections]
+        events = [
+            self._reject(peer, change, r, link, report)
+            for change, r in _few(peer, message_id, rejections, link)
+        ]
         self.datasite.events.append_many(events)
 
     def _screen(
@@ -534,12 +547,13 @@ class OwnerSyncer:
             if link.in_flight is None:
                 self.memory.settled[peer] = lstamp(self._link_path(peer))
             return
+        changes, rejections, left = _fitting(changes, link.pending_rejections)
         message = ChangeMessage(
             datasite=self.me,
             sender=self.me,
             recipient=peer,
             changes=changes,
-            rejections=link.pending_rejections,
+            rejections=rejections,
         )
         message_id, _ = message.encode()
         link.in_flight = message_id
@@ -552,9 +566,13 @@ class OwnerSyncer:
             return
         for change in changes:
             _believe(link, change.path, change.new_digest)
-        link.pending_rejections = []
+        link.pending_rejections = link.pending_rejections[len(rejections) :]
         link.in_flight = None
-        self.memory.settled[peer] = self._save_link(peer, link)
+        saved = self._save_link(peer, link)
+        if left:  # more than one manifest holds: the next pass sends the rest
+            self.memory.settled.pop(peer, None)
+        else:
+            self.memory.settled[peer] = saved
         withdrawn = sum(1 for c in changes if c.is_deletion)
         self.datasite.events.append(
             self.me,
@@ -566,6 +584,51 @@ class OwnerSyncer:
             rejections=len(message.rejections),
         )
         report.published[peer] = report.published.get(peer, 0) + len(changes)
+
+
+def _few(
+    peer: str, message_id: str, rejections: list[tuple[FileChange, Rejection]], link: OwnerLink
+) -> list[tuple[FileChange, Rejection]]:
+    """At most MAX_REJECTIONS of one message told back and logged one by one; the rest in one
+    line. A message of a million refused changes costs the owner no more than a thousand."""
+    if len(rejections) <= MAX_REJECTIONS:
+        return rejections
+    kept, rest = rejections[:MAX_REJECTIONS], rejections[MAX_REJECTIONS:]
+    for change, rejection in rest:
+        if rejection.kind != "invalid":
+            _believe(link, change.path, change.new_digest)  # as _reject does
+    first = rest[0][0]
+    summary = Rejection(
+        path=first.path,
+        kind="invalid",
+        reason=f"this and {len(rest) - 1:,} more changes of {peer}'s message were refused; "
+        f"only the first {MAX_REJECTIONS:,} refusals of a message are listed",
+        message_id=message_id,
+    )
+    return [*kept, (first, summary)]
+
+
+def _fitting(
+    changes: list[FileChange], rejections: list[Rejection]
+) -> tuple[list[FileChange], list[Rejection], bool]:
+    """The changes, then the rejections, that fit one manifest (PUBLISH_MANIFEST_BYTES, well
+    within what a receiver reads: MAX_MANIFEST_BYTES), and whether any were left for the next
+    one. Sizes are estimated from the paths and reasons, the only fields of unbounded length."""
+    budget = PUBLISH_MANIFEST_BYTES
+    fit: list[FileChange] = []
+    for change in changes:
+        budget -= len(change.path.encode()) + ENTRY_OVERHEAD_BYTES
+        if budget < 0:
+            return fit, [], True
+        fit.append(change)
+    told: list[Rejection] = []
+    for rejection in rejections:
+        budget -= len(rejection.path.encode()) + len(rejection.reason.encode())
+        budget -= ENTRY_OVERHEAD_BYTES
+        if budget < 0:
+            return fit, told, True
+        told.append(rejection)
+    return fit, told, False
 
 
 def _applied_event(peer: str, message_id: str, change: FileChange) -> Event:
