@@ -237,7 +237,10 @@ def test_malformed_config_errors_and_runner_keeps_serving(
     runner = start_runner()
     done = wait_done(job)
     assert done.outcome is Outcome.ERROR
-    assert str(job.config_path) in done.message and "type" in done.message
+    assert str(job.config_path.relative_to(syftbox)) in done.message and "type" in done.message
+    assert (
+        str(syftbox) not in done.message
+    )  # the owner's disk layout is not the submitter's business
     nxt = approve(write_job(syftbox, "next", "echo next\n"))
     assert wait_done(nxt).outcome is Outcome.SUCCEEDED
     assert runner.thread.is_alive() and not runner.errors

@@ -15,6 +15,7 @@ approval, the job reads as `inbox` again, with the reason, and must be re-approv
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -310,6 +311,10 @@ class JobFolder:
         failed before it could start (e.g. a changed submission) or was cancelled."""
         self._require_owner(marker.by, "finish")
         self._require(self.state(), {Status.INBOX, Status.APPROVED, Status.RUNNING}, "finish")
+        # The submitter reads `done`: a path in its message is named as they know it (from the
+        # syftbox, `<owner>/jobs/...`), never by where the owner's syftbox sits on its disk.
+        box = f"{self.datasite_root.parent}{os.sep}"
+        marker = marker.model_copy(update={"message": marker.message.replace(box, "")})
         write_marker(self.marker_path("done"), marker)
         self._record(marker.by, "done", **_done_details(marker))
         return marker
