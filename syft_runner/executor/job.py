@@ -64,6 +64,7 @@ from syft_core.jobs.markers import ResultsReport, read_marker, write_marker
 from syft_core.output_checks import check_outputs, write_checks
 from syft_core.policies import decide_release
 from syft_core.release import AUTO_MOCK, release_job
+from syft_core.safefile import read_capped
 from syft_runner.config import MiB, RunnerConfig, RuntimeNotAllowedError
 from syft_runner.executor.contract import (
     Backend,
@@ -136,6 +137,7 @@ COMMAND = ["/bin/bash", f"{JOB_DIR}/run.sh"]
 NAME_PREFIX = "syft-job-"
 TICK_SECONDS = 0.25  # how often a running job's cancel marker, deadline and usage are checked
 LOG_DRAIN_SECONDS = 30.0
+MAX_LOCK_BYTES = 4 << 20  # a queued job's lock file, read to keep its environment cached
 
 
 def container_name(jid: str) -> str:
@@ -906,11 +908,12 @@ def queued_lock_digests(datasite_root: Path) -> set[str]:
     for job in iter_job_folders(datasite_root):
         if job.marker_path("done").exists() or not job.marker_path("approved").exists():
             continue
-        lock_file = job.path / LOCK_RELPATH
+        # The submitter's file, which it may have changed since: read without following a link
+        # and capped (the lock the job runs with is the staged, hash-checked copy anyway).
         try:
-            if lock_file.is_symlink() or not lock_file.is_file():
-                continue
-            found.add(lock_digest_of(lock_file.read_text(encoding="utf-8")))
+            data = read_capped(job.path / LOCK_RELPATH, MAX_LOCK_BYTES + 1)
+            if len(data) <= MAX_LOCK_BYTES:
+                found.add(lock_digest_of(data.decode("utf-8")))
         except (OSError, UnicodeDecodeError, LockError):
             continue
     return found
