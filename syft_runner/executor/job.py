@@ -59,7 +59,14 @@ from syft_core.jobs import (
 )
 from syft_core.jobs.config import describe_problems
 from syft_core.jobs.folder import iter_job_folders
-from syft_core.jobs.lock import LOCK_RELPATH, EnvLock, LockError, job_lock, parse_lock
+from syft_core.jobs.lock import (
+    LOCK_RELPATH,
+    MAX_LOCK_BYTES,
+    EnvLock,
+    LockError,
+    job_lock,
+    parse_lock,
+)
 from syft_core.jobs.markers import ResultsReport, read_marker, write_marker
 from syft_core.output_checks import check_outputs, write_checks
 from syft_core.policies import decide_release
@@ -137,7 +144,6 @@ COMMAND = ["/bin/bash", f"{JOB_DIR}/run.sh"]
 NAME_PREFIX = "syft-job-"
 TICK_SECONDS = 0.25  # how often a running job's cancel marker, deadline and usage are checked
 LOG_DRAIN_SECONDS = 30.0
-MAX_LOCK_BYTES = 4 << 20  # a queued job's lock file, read to keep its environment cached
 
 
 def container_name(jid: str) -> str:
@@ -909,7 +915,7 @@ def queued_lock_digests(datasite_root: Path) -> set[str]:
         if job.marker_path("done").exists() or not job.marker_path("approved").exists():
             continue
         # The submitter's file, which it may have changed since: read without following a link
-        # and capped (the lock the job runs with is the staged, hash-checked copy anyway).
+        # and no further than a lock may be long (the job runs with the staged, checked copy).
         try:
             data = read_capped(job.path / LOCK_RELPATH, MAX_LOCK_BYTES + 1)
             if len(data) <= MAX_LOCK_BYTES:
