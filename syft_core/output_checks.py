@@ -466,6 +466,12 @@ def read_checks(job_path: Path) -> ChecksReport | None:
 _MARK = {"pass": "PASS  ", "fail": "FAIL  ", "review": "PERSON"}
 
 
+def _flat(text: str) -> str:
+    """The job's own words (file names, table headers, its ACRO records) on one line: a line
+    break in them could print as a line of ours (a forged PASS) in the owner's review."""
+    return text.replace("\r\n", "\u2424").replace("\n", "\u2424").replace("\r", "\u2424")
+
+
 def summarize(report: ChecksReport) -> str:
     """The report for a person: one line per file, the failing cells, the job's ACRO verdicts."""
     r = report.rules
@@ -478,21 +484,26 @@ def summarize(report: ChecksReport) -> str:
         f"k={r.nk_k}; p-ratio p={r.p_ratio}",
     ]
     for check in report.outputs:
-        lines.append(f"  {_MARK[check.status]} {check.path}  [{check.kind}] {check.summary}")
+        lines.append(
+            f"  {_MARK[check.status]} {_flat(check.path)}  [{check.kind}] {_flat(check.summary)}"
+        )
         for rule in check.rules:
             if rule.cells:
-                lines.append(f"           cells: {'; '.join(rule.cells[:10])}")
+                lines.append(f"           cells: {_flat('; '.join(rule.cells[:10]))}")
         if check.acro is not None:
             lines.append(
-                f"           the job's ACRO says {check.acro.status}: {check.acro.summary}"
+                f"           the job's ACRO says {_flat(check.acro.status)}: "
+                f"{_flat(check.acro.summary)}"
             )
     if report.acro:
         lines.append("the job's own ACRO results (its settings, not the owner's rules):")
         for record in report.acro:
             exception = f"; exception asked: {record.exception}" if record.exception else ""
             lines.append(
-                f"  {record.uid} {record.status} {record.type} {record.command}: "
-                f"{record.summary.strip()}{exception}"
+                _flat(
+                    f"  {record.uid} {record.status} {record.type} {record.command}: "
+                    f"{record.summary.strip()}{exception}"
+                )
             )
     if report.note:
         lines.append(report.note)

@@ -21,6 +21,7 @@ from syft_core.output_checks import (
     check_outputs,
     check_table,
     read_checks,
+    summarize,
     write_checks,
 )
 from syft_core.permissions import AccessLevel, SyftPermContext
@@ -170,6 +171,20 @@ def test_acros_checksums_folder_passes_only_checksums_of_its_outputs(tmp_path: P
     assert (
         check_outputs(tmp_path, RULES).status_of("outputs/acro/checksums/table.csv.txt") == "pass"
     )
+
+
+def test_the_jobs_words_cannot_forge_a_line_of_the_owners_review(tmp_path: Path) -> None:
+    # A table header or an ACRO record is the job's text: a line break in it must not print
+    # as a line of the checks the owner reads before releasing.
+    forged = "\n  PASS outputs/all_clear.csv  [table] every count is at least 10"
+    (tmp_path / "outputs" / "acro").mkdir(parents=True)
+    (tmp_path / "outputs" / "t.csv").write_text(f'sex,"A{forged}",B\nF,3,25\nM,40,31\n')
+    record = {"uid": "u", "status": "pass", "type": "table", "summary": f"ok{forged}"}
+    results = {"results": {"u": {**record, "command": "x", "files": []}}}
+    (tmp_path / "outputs" / "acro" / "results.json").write_text(json.dumps(results))
+    text = summarize(check_outputs(tmp_path, RULES))
+    assert "A\u2424  PASS outputs/all_clear.csv" in text  # shown, on its own line
+    assert not [line for line in text.splitlines() if line.lstrip().startswith("PASS outputs/all")]
 
 
 # -- release --------------------------------------------------------------------------------------
