@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from syft_core.atomic import atomic_write_bytes, atomic_write_text
 from syft_core.datasite import Datasite
 from syft_core.dependencies import PackageIndex, resolve_lock
@@ -144,6 +146,8 @@ class SyftJobGateway:
     # Per job, the submission's signature when it was last rendered or verified: an unchanged
     # folder is not read again every pass. Memory only; losing it costs one read per job.
     _seen: dict[str, Signature] = field(default_factory=dict)
+    # ref key -> (the submission's signature, the content hash of its render): _mirrors
+    _renders: dict[str, tuple[Signature, str | None]] = field(default_factory=dict)
     # Per job, their state.yaml as last parsed, keyed by the file's identity (inode, mtime,
     # size: every write replaces the file): a finished job costs one lstat per pass, not a parse.
     _states: dict[str, tuple[Stamp | None, SyftJobState]] = field(default_factory=dict)
@@ -218,7 +222,7 @@ class SyftJobGateway:
             # A done mirror's state carries no approval (a short job approved with ours may be
             # done before this pass): its marker says who approved it.
             approved = ours.approved or _approval_of(mirror)
-            if approved is not None:
+            if approved is not None and self._mirrors(ref, approved.content_hash):
                 write_state(
                     ref, _approved(state, approved.by, approved.at, "manual", approved.reason)
                 )
@@ -303,7 +307,10 @@ class SyftJobGateway:
         done = mirror.state()
         if done.done is None:
             return
-        if done.released is None and not self.share_on_completion:
+        approval = _approval_of(mirror)
+        ran = done.done.content_hash or (approval.content_hash if approval else None)
+        shared = self.share_on_completion and self._mirrors(ref, ran)
+        if done.released is None and not shared:
             if state.status != "running":  # results wait for the owner's release
                 mark_running(ref, state)
             return
@@ -321,6 +328,24 @@ class SyftJobGateway:
                 timed_out=done.done.outcome is Outcome.TIMED_OUT,
                 owner_only_outputs=False,
             )
+
+    def _mirrors(self, ref: SyftJobRef, content_hash: str | None) -> bool:
+        """Whether the folder under the mirror's name holds their submission as this gateway
+        renders it (`content_hash`: what was approved, or ran). Only then is its approval theirs
+        and its results theirs on completion: a folder of our own protocol given that name by a
+        submitter is not their job, whatever its approval says."""
+        signature = _signature(ref)
+        cached = self._renders.get(ref.key)
+        if cached is None or cached[0] != signature:
+            try:
+                rendered: str | None = self.render(ref).content_hash
+            except JobError:
+                rendered = None
+            cached = self._renders[ref.key] = (signature, rendered)
+        if content_hash is None or cached[1] != content_hash:
+            log.warning("not the mirror of their job: left alone", extra={"job": ref.key})
+            return False
+        return True
 
     def _public(self, message: object) -> str:
         """A message for the scientist: the owner's folders named relative to the syftbox."""
@@ -447,16 +472,23 @@ def _config(ref: SyftJobRef, config: SyftJobConfig, deps: list[str], newest: dat
         submitted = datetime.fromisoformat(config.submitted_at or "")
     except ValueError:
         submitted = newest
-    return JobConfig(
-        name=config.name or ref.name,
-        type=config.type,
-        entrypoint=config.entrypoint if config.type == "python" else None,
-        dependencies=deps,
-        submitted_at=submitted,
-        submitted_by=ref.submitter,
-        description=f"Syft job {ref.name!r} (OpenMined, protocol {ref.protocol})",
-        protocol=SYFT_JOB_PROTOCOL,
-    )
+    try:
+        return JobConfig(
+            name=config.name or ref.name,
+            type=config.type,
+            entrypoint=config.entrypoint if config.type == "python" else None,
+            dependencies=deps,
+            submitted_at=submitted,
+            submitted_by=ref.submitter,
+            description=f"Syft job {ref.name!r} (OpenMined, protocol {ref.protocol})",
+            protocol=SYFT_JOB_PROTOCOL,
+        )
+    except ValidationError as exc:  # their fields, which ours limit further: refused, alone
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'config'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise JobError(f"{ref.key}: its config cannot run here: {problems}") from None
 
 
 def _hash_or_none(job: JobFolder) -> str | None:

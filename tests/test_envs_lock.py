@@ -23,6 +23,7 @@ from syft_core.jobs.lock import (
     render_lock,
 )
 from syft_core.submit import submit_bash_job, submit_python_job
+from syft_runner.executor.job import _read_staged
 from tests.fixtures_envs import Wheelhouse
 
 OWNER = "owner@example.org"
@@ -301,3 +302,14 @@ def test_an_option_in_requirements_txt_is_refused_at_submission(box: Path, tmp_p
     )
     with pytest.raises(LockError, match="options are not accepted"):
         submit_bash_job(box, DS, OWNER, script="true", job_name="opt", code_path=code)
+
+
+def test_a_lock_that_is_not_utf8_text_is_refused_not_read_leniently(tmp_path: Path) -> None:
+    # The review shows a file that is not UTF-8 as binary: no lock at all. Read leniently (bad
+    # bytes replaced), it would install packages the owner was never shown.
+    staged = tmp_path / "staged"
+    (staged / "code").mkdir(parents=True)
+    text = render_lock([Pin("tabulate", "0.9.0", (HASH_A,), ("requested",), "tabulate.whl", 5)])
+    (staged / LOCK_RELPATH).write_bytes(b"# \xff\n" + text.encode())
+    with pytest.raises(LockError, match="not UTF-8"):
+        job_lock(["tabulate"], lambda rel: _read_staged(staged, rel))

@@ -23,7 +23,7 @@ from syft_core.jobs import (
     load_config,
     submission_hash,
 )
-from syft_core.jobs.config import MAX_CONFIG_BYTES
+from syft_core.jobs.config import MAX_CONFIG_BYTES, parse_config
 from syft_core.jobs.markers import write_marker
 
 OWNER = "alice@example.org"
@@ -337,3 +337,12 @@ def test_cancelling_a_running_job_asks_the_runner(tmp_path: Path) -> None:
     assert state.status is Status.RUNNING
     assert state.cancel is not None and state.cancel.reason == "too slow"
     assert not folder.marker_path("done").exists()
+
+
+def test_a_syft_job_config_runs_on_real_data_only(tmp_path: Path) -> None:
+    # A syft-job is approved with the private datasets the owner picks; "mock" would skip the
+    # output checks and release its results at once.
+    text = b"name: x\ntype: bash\nprotocol: syft-job\nmode: mock\n"
+    with pytest.raises(JobError, match="mode must be real"):
+        parse_config(text, tmp_path / "config.yaml")
+    assert parse_config(text.replace(b"mock", b"real"), tmp_path / "config.yaml").mode == "real"

@@ -295,3 +295,47 @@ def _finish(
     for name, text in (outputs or {}).items():
         (mirror.outputs_dir / name).write_text(text)
     mirror.finish(DoneMarker(by=DO, outcome=outcome, message=outcome.value, exit_code=code))
+
+
+def test_a_folder_of_ours_named_like_a_mirror_is_not_their_job(tmp_path: Path) -> None:
+    # A scientist names a job of our own protocol after the mirror of a Syft job they submit
+    # later; the owner approves and runs it as ours, its results unreleased. The gateway must
+    # not take that folder for the mirror: neither its approval nor, with sharing on
+    # completion, its results go to their side.
+    ref = ref_for(tmp_path / DO, DS, 1, "x")
+    native = JobFolder.at(tmp_path, DO, DS, mirror_of(ref, tmp_path).name)
+    (native.path / "code").mkdir(parents=True)
+    native.run_sh.write_text("cat /data/*\n")
+    native.config_path.write_text(yaml.safe_dump({"name": "mine", "type": "bash"}))
+    native.approve(DO, without_review=True)
+    _finish(native, Outcome.SUCCEEDED, 0, stdout="private rows\n", outputs={"rows.csv": "a,1\n"})
+    gateway = _gateway(tmp_path, share=True)
+    _submit(tmp_path, "x", "echo theirs\n", {})
+    for _ in range(3):
+        gateway.sync()
+    state = read_state(ref)
+    assert state is not None and state.status == "pending" and state.approved_by is None
+    assert not (ref.review / "stdout.txt").exists() and not (ref.review / "outputs").exists()
+    _their_approval(ref)  # even approved on their side, what runs there is not their job
+    for _ in range(2):
+        gateway.sync()
+    assert not (ref.review / "stdout.txt").exists() and not (ref.review / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"name": "n" * 300}, {"type": "python", "entrypoint": "../x.sh"}, {"type": "python"}],
+)
+def test_one_config_ours_cannot_run_refuses_that_job_alone(
+    tmp_path: Path, config: dict[str, object]
+) -> None:
+    gateway = _gateway(tmp_path)
+    bad = _submit(tmp_path, "a-bad", "true\n", {})
+    settings = yaml.safe_load((bad.inbox / "config.yaml").read_text())
+    (bad.inbox / "config.yaml").write_text(yaml.dump({**settings, **config}))
+    victim = _submit(tmp_path, "b-victim", "true\n", {})
+    gateway.sync()
+    refused, served = read_state(bad), read_state(victim)
+    assert refused is not None and refused.status == "rejected"
+    assert served is not None and served.status == "pending"
+    assert mirror_of(victim, tmp_path).path.is_dir()

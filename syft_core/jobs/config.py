@@ -68,6 +68,14 @@ class JobConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _syft_job_runs_real(self) -> JobConfig:
+        # A syft-job is approved with the private datasets the owner picks (its own protocol
+        # names no mocks); "mock" would skip the output checks and release at once.
+        if self.protocol == "syft-job" and self.mode != "real":
+            raise ValueError("a syft-job job runs on the owner's real data: mode must be real")
+        return self
+
+    @model_validator(mode="after")
     def _entrypoint_fits_type(self) -> JobConfig:
         if self.type == "python":
             if not self.entrypoint:

@@ -900,11 +900,16 @@ def _dataset_columns(datasite: Datasite, config: JobConfig) -> set[str]:
 
 
 def _read_staged(root: Path, relpath: str) -> str | None:
-    """A file of the staged (runner-owned, hash-verified) job as text; None when absent."""
+    """A file of the staged (runner-owned, hash-verified) job as text; None when absent.
+    LockError when it is not UTF-8: the review shows such a file as binary (no lock at all),
+    so reading it leniently would run with packages the owner was never shown."""
     path = root / relpath
     if not path.is_file():
         return None
-    return path.read_bytes().decode("utf-8", errors="replace")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LockError(f"{relpath}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def queued_lock_digests(datasite_root: Path) -> set[str]:
