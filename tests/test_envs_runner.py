@@ -5,8 +5,11 @@ with the installer's message in stderr; LRU eviction never takes what a queued j
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import docker
@@ -14,8 +17,9 @@ import pytest
 
 from syft_core.datasets import create_dataset
 from syft_core.datasite import Datasite
+from syft_core.dependencies import PackageIndex
 from syft_core.jobs import JobFolder, Outcome, Status
-from syft_core.jobs.lock import LOCK_RELPATH, parse_lock
+from syft_core.jobs.lock import LOCK_RELPATH, Pin, parse_lock, render_lock
 from syft_core.submit import submit_python_job
 from syft_runner.executor.job import Executor, RunResult
 from syft_runner.local_run import run_local
@@ -315,3 +319,56 @@ def test_a_mock_run_uses_the_very_same_environment(
     [theirs] = _manifests(env_cache)
     assert mine.key == theirs.key and mine.packages == theirs.packages
     assert mine.image_id == theirs.image_id == job_images["scientific"]
+
+
+def _wheel_with_pth(folder: Path) -> Path:
+    """A wheel of package `syftpthpkg` that also installs `syftpthpkg_hook.pth`: Python runs a
+    .pth file's `import` lines at every start that processes the site."""
+    name, version = "syftpthpkg", "1.0"
+    info = f"{name}-{version}.dist-info"
+    hook = f"import os; open('{ENV_DIR}/BUILD_RAN', 'w').write('code of the wheel ran')\n"
+    files = {
+        f"{name}/__init__.py": "VALUE = 1\n",
+        f"{name}_hook.pth": hook,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+
+    def entry(rel: str, data: bytes) -> str:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        return f"{rel},sha256={digest},{len(data)}"
+
+    record = [entry(rel, text.encode()) for rel, text in files.items()] + [f"{info}/RECORD,,"]
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for rel, text in files.items():
+            archive.writestr(rel, text)
+        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+def test_a_packages_pth_file_does_not_run_while_its_environment_is_built(
+    docker_client: docker.DockerClient,
+    job_images: dict[str, str],
+    tmp_path: Path,
+    env_cache: Path,
+) -> None:
+    # The build container reaches the package index: no code of a package may run there. A
+    # .pth file runs whenever Python starts with its site, as a bytecode compiler run in the
+    # new environment did; the environment still gets its bytecode, compiled without the site.
+    wheel = _wheel_with_pth(tmp_path / "wheels")
+    pin = Pin(
+        "syftpthpkg",
+        "1.0",
+        (hashlib.sha256(wheel.read_bytes()).hexdigest(),),
+        ("requested",),
+        wheel.name,
+        wheel.stat().st_size,
+    )
+    index = PackageIndex(find_links=(str(wheel.parent),), no_index=True)
+    cache = EnvCache(EnvSettings(env_cache, 1 << 40, index=index))
+    ready = cache.ensure(docker_client, parse_lock(render_lock([pin])), job_images["scientific"])
+    assert not (ready.path / "BUILD_RAN").exists()
+    assert list(ready.path.rglob("syftpthpkg/__pycache__/__init__.*.pyc"))

@@ -13,9 +13,10 @@ of its own, before and apart from the job:
   at `/opt/syft-env`, where jobs will see it), the build inputs (read-only: the lock as plain pins
   and hashes, the CA bundle), the uv binary (read-only) and the owner's wheelhouse folders
   (read-only). No data, no job code, no secret. `uv venv --relocatable` then `uv pip install
-  --require-hashes --no-build --compile-bytecode`: wheels only, so no package code runs at install
-  time, and every file must match the sha256 the owner approved ("Hash mismatch" is an integrity
-  failure: nothing runs).
+  --require-hashes --no-build`: wheels only, so no package code runs at install time, and every
+  file must match the sha256 the owner approved ("Hash mismatch" is an integrity failure: nothing
+  runs). Bytecode is compiled after, by `python -I -S -m compileall`: without the site, so no
+  package's `.pth` file runs either (uv's `--compile-bytecode` ran them, on the network).
 - **Publish** atomically: the build folder is checked (the installed distributions are exactly
   the locked ones), given a manifest, made read-only and renamed into `<cache>/<key>/`.
 - **Run**: the runner checks the manifest against the approved lock and the job's image, then
@@ -101,7 +102,13 @@ _BUILD_SCRIPT = (
     "exit 3; fi; "
     f"uv venv --no-config --quiet --relocatable --python {IMAGE_PYTHON} {ENV_DIR}; "
     f"uv pip install --no-config --python {ENV_DIR}/bin/python --require-hashes --no-build "
-    f'--compile-bytecode --link-mode copy "$@" -r {BUILD_INPUTS}/requirements.txt'
+    f'--link-mode copy "$@" -r {BUILD_INPUTS}/requirements.txt; '
+    # Bytecode by the stdlib's compiler, with `-I -S`: no site, so no `.pth` file of a package
+    # runs. (uv's --compile-bytecode starts the new environment's Python with its site: a
+    # wheel's .pth then ran the submitter's code here, on the network.) Compiling runs nothing;
+    # a file that does not compile runs uncompiled, as it would fail the same way without this.
+    f"{ENV_DIR}/bin/python -I -S -m compileall -q -j 0 {ENV_DIR}/lib >/dev/null 2>&1 || "
+    "echo 'note: some files were left without bytecode (they do not compile)' >&2"
 )
 
 
