@@ -218,7 +218,9 @@ class ReviewConsole:
     def _act(self, job: Job, action: str, reason: str, form: dict[str, list[str]]) -> None:
         """The CLI's operations, by the same Job methods."""
         if action == "approve":
-            chosen = form.get("dataset")
+            # A browser sends no field for unticked boxes: with every box unticked, the form
+            # says so by its marker field, and means "none", never "all".
+            chosen = form.get("dataset", []) if form.get("datasets_shown") else None
             job.approve(
                 reason or None,
                 expected_hash=form.get("hash", [""])[0],

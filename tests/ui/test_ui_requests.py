@@ -207,3 +207,18 @@ def test_a_finished_job_shows_its_output_checks(console: ReviewServer, job: JobF
     assert status == 200
     assert b"Output checks and release" in page and b"outputs/crosstab.csv" in page
     assert b"FAIL" in page
+
+
+def test_unticking_every_dataset_mounts_none_not_all(console: ReviewServer, box: Path) -> None:
+    # A browser sends nothing for an unticked box: the form must not read "no field" as "all".
+    job = write_job(box, "ds", "echo hi\n", config={"datasets": ["alpha", "beta"]})
+    path = "/jobs/ds%40example.org/ds"
+    cookie = log_in(console)
+    token = csrf_of(console, cookie, path)
+    _, _, page = request(console, "GET", path, {"Cookie": cookie})
+    assert b'name="datasets_shown"' in page
+    fields = {"hash": job.content_hash(), "reason": "", "csrf": token, "datasets_shown": "1"}
+    headers = {"Cookie": cookie, "Origin": base_url(console)}
+    assert post(console, f"{path}/approve", fields, headers) == 303
+    approved = job.state().approved
+    assert approved is not None and approved.datasets == []
