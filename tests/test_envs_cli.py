@@ -95,6 +95,13 @@ def test_show_lists_requested_and_resolved_packages_and_what_is_new(
     second = submit(box, tmp_path, wheelhouse, "second")
     assert "every package was approved before" in run(app, box, "show", "second").output
     assert _rows(run(app, box, "show", "second").output)["syfttinypkg"][-1] == "yes"
+    # The same version with another file (an index may add files to a release): not vouched for.
+    third = submit(box, tmp_path, wheelhouse, "third")
+    third_lock = third.path / LOCK_RELPATH
+    approved_hash = parse_lock(third_lock.read_text()).pins[1].hashes[0]
+    third_lock.write_text(third_lock.read_text().replace(approved_hash, "b" * 64))
+    rows = _rows(run(app, box, "show", "third").output)
+    assert rows[parse_lock(third_lock.read_text()).pins[1].name][-2:] == ["NEW", "FILES"]
 
     # An approved job whose folder changed since does not vouch for anything.
     lock = first.path / LOCK_RELPATH

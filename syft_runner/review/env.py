@@ -19,6 +19,7 @@ from syft_core.jobs.lock import (
     REQUIREMENTS_TXT,
     EnvLock,
     LockError,
+    Pin,
     Requested,
     declared_requirements,
     parse_lock,
@@ -65,11 +66,12 @@ def _text(snapshot: Snapshot, relpath: str) -> str | None:
     return None if found is None else found.text()
 
 
-def approved_before(datasite_root: Path, exclude: Path) -> set[tuple[str, str]]:
-    """(name, version) of every package locked by another job of this datasite that the owner
-    approved and whose folder still holds exactly what was approved (a submitter cannot add to
-    this list by editing an old job)."""
-    seen: set[tuple[str, str]] = set()
+def approved_before(datasite_root: Path, exclude: Path) -> set[tuple[str, str, str]]:
+    """(name, version, file hash) of every package file locked by another job of this datasite
+    that the owner approved and whose folder still holds exactly what was approved (a submitter
+    cannot add to this list by editing an old job). By file hash, not version alone: an index
+    can serve a new file under a version approved before (PyPI lets a release gain files)."""
+    seen: set[tuple[str, str, str]] = set()
     for job in iter_job_folders(datasite_root):
         if job.path == exclude or not (job.path / LOCK_RELPATH).is_file():
             continue
@@ -80,8 +82,18 @@ def approved_before(datasite_root: Path, exclude: Path) -> set[tuple[str, str]]:
             lock = parse_lock((job.path / LOCK_RELPATH).read_text(encoding="utf-8"))
         except (SyftError, OSError, UnicodeDecodeError):
             continue
-        seen.update((p.name, p.version) for p in lock.pins)
+        seen.update((p.name, p.version, h) for p in lock.pins for h in p.hashes)
     return seen
+
+
+def _approved(pin: Pin, history: set[tuple[str, str, str]]) -> str:
+    """ "yes" when every file the pin allows was approved before; "NEW" for a package or version
+    never approved; "NEW FILES" for an approved version that now allows other files."""
+    if all((pin.name, pin.version, h) in history for h in pin.hashes):
+        return "yes"
+    if any((name, version) == (pin.name, pin.version) for name, version, _ in history):
+        return "NEW FILES"
+    return "NEW"
 
 
 def cached_for(cache_dir: Path, lock: EnvLock) -> list[CacheEntry]:
@@ -124,7 +136,7 @@ def review_lines(job: JobFolder, snapshot: Snapshot, cache_dir: Path | None) -> 
                 pin.version,
                 _size(pin.size),
                 ", ".join(pin.via) or "?",
-                "yes" if (pin.name, pin.version) in history else "NEW",
+                _approved(pin, history),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -140,7 +152,7 @@ def review_lines(job: JobFolder, snapshot: Snapshot, cache_dir: Path | None) -> 
     missing = sorted({r.name for r in review.requested} - locked)
     if missing:
         lines.append(f"  ! requested but NOT in the lock: {', '.join(missing)}")
-    new = [f"{p.name} {p.version}" for p in lock.pins if (p.name, p.version) not in history]
+    new = [f"{p.name} {p.version}" for p in lock.pins if _approved(p, history) != "yes"]
     lines.append(
         f"  not approved before in this datasite: {', '.join(new)}"
         if new
