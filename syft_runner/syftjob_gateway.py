@@ -146,6 +146,7 @@ class SyftJobGateway:
     # Per job, the submission's signature when it was last rendered or verified: an unchanged
     # folder is not read again every pass. Memory only; losing it costs one read per job.
     _seen: dict[str, Signature] = field(default_factory=dict)
+    _shown: dict[str, str] = field(default_factory=dict)  # ref key -> hash rendered for review
     # ref key -> (the submission's signature, the content hash of its render): _mirrors
     _renders: dict[str, tuple[Signature, str | None]] = field(default_factory=dict)
     # Per job, their state.yaml as last parsed, keyed by the file's identity (inode, mtime,
@@ -217,6 +218,7 @@ class SyftJobGateway:
                 return
             if _hash_or_none(mirror) != rendered.content_hash:
                 rendered.write(mirror.path)
+            self._shown[ref.key] = rendered.content_hash
             self._seen[ref.key] = signature
         elif ours.status in (Status.APPROVED, Status.RUNNING, Status.DONE):
             # A done mirror's state carries no approval (a short job approved with ours may be
@@ -256,7 +258,10 @@ class SyftJobGateway:
             if waiting and self._seen.get(ref.key) == signature:
                 return  # verified unchanged since it was approved; the executor runs it
             rendered = self.render(ref)
-            self._check_unchanged(state, rendered, ours.approved if ours else None)
+            # Not approved with ours yet: what this gateway rendered for review before their
+            # approval (memory only: after a restart the mtime check alone remains).
+            shown = self._shown.get(ref.key) if ours is None or ours.approved is None else None
+            self._check_unchanged(state, rendered, ours.approved if ours else None, shown)
         except JobError as exc:
             if ours is not None and ours.status in (Status.INBOX, Status.APPROVED):
                 mirror.reject(self.owner, str(exc))  # their side is final: never run it later
@@ -276,14 +281,25 @@ class SyftJobGateway:
         )
 
     def _check_unchanged(
-        self, state: SyftJobState, rendered: Rendered, previous: ApprovedMarker | None
+        self,
+        state: SyftJobState,
+        rendered: Rendered,
+        previous: ApprovedMarker | None,
+        shown: str | None = None,
     ) -> None:
-        """JobError when the submission changed after it was approved."""
+        """JobError when the submission changed after it was approved: a file written since
+        (its mtime), or anything else (a file deleted moves no mtime): then it is no longer
+        what was approved with ours (`previous`) or shown for review in the mirror (`shown`)."""
         approved_at = state.approved_at_time()
         if approved_at is not None and rendered.newest_mtime > approved_at + MTIME_SLACK:
             raise JobError(
                 f"not run: the submission changed after it was approved at {state.approved_at} "
                 f"(a file was written at {rendered.newest_mtime.isoformat()}); submit it again"
+            )
+        if shown is not None and shown != rendered.content_hash:
+            raise JobError(
+                "not run: the submission is no longer what was shown for review "
+                f"({shown[:19]}…); submit it again"
             )
         if previous is not None and previous.content_hash != rendered.content_hash:
             raise JobError(

@@ -77,6 +77,21 @@ def test_swap_after_review_a_file_changed_after_their_approval_is_refused(tmp_pa
     assert refused.status is Status.REJECTED and refused.approved is None
 
 
+def test_swap_after_review_a_file_deleted_after_their_approval_is_refused(tmp_path: Path) -> None:
+    # A deletion moves no file's mtime: the submission must still match what was rendered for
+    # review, or a check the owner read (a limits script) could be gone when it runs.
+    code = {"limits.sh": "ulimit -v 1000\n", "main.sh": "echo ok\n"}
+    gateway, ref = _gateway(tmp_path), _submit(tmp_path, "j", "echo ok\n", code)
+    gateway.sync()
+    _their_approval(ref)
+    (ref.inbox / "code" / "limits.sh").unlink()
+    gateway.sync()
+    state = read_state(ref)
+    assert state is not None and state.status == "failed" and state.return_code == -1
+    assert "no longer what was shown for review" in (ref.review / "stderr.txt").read_text()
+    assert mirror_of(ref, tmp_path).state().approved is None
+
+
 @pytest.mark.parametrize("planted", ["code", "code/script.sh", "run.sh"])
 def test_link_planted_in_the_mirror_is_never_written_through(tmp_path: Path, planted: str) -> None:
     # Attack class: write-through a link. The mirror sits in jobs/<ds>/, where the scientist may
