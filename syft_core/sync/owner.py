@@ -195,10 +195,13 @@ class OwnerSyncer:
         self.memory.snapshot = snapshot
         self.memory.permissions_changed = False
 
-    def _reload_permissions(self) -> None:
+    def _reload_permissions(self) -> bool:
+        """Permission files read again where they changed; whether any did."""
         reloaded = self.perms.reload()
-        if reloaded.files_loaded or reloaded.files_removed:
+        changed = bool(reloaded.files_loaded or reloaded.files_removed)
+        if changed:
             self.memory.permissions_changed = True  # until a pass has published under them
+        return changed
 
     def _readable(
         self, peer: str, snapshot: Snapshot, changed: set[str] | None
@@ -283,10 +286,10 @@ class OwnerSyncer:
                     self.limits.require_room(staging.folder, sum(blobs.values()))
                     channel.fetch(message_id, blobs, staging.path_for, message.declared)
                     folders.revalidate()  # anything moved or linked while the blobs came
-                    self._reload_permissions()  # ... or a permission revoked meanwhile
+                    revised = self._reload_permissions()  # ... or a permission file changed
                     uses = Counter(c.new_digest for c in allowed if c.new_digest is not None)
                     for change in sorted(allowed, key=_apply_order):
-                        if not self.perms.check(peer, change.path, AccessLevel.WRITE):
+                        if revised and not self.perms.check(peer, change.path, AccessLevel.WRITE):
                             rejections.append((change, self._denied(peer, message_id, change)))
                             continue
                         outcome = self._apply_one(peer, message_id, change, staging, uses, folders)

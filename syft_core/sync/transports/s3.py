@@ -233,7 +233,10 @@ class S3Transport(Transport):
         longer than `max_bytes` is refused before a byte is fetched, and one that grows
         meanwhile as soon as a write would pass it (_CappedFile). Blobs are named by their
         digest, so a value changed between the ranges is caught by the caller's digest check.
-        A small value: one GET, hashed as it comes."""
+        A small value (allowed, or found, below the multipart threshold): one GET, hashed as it
+        comes, with no HEAD first (a thousand small blobs would pay a thousand round trips)."""
+        if max_bytes < self.transfer.multipart_threshold:  # small by its own declaration
+            return super().get_file(key, dest, callback, max_bytes=max_bytes)
         with _s3_errors(f"reading S3 key {key!r}"):
             head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         if int(head["ContentLength"]) > max_bytes:
