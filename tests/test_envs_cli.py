@@ -102,6 +102,10 @@ def test_show_lists_requested_and_resolved_packages_and_what_is_new(
     third_lock.write_text(third_lock.read_text().replace(approved_hash, "b" * 64))
     rows = _rows(run(app, box, "show", "third").output)
     assert rows[parse_lock(third_lock.read_text()).pins[1].name][-2:] == ["NEW", "FILES"]
+    # The lock's "via" comments are the submitter's: one the lock does not back is marked.
+    third_lock.write_text(third_lock.read_text().replace("via syfttinypkg", "via pandas"))
+    rows = _rows(run(app, box, "show", "third").output)
+    assert rows["syfttinydep"][3:5] == ["pandas", "(UNBACKED)"]
 
     # An approved job whose folder changed since does not vouch for anything.
     lock = first.path / LOCK_RELPATH

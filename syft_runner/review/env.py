@@ -86,6 +86,21 @@ def approved_before(datasite_root: Path, exclude: Path) -> set[tuple[str, str, s
     return seen
 
 
+def _via(pin: Pin, lock: EnvLock, requested: list[Requested]) -> str:
+    """Why the lock says `pin` is there: the submitter's own comment, so a claim the lock and the
+    job's requirements do not back (a package 'pulled in' by one that is not locked, 'requested'
+    but never asked for) is marked as such."""
+    locked = {p.name for p in lock.pins}
+    asked = {r.name for r in requested}
+    shown = [
+        v
+        if (v == "requested" and pin.name in asked) or (v != "requested" and v in locked)
+        else f"{v} (UNBACKED)"
+        for v in pin.via
+    ]
+    return ", ".join(shown) or "?"
+
+
 def _approved(pin: Pin, history: set[tuple[str, str, str]]) -> str:
     """ "yes" when every file the pin allows was approved before; "NEW" for a package or version
     never approved; "NEW FILES" for an approved version that now allows other files."""
@@ -135,7 +150,7 @@ def review_lines(job: JobFolder, snapshot: Snapshot, cache_dir: Path | None) -> 
                 pin.name,
                 pin.version,
                 _size(pin.size),
-                ", ".join(pin.via) or "?",
+                _via(pin, lock, review.requested),
                 _approved(pin, history),
             )
         )
