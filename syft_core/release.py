@@ -48,13 +48,13 @@ from syft_core.output_checks import (
     read_checks,
     write_checks,
 )
+from syft_core.permissions.matching import escape_literal
 from syft_core.yamlio import read_untrusted_yaml
 
 AUTO_MOCK = "auto:mock"
 _METHOD_RE = re.compile(r"manual|auto:mock|policy:[a-z0-9][a-z0-9_-]*")
 RELEASE_REPORT = "logs/release.yaml"
 MAX_RELEASE_REPORT_BYTES = 4 * 1024 * 1024
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\{}!])")
 
 
 class ReleaseRefusedError(JobError):
@@ -212,15 +212,22 @@ def partial_release_permissions(submitter: str, paths: list[str]) -> dict[str, A
 
 
 def _escape(path: str) -> str:
-    """A glob pattern matching exactly `path` (wcmatch: a backslash escapes the next character)."""
-    return _GLOB_SPECIAL.sub(r"\\\1", path)
+    """A pattern matching exactly `path`, as the permission engine reads patterns: a name with
+    no glob character is taken literally, so only one with one is escaped (a backslash in a
+    literal name would match no file, and the release would silently grant nothing)."""
+    return escape_literal(path)
 
 
 def _resolve(job: JobFolder, report: ChecksReport, path: str) -> str:
-    clean = path.strip().lstrip("./")
-    for candidate in (clean, f"outputs/{clean}"):
-        if report.check_of(candidate) is not None:
-            return candidate
+    clean = path.strip()
+    while clean.startswith("./"):  # a leading "./" only: ".notes.txt" is a name of its own
+        clean = clean[2:]
+    # From the job folder when it starts with one of the folders a job writes, else from
+    # outputs/: never both, so no input can name two files.
+    from_job = clean.split("/", 1)[0] in {c.path.split("/", 1)[0] for c in report.outputs}
+    candidate = clean if from_job else f"outputs/{clean}"
+    if report.check_of(candidate) is not None:
+        return candidate
     raise JobError(
         f"{job.path}: {path!r} is not a file the job wrote; it wrote: "
         + ", ".join(c.path for c in report.outputs[:20])

@@ -328,3 +328,56 @@ def test_show_and_release_print_the_checks_and_decisions(datasite: Datasite) -> 
     assert "release:      partial (manual" in partial.output
     assert "WITHHELD  outputs/crosstab.csv: " in partial.output  # the owner sees which, and why
     assert "released  outputs/totals.csv: passes every disclosure rule" in partial.output
+
+
+def test_a_policy_releases_no_checksum_of_a_withheld_output_nor_an_empty_file(
+    datasite: Datasite,
+) -> None:
+    # The SHA-256 of a short withheld file is that file to anyone who tries its few values; an
+    # empty file's name is the job's free text. Neither may leave without a person.
+    write_policy(
+        datasite,
+        "release",
+        auto_approve=False,
+        auto_release=True,
+        datasets=["*"],
+        submitters=[SCIENTIST],
+    )
+    dob = "1961-04-02\n"
+    outputs = {
+        "a.csv": LARGE_COUNTS,
+        "acro/results.json": json.dumps({"results": {"x": {}}}),
+        "acro/dob.txt": dob,
+        "acro/checksums/dob.txt.txt": hashlib.sha256(dob.encode()).hexdigest(),
+        "Alice Smith 1961-04-02 HIV+.txt": "",
+    }
+    job = _finish(make_job(datasite), outputs)
+    policy = decide_release(datasite, job, job.config())
+    assert policy is not None
+    release_job(job, OWNER, method=f"policy:{policy.name}")
+    assert _can_read(datasite, job, "outputs/a.csv")
+    for withheld in (
+        "acro/dob.txt",
+        "acro/checksums/dob.txt.txt",
+        "Alice Smith 1961-04-02 HIV+.txt",
+    ):
+        assert not _can_read(datasite, job, f"outputs/{withheld}"), withheld
+
+
+def test_only_releases_exactly_the_file_named(datasite: Datasite) -> None:
+    outputs = {
+        ".notes.txt": "benign\n",
+        "notes.txt": "secret\n",
+        "summary.txt": "secret\n",
+        "outputs/summary.txt": "benign\n",
+        "totals{2024}.csv": LARGE_COUNTS,
+        "wow!.csv": LARGE_COUNTS,
+        "a]b.csv": LARGE_COUNTS,
+    }
+    job = _finish(make_job(datasite), outputs)
+    chosen = [".notes.txt", "outputs/summary.txt", "totals{2024}.csv", "wow!.csv", "a]b.csv"]
+    release_job(job, OWNER, only=chosen)
+    for name in (".notes.txt", "summary.txt", "totals{2024}.csv", "wow!.csv", "a]b.csv"):
+        assert _can_read(datasite, job, f"outputs/{name}"), name  # as the name reads
+    assert not _can_read(datasite, job, "outputs/notes.txt")
+    assert not _can_read(datasite, job, "outputs/outputs/summary.txt")
