@@ -57,6 +57,7 @@ from syft_core.sync import (
 from syft_core.sync import owner as owner_module
 from syft_core.sync.channel import Channel
 from syft_core.sync.hashing import digest_bytes, digest_file
+from syft_core.sync.limits import ReceiveLimits
 from syft_core.sync.messages import MAX_MANIFEST_BYTES
 from syft_core.sync.scope import is_syncable
 from syft_core.sync.targets import install_at
@@ -1065,3 +1066,40 @@ def test_a_publish_larger_than_one_manifest_travels_in_several(
         trio.bob.sync_once()
     got = trio.bob.box.root / OWNER / "public"
     assert sorted(p.name for p in got.glob("f*.csv")) == [f"f{i:02d}.csv" for i in range(60)]
+
+
+def test_a_path_deeper_than_any_datasite_needs_is_refused_not_a_crash(tmp_path: Path) -> None:
+    # Folders are made and walked one call per level: 1,500 one-letter folders (3 KB of path,
+    # under PATH_MAX) overflowed the stack and stopped every pass, for every owner followed.
+    deep = "public/" + "a/" * 1500 + "f.csv"
+    (tmp_path / "shared").mkdir()
+    shared = FolderTransport(tmp_path / "shared")
+    with SyncClient(tmp_path / "bob-box", SCI, shared) as bob:
+        bob.request_peer(OWNER)
+        changes = [
+            {"path": path, "old": "none", "new": "blob", "blob": 0, "size": "exact"}
+            for path in (deep, "public/fine.csv")
+        ]
+        spec = _good_change() | {"changes": changes}
+        put_message(tmp_path / "shared", OWNER, "outbox", SCI, spec, {}, Sent(), OWNER, SCI)
+        report = bob.sync_once()
+    assert [r.path for r in report.received] == ["public/fine.csv"]
+    assert any("folders deep" in p for p in report.problems)
+
+
+def test_one_content_named_by_many_paths_counts_every_copy_against_the_reserve(
+    trio: Trio,
+) -> None:
+    # The free-space reserve was checked against each content once, while each path gets its
+    # own copy: one 2 MiB content under 30 paths wrote 60 MiB past a reserve that allowed 2.
+    public = trio.owner.box.root / OWNER / "public"
+    body = os.urandom(2 << 20)
+    for i in range(30):
+        (public / f"copy{i}.bin").write_bytes(body)
+    trio.owner.sync_once()
+    disk = os.statvfs(trio.bob.box.root)
+    limits = ReceiveLimits(min_free_bytes=disk.f_bavail * disk.f_frsize - (20 << 20))
+    with SyncClient(trio.bob.box.root, SCI, trio.shared, limits=limits) as bob:
+        report = bob.sync_once()
+    assert report.received == []
+    assert any("kept free" in p for p in report.problems)

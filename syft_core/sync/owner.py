@@ -283,7 +283,8 @@ class OwnerSyncer:
             try:
                 with Staging(self.state.staging, message_id) as staging:
                     blobs = {c.new_digest: c.size for c in allowed if c.new_digest is not None}
-                    self.limits.require_room(staging.folder, sum(blobs.values()))
+                    # Every write counts, not every content: one blob may be named by many paths.
+                    self.limits.require_room(staging.folder, _written(allowed))
                     channel.fetch(message_id, blobs, staging.path_for, message.declared)
                     folders.revalidate()  # anything moved or linked while the blobs came
                     revised = self._reload_permissions()  # ... or a permission file changed
@@ -587,6 +588,11 @@ class OwnerSyncer:
             rejections=len(message.rejections),
         )
         report.published[peer] = report.published.get(peer, 0) + len(changes)
+
+
+def _written(changes: list[FileChange]) -> int:
+    """The bytes putting `changes` in place writes: each path's own copy."""
+    return sum(c.size for c in changes if c.new_digest is not None)
 
 
 def _few(

@@ -42,6 +42,7 @@ from syft_core.sync.errors import is_environmental
 PRIVATE_FOLDER = "private"
 NAME_MAX = 255  # bytes in one file name: ext4, xfs, btrfs, tmpfs, ZFS and APFS alike
 PATH_MAX = 4096  # bytes in a path handed to the kernel, its final NUL included (Linux)
+MAX_DEPTH = 64  # folders on the way to a file a peer names
 
 
 def is_syncable(rel: str) -> bool:
@@ -57,6 +58,11 @@ def check_sync_path(rel: str, *, what: str) -> str:
         raise UnsafePathError(f"{what} {rel!r} is not in normal form (expected {clean!r})")
     if not is_syncable(clean):
         raise UnsafePathError(f"{what} {rel!r} is private or a dotfile; it never syncs")
+    if clean.count("/") > MAX_DEPTH:
+        # Folders are made and walked one call per level (pathlib, the scanner): a path of
+        # 1,500 one-letter folders, well under PATH_MAX, overflowed the stack and stopped every
+        # pass, for every peer.
+        raise UnsafePathError(f"{what} {_shown(rel)} is more than {MAX_DEPTH} folders deep")
     if PERMISSION_FILE in clean.split("/")[:-1]:
         # A folder by that name would be read as a broken permission file: terminal, granting
         # nothing below it. Making one would take away everyone's access, with a write only.

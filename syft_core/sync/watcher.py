@@ -40,6 +40,8 @@ from syft_core.sync.state import SyncState, WatchEntry, WatchLink, stamp_of
 from syft_core.sync.transports.base import Transport
 
 KEEP_READ_BYTES = 64 << 20  # small files' contents kept from hashing to sending, in all
+MAX_LOGGED_REJECTIONS = 1000  # of one message, in my event log (all are in the report)
+MAX_REASON_CHARS = 1000  # of an owner's reason, in my event log
 
 
 class WatcherSyncer:
@@ -217,15 +219,16 @@ class WatcherSyncer:
     def _take_notices(
         self, owner: str, rejections: list[Rejection], link: WatchLink, report: SyncReport
     ) -> None:
-        for rejection in rejections:
-            self._record(
-                owner,
-                "sync.rejected_by_peer",
-                f"{owner}/{rejection.path}",
-                kind=rejection.kind,
-                reason=rejection.reason,
-                message_id=rejection.message_id,
-            )
+        for index, rejection in enumerate(rejections):
+            if index < MAX_LOGGED_REJECTIONS:  # the owner's words in my log: bounded
+                self._record(
+                    owner,
+                    "sync.rejected_by_peer",
+                    f"{owner}/{rejection.path}",
+                    kind=rejection.kind,
+                    reason=rejection.reason[:MAX_REASON_CHARS],
+                    message_id=rejection.message_id,
+                )
             report.notices.append(Notice(owner, rejection))
             entry = link.files.get(rejection.path)
             if entry is not None:
@@ -244,20 +247,31 @@ class WatcherSyncer:
     ) -> None:
         root = self.box.datasite(owner).root
         accepted: list[FileChange] = []
+        refused = 0
+
+        def refuse(reason: str) -> None:
+            nonlocal refused
+            refused += 1
+            if refused <= MAX_LOGGED_REJECTIONS:  # one message cannot grow my log without end
+                self._refuse(owner, reason, report)
+
         for change in message.changes:
             try:
                 safe_target(root, change.path, what=f"path published by {owner}")
             except UnsafePathError as exc:
-                self._refuse(owner, str(exc), report)
+                refuse(str(exc))
                 continue
             too_large = change.new_digest is not None and self.limits.too_large(change.size)
             if too_large:
-                self._refuse(owner, f"{owner}/{change.path} not taken: {too_large}", report)
+                refuse(f"{owner}/{change.path} not taken: {too_large}")
                 continue
             accepted.append(change)
+        if refused > MAX_LOGGED_REJECTIONS:
+            self._refuse(owner, f"{refused - MAX_LOGGED_REJECTIONS:,} more paths refused", report)
         with Staging(self.state.staging, message_id) as staging:
             blobs = {c.new_digest: c.size for c in accepted if c.new_digest is not None}
-            self.limits.require_room(staging.folder, sum(blobs.values()))
+            # Every write counts, not every content: one blob may be named by many paths.
+            self.limits.require_room(staging.folder, _written(accepted))
             channel.fetch(message_id, blobs, staging.path_for, message.declared)
             uses = Counter(c.new_digest for c in accepted if c.new_digest is not None)
             for change in accepted:
@@ -308,3 +322,8 @@ class WatcherSyncer:
                 with contextlib.suppress(OSError):  # mine back: the owner's did not land
                     os.replace(kept, target)
             raise
+
+
+def _written(changes: list[FileChange]) -> int:
+    """The bytes putting `changes` in place writes: each path's own copy."""
+    return sum(c.size for c in changes if c.new_digest is not None)
