@@ -218,6 +218,10 @@ def get_dataset(datasite: DatasiteLayout, name: str) -> Dataset:
         raise DatasetError(f"{path}: invalid dataset metadata: {exc}") from None
     if dataset.name != name:
         raise DatasetError(f"{path}: names dataset {dataset.name!r}, expected {name!r}")
+    # Where the private data is comes only from the owner's own mapping: dataset.yaml is
+    # public and, in a peer's synced copy, the peer's to write (a `private:` key there is
+    # ignored, never shown or used as the owner's).
+    dataset.private = None
     mapping = _read_mapping(datasite, name)
     if mapping is not None:
         if mapping.entry != dataset.entry:

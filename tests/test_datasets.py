@@ -286,3 +286,17 @@ def test_cli_refuses_bad_input_with_exit_1(datasite: Datasite) -> None:
     assert result.exit_code == 1
     assert "must be a file or folder inside" in result.output
     assert list_datasets(datasite) == []
+
+
+def test_a_private_location_in_the_public_metadata_is_ignored(tmp_path: Path) -> None:
+    # dataset.yaml is public (and a peer's to write in its synced copy): where the private
+    # data is comes from the owner's private mapping only.
+    owner = Datasite(tmp_path, "owner@example.org").init()
+    (owner.public / "c.csv").write_text("a\n1\n")
+    (owner.private / "c.csv").write_text("a\n1\n")
+    create_dataset(owner, "c", private=Path("private/c.csv"), mock=Path("public/c.csv"))
+    metadata = owner.public / "datasets" / "c" / "dataset.yaml"
+    metadata.write_text(metadata.read_text() + "private: /home/bob/private/secrets.csv\n")
+    assert get_dataset(owner, "c").private == "private/c.csv"
+    private_mapping_path(owner, "c").unlink()  # as in a peer's copy: no mapping there
+    assert get_dataset(owner, "c").private is None
