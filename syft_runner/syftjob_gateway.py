@@ -148,7 +148,7 @@ class SyftJobGateway:
     _seen: dict[str, Signature] = field(default_factory=dict)
     _shown: dict[str, str] = field(default_factory=dict)  # ref key -> hash rendered for review
     # ref key -> (the submission's signature, the content hash of its render): _mirrors
-    _renders: dict[str, tuple[Signature, str | None]] = field(default_factory=dict)
+    _renders: dict[str, tuple[Signature, str]] = field(default_factory=dict)
     # Per job, their state.yaml as last parsed, keyed by the file's identity (inode, mtime,
     # size: every write replaces the file): a finished job costs one lstat per pass, not a parse.
     _states: dict[str, tuple[Stamp | None, SyftJobState]] = field(default_factory=dict)
@@ -354,10 +354,10 @@ class SyftJobGateway:
         cached = self._renders.get(ref.key)
         if cached is None or cached[0] != signature:
             try:
-                rendered: str | None = self.render(ref).content_hash
-            except JobError:
-                rendered = None
-            cached = self._renders[ref.key] = (signature, rendered)
+                cached = self._renders[ref.key] = (signature, self.render(ref).content_hash)
+            except JobError as exc:  # e.g. the index unreachable: asked again next pass
+                log.warning("syft job not rendered", extra={"job": ref.key, "error": str(exc)})
+                return False
         if content_hash is None or cached[1] != content_hash:
             log.warning("not the mirror of their job: left alone", extra={"job": ref.key})
             return False
