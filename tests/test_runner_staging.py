@@ -147,3 +147,29 @@ def test_outputs_on_the_job_filesystem_are_noexec(
         assert not [m for m in caplog.messages if "outputs are executable" in m]
     finally:
         dirs.remove(staged.job_id)
+
+
+def test_two_removers_of_one_job_folder_both_finish(tmp_path: Path) -> None:
+    # A job's own clean-up and another (recovery, a cancel) may remove the same scratch folder
+    # at once: an entry the other one took first is not an error, and the folder ends gone.
+    for round_ in range(20):
+        root = tmp_path / f"scratch-{round_}"
+        for i in range(30):
+            deep = root / f"d{i}" / "a" / "b"
+            deep.mkdir(parents=True)
+            for j in range(5):
+                (deep / f"f{j}").write_text("x")
+        errors: list[BaseException] = []
+
+        def remove(path: Path = root, errors: list[BaseException] = errors) -> None:
+            try:
+                staging.remove_tree(path)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=remove) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [] and not root.exists()

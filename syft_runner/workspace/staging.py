@@ -24,6 +24,7 @@ impossible the job is not run rather than shown the private file's name.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import itertools
@@ -204,13 +205,17 @@ def remove_tree(path: Path) -> None:
     # Names for hoisted entries: unique to this call, so leftovers of an interrupted one in
     # `path` are never overwritten or collided with.
     fresh = (f".rm-{secrets.token_hex(6)}-{n}" for n in itertools.count())
+    # Another remover may be at work on the same tree (a job's own clean-up and recovery's): an
+    # entry, or the folder itself, gone meanwhile is removed all the same.
     try:
         while names := _names(top):
             for name in names:
-                _clear_entry(top, name, fresh)
+                with contextlib.suppress(FileNotFoundError):
+                    _clear_entry(top, name, fresh)
     finally:
         os.close(top)
-    os.rmdir(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(path)
 
 
 def _names(dir_fd: int) -> list[str]:
