@@ -100,7 +100,7 @@ class RunnerService:
         self._approvals: dict[str, MarkerIdentity] = {}  # queued/active job → its approval
         self._stale: dict[str, MarkerIdentity] = {}  # approvals found stale: not re-checked
         # Inbox jobs no policy approved: not evaluated (hashed) again until their files or the
-        # policies change, or POLICY_RECHECK_SECONDS pass (a condition can depend on other
+        # policies change, or RECHECK_SECONDS pass (a condition can depend on other
         # jobs: same_code_as_approved).
         self._not_by_policy: dict[str, tuple[tuple[Signature, Signature], float]] = {}
         self._finished: queue.Queue[_Finished] = queue.Queue()
