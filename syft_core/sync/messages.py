@@ -86,6 +86,12 @@ class ChangeMessage(_Model):
         return f"{ns:020d}-{digest_bytes(data)}", data
 
 
+def written_bytes(changes: list[FileChange]) -> int:
+    """The bytes putting `changes` in place writes: each path its own copy, so one content
+    named by many paths counts once per path (against the free-space reserve)."""
+    return sum(c.size for c in changes if c.new_digest is not None)
+
+
 class PeerRequest(_Model):
     """A request to become a peer of `datasite`, written by `sender` into the owner's requests."""
 

@@ -43,6 +43,7 @@ from syft_core.sync.messages import (
     FileChange,
     Rejection,
     RejectionKind,
+    written_bytes,
 )
 from syft_core.sync.peers import PeerBook
 from syft_core.sync.progress import Progress
@@ -284,7 +285,7 @@ class OwnerSyncer:
                 with Staging(self.state.staging, message_id) as staging:
                     blobs = {c.new_digest: c.size for c in allowed if c.new_digest is not None}
                     # Every write counts, not every content: one blob may be named by many paths.
-                    self.limits.require_room(staging.folder, _written(allowed))
+                    self.limits.require_room(staging.folder, written_bytes(allowed))
                     channel.fetch(message_id, blobs, staging.path_for, message.declared)
                     folders.revalidate()  # anything moved or linked while the blobs came
                     revised = self._reload_permissions()  # ... or a permission file changed
@@ -588,11 +589,6 @@ class OwnerSyncer:
             rejections=len(message.rejections),
         )
         report.published[peer] = report.published.get(peer, 0) + len(changes)
-
-
-def _written(changes: list[FileChange]) -> int:
-    """The bytes putting `changes` in place writes: each path's own copy."""
-    return sum(c.size for c in changes if c.new_digest is not None)
 
 
 def _few(

@@ -32,7 +32,7 @@ from syft_core.sync.errors import MalformedValueError, SourceChangedError, is_en
 from syft_core.sync.hashing import digest_as_scanned, digest_bytes
 from syft_core.sync.inbound import Parties, drain
 from syft_core.sync.limits import ReceiveLimits
-from syft_core.sync.messages import ChangeMessage, FileChange, Rejection
+from syft_core.sync.messages import ChangeMessage, FileChange, Rejection, written_bytes
 from syft_core.sync.progress import Progress
 from syft_core.sync.report import Applied, Notice, SyncReport
 from syft_core.sync.scope import ScannedFile, safe_target, scan_datasite
@@ -271,7 +271,7 @@ class WatcherSyncer:
         with Staging(self.state.staging, message_id) as staging:
             blobs = {c.new_digest: c.size for c in accepted if c.new_digest is not None}
             # Every write counts, not every content: one blob may be named by many paths.
-            self.limits.require_room(staging.folder, _written(accepted))
+            self.limits.require_room(staging.folder, written_bytes(accepted))
             channel.fetch(message_id, blobs, staging.path_for, message.declared)
             uses = Counter(c.new_digest for c in accepted if c.new_digest is not None)
             for change in accepted:
@@ -322,8 +322,3 @@ class WatcherSyncer:
                 with contextlib.suppress(OSError):  # mine back: the owner's did not land
                     os.replace(kept, target)
             raise
-
-
-def _written(changes: list[FileChange]) -> int:
-    """The bytes putting `changes` in place writes: each path's own copy."""
-    return sum(c.size for c in changes if c.new_digest is not None)
