@@ -103,6 +103,7 @@ class RunnerService:
         # policies change, or RECHECK_SECONDS pass (a condition can depend on other
         # jobs: same_code_as_approved).
         self._not_by_policy: dict[str, tuple[tuple[Signature, Signature], float]] = {}
+        self._policy_files: Signature = ()  # the policy files as this pass found them
         self._finished: queue.Queue[_Finished] = queue.Queue()
         self._hints: set[Path] = set()
         self._hints_lock = threading.Lock()
@@ -228,6 +229,8 @@ class RunnerService:
         found: list[QueuedJob] = []
         # Read once per pass: without an auto-approving policy, new jobs cost no config parsing.
         policies = bool(folders) and any(p.auto_approve for p in load_policies(self.datasite)[0])
+        if policies:  # stat'ed once a pass, not once per inbox job
+            self._policy_files = _tree_signature(policies_dir(self.datasite))
         for folder in folders:
             key = str(folder)
             if key in self.active or key in self.queue:
@@ -280,7 +283,7 @@ class RunnerService:
         """Approve a new job if one of the owner's policies says so. Only jobs never approved: one
         changed after an approval waits for the owner again, whoever approved it first."""
         key, now = str(folder), time.monotonic()
-        signature = (_tree_signature(folder), _tree_signature(policies_dir(self.datasite)))
+        signature = (_tree_signature(folder), self._policy_files)
         refused = self._not_by_policy.get(key)
         if refused is not None and refused[0] == signature and now - refused[1] < RECHECK_SECONDS:
             return False
